@@ -1,0 +1,102 @@
+//! The one error type of the crate, with the stable codes JS callers branch on.
+//!
+//! Messages say what went wrong and what to fix. They never contain a presigned URL or a
+//! credential: code that builds an error from a request names the operation, not the URL.
+
+use std::fmt;
+
+/// Stable, machine-readable error codes: `err.code` in JS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// An option passed to `new Uploader(...)` or `upload(...)` is missing, of the wrong type or
+    /// out of range.
+    InvalidOption,
+    /// The value given to `upload(...)` is not a `Blob` or `File`.
+    InvalidFile,
+    /// The file is larger than S3 (or the chosen part size) allows.
+    FileTooLarge,
+    /// The backend could not be reached: network failure, refused connection or time-out.
+    BackendUnreachable,
+    /// The backend answered, but with an HTTP error, a body that is not the expected JSON, or a
+    /// user callback threw or returned something unusable.
+    BackendError,
+    /// The storage service rejected a part (or a single PUT), or the request failed on the way.
+    PartUploadFailed,
+    /// The storage service accepted a part but the browser could not read its `ETag` header:
+    /// the bucket's CORS rule must list `ETag` in `ExposeHeaders`.
+    EtagNotExposed,
+    /// The upload was aborted by the caller.
+    Aborted,
+}
+
+impl ErrorCode {
+    /// The code as JS sees it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidOption => "invalid_option",
+            ErrorCode::InvalidFile => "invalid_file",
+            ErrorCode::FileTooLarge => "file_too_large",
+            ErrorCode::BackendUnreachable => "backend_unreachable",
+            ErrorCode::BackendError => "backend_error",
+            ErrorCode::PartUploadFailed => "part_upload_failed",
+            ErrorCode::EtagNotExposed => "etag_not_exposed",
+            ErrorCode::Aborted => "aborted",
+        }
+    }
+}
+
+/// An upload failure: a stable code, a message for people, and what else is known.
+#[derive(Debug, Clone)]
+pub struct UploadError {
+    /// Stable code for programs.
+    pub code: ErrorCode,
+    /// What happened and what to do about it. Never contains URLs or secrets.
+    pub message: String,
+    /// HTTP status of the failed response, when there was one.
+    pub status: Option<u16>,
+    /// The value a user callback threw, kept so JS sees it as `err.cause`.
+    pub cause: Option<wasm_bindgen::JsValue>,
+}
+
+impl UploadError {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        UploadError {
+            code,
+            message: message.into(),
+            status: None,
+            cause: None,
+        }
+    }
+
+    /// Adds the HTTP status of the failed response.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Keeps the original JS value (what a callback threw) as the cause.
+    pub fn with_cause(mut self, cause: wasm_bindgen::JsValue) -> Self {
+        self.cause = Some(cause);
+        self
+    }
+
+    /// Prefixes the message with where the failure happened.
+    pub fn context(mut self, context: &str) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// The error the caller's `abort()` turns every pending step into.
+    pub fn aborted() -> Self {
+        UploadError::new(ErrorCode::Aborted, "the upload was aborted")
+    }
+}
+
+impl fmt::Display for UploadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code.as_str())
+    }
+}
+
+impl std::error::Error for UploadError {}

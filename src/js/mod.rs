@@ -1,0 +1,255 @@
+//! The JS-facing surface: the `Uploader` class, the `Upload` handle, option parsing and the
+//! hand-written TypeScript definitions. A thin shell over `crate::upload`.
+
+mod options;
+
+use crate::error::{ErrorCode, UploadError};
+use crate::progress::{ProgressSnapshot, UploadState};
+use crate::upload::{
+    AbortHandle, FileInfo, ProgressReporter, StoredObject, UploadContext, upload_file,
+};
+use crate::web::{AnyBackend, BlobSource, DateClock, FetchTransport};
+use async_lock::Semaphore;
+use js_sys::{Function, Object, Promise, Reflect};
+use options::{UploadOptionsJs, UploaderOptionsJs};
+use serde::Serialize;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
+use web_sys::{Blob, File};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = include_str!("types.d.ts");
+
+/// Turns an [`UploadError`] into a JS `Error` with `code`, and `status` and `cause` when known.
+pub(crate) fn to_js_error(error: UploadError) -> JsValue {
+    let js = js_sys::Error::new(&error.message);
+    js.set_name("S3DirectUploadError");
+    let set = |name: &str, value: &JsValue| {
+        Reflect::set(&js, &name.into(), value).expect("setting a property on a fresh Error");
+    };
+    set("code", &error.code.as_str().into());
+    if let Some(status) = error.status {
+        set("status", &status.into());
+    }
+    if let Some(cause) = &error.cause {
+        set("cause", cause);
+    }
+    js.into()
+}
+
+/// Uploads files straight to S3 through one backend, with one request budget for all of them.
+#[wasm_bindgen]
+pub struct Uploader {
+    inner: Rc<UploaderInner>,
+}
+
+struct UploaderInner {
+    backend: AnyBackend,
+    transport: FetchTransport,
+    budget: Semaphore,
+    concurrency: usize,
+    plan_options: crate::plan::PlanOptions,
+    on_progress: Option<Function>,
+}
+
+#[wasm_bindgen]
+impl Uploader {
+    /// Creates an uploader. Throws an `Error` with code `invalid_option` when an option is wrong.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: UploaderOptionsJs) -> Result<Uploader, JsValue> {
+        let parsed = options::parse_uploader_options(options.into()).map_err(to_js_error)?;
+        Ok(Uploader {
+            inner: Rc::new(UploaderInner {
+                backend: parsed.backend,
+                transport: FetchTransport,
+                budget: Semaphore::new(parsed.concurrency),
+                concurrency: parsed.concurrency,
+                plan_options: parsed.plan_options,
+                on_progress: parsed.on_progress,
+            }),
+        })
+    }
+
+    /// Starts uploading `file` (a `File` or `Blob`). Throws `invalid_file` or `invalid_option`
+    /// at once for bad arguments; every later failure rejects `upload.done`.
+    pub fn upload(
+        &self,
+        file: JsValue,
+        options: Option<UploadOptionsJs>,
+    ) -> Result<Upload, JsValue> {
+        let blob: Blob = file.dyn_into().map_err(|value| {
+            to_js_error(UploadError::new(
+                ErrorCode::InvalidFile,
+                format!(
+                    "upload() takes a File or Blob, and was given {}",
+                    describe(&value)
+                ),
+            ))
+        })?;
+        let options =
+            options::parse_upload_options(options.map(Into::into)).map_err(to_js_error)?;
+        let info = FileInfo {
+            filename: blob
+                .dyn_ref::<File>()
+                .map_or_else(|| "blob".to_owned(), File::name),
+            size: blob.size() as u64,
+            content_type: options
+                .content_type
+                .or_else(|| Some(blob.type_()).filter(|t| !t.is_empty()))
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            key: options.key,
+            metadata: options.metadata,
+        };
+        if let AnyBackend::Callbacks(callbacks) = &self.inner.backend
+            && !callbacks.supports_multipart()
+            && matches!(
+                crate::plan::plan_upload(info.size, &self.inner.plan_options),
+                Ok(crate::plan::UploadPlan::Multipart(_))
+            )
+        {
+            return Err(to_js_error(UploadError::new(
+                ErrorCode::InvalidOption,
+                format!(
+                    "this {}-byte file needs a multipart upload, but the backend callbacks lack \
+                     createMultipartUpload, signParts (or signPart) or completeMultipartUpload",
+                    info.size
+                ),
+            )));
+        }
+        let abort = Rc::new(AbortHandle::default());
+        let done = future_to_promise(run_upload(
+            self.inner.clone(),
+            blob.clone(),
+            info,
+            options.on_progress,
+            abort.clone(),
+        ));
+        Ok(Upload {
+            done,
+            abort,
+            file: blob,
+        })
+    }
+}
+
+async fn run_upload(
+    inner: Rc<UploaderInner>,
+    blob: Blob,
+    info: FileInfo,
+    on_progress: Option<Function>,
+    abort: Rc<AbortHandle>,
+) -> Result<JsValue, JsValue> {
+    let listeners: Vec<Function> = inner
+        .on_progress
+        .iter()
+        .chain(on_progress.iter())
+        .cloned()
+        .collect();
+    let sink = |snapshot: &ProgressSnapshot, key: Option<&str>| {
+        if listeners.is_empty() {
+            return;
+        }
+        let report = progress_object(&blob, key, snapshot);
+        for listener in &listeners {
+            // A throwing progress listener must not break the upload; its error is dropped.
+            let _ = listener.call1(&JsValue::UNDEFINED, &report);
+        }
+    };
+    let clock = DateClock;
+    let progress = ProgressReporter::new(info.size, &clock, &sink);
+    let cx = UploadContext {
+        backend: &inner.backend,
+        transport: &inner.transport,
+        budget: &inner.budget,
+        concurrency: inner.concurrency,
+        plan_options: inner.plan_options,
+        clock: &clock,
+        abort: &abort,
+    };
+    let result = upload_file(&cx, &BlobSource(blob.clone()), &info, &progress).await;
+    progress.set_state(match &result {
+        Ok(_) => UploadState::Done,
+        Err(e) if e.code == ErrorCode::Aborted => UploadState::Aborted,
+        Err(_) => UploadState::Failed,
+    });
+    result
+        .map(|stored| result_object(&stored))
+        .map_err(to_js_error)
+}
+
+fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot) -> JsValue {
+    let report = Object::new();
+    let set = |name: &str, value: JsValue| {
+        Reflect::set(&report, &name.into(), &value).expect("setting a property on a fresh object");
+    };
+    set("file", file.into());
+    set("key", key.map_or(JsValue::NULL, JsValue::from));
+    set("loaded", (p.loaded as f64).into());
+    set("total", (p.total as f64).into());
+    set("bytesPerSecond", p.bytes_per_second.into());
+    set(
+        "etaSeconds",
+        p.eta_seconds.map_or(JsValue::NULL, JsValue::from),
+    );
+    set("state", p.state.as_str().into());
+    report.into()
+}
+
+fn result_object(stored: &StoredObject) -> JsValue {
+    stored
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .expect("the result is plain data")
+}
+
+/// A short description of a wrong argument, for error messages.
+fn describe(value: &JsValue) -> String {
+    if value.is_undefined() {
+        "undefined".into()
+    } else if value.is_null() {
+        "null".into()
+    } else if let Some(s) = value.as_string() {
+        format!("the string {s:?}")
+    } else {
+        value.js_typeof().as_string().map_or_else(
+            || "another value".into(),
+            |t| format!("a value of type {t}"),
+        )
+    }
+}
+
+/// One file's upload: await `done`, or call `abort()`.
+#[wasm_bindgen]
+pub struct Upload {
+    done: Promise,
+    abort: Rc<AbortHandle>,
+    file: Blob,
+}
+
+#[wasm_bindgen]
+impl Upload {
+    /// Resolves with the stored object, or rejects with an `Error` carrying a `code`.
+    #[wasm_bindgen(getter, unchecked_return_type = "Promise<UploadResult>")]
+    pub fn done(&self) -> Promise {
+        self.done.clone()
+    }
+
+    /// The file or blob being uploaded.
+    #[wasm_bindgen(getter)]
+    pub fn file(&self) -> Blob {
+        self.file.clone()
+    }
+
+    /// Cancels every request of this upload and asks the backend to abort the multipart upload.
+    /// Resolves once that is done; `done` then rejects with code `aborted` (unless the upload had
+    /// already finished).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn abort(&self) -> Promise {
+        self.abort.abort();
+        let done = JsFuture::from(self.done.clone());
+        future_to_promise(async move {
+            let _ = done.await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+}

@@ -1,0 +1,185 @@
+//! Parsing and checking the option objects given to `new Uploader(...)` and `upload(...)`.
+
+use crate::error::{ErrorCode, UploadError};
+use crate::plan::PlanOptions;
+use crate::web::{AnyBackend, CallbackBackend, HttpBackend};
+use js_sys::{Function, Reflect};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use wasm_bindgen::prelude::*;
+
+/// Most simultaneous requests an uploader may be given: far above what browsers run at once
+/// per host (6 over HTTP/1.1), so larger numbers are mistakes.
+pub(crate) const MAX_CONCURRENCY: usize = 64;
+/// Default simultaneous requests: the HTTP/1.1 per-host connection limit of browsers.
+pub(crate) const DEFAULT_CONCURRENCY: usize = 6;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The options of `new Uploader(...)`.
+    #[wasm_bindgen(typescript_type = "UploaderOptions")]
+    pub type UploaderOptionsJs;
+    /// The options of `uploader.upload(file, ...)`.
+    #[wasm_bindgen(typescript_type = "UploadOptions")]
+    pub type UploadOptionsJs;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawUploaderOptions {
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    backend: JsValue,
+    #[serde(default)]
+    backend_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    concurrency: Option<u32>,
+    #[serde(default)]
+    part_size: Option<u64>,
+    #[serde(default)]
+    multipart_threshold: Option<u64>,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    on_progress: JsValue,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawUploadOptions {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    on_progress: JsValue,
+}
+
+/// Checked `Uploader` options.
+pub(crate) struct UploaderOptions {
+    pub(crate) backend: AnyBackend,
+    pub(crate) concurrency: usize,
+    pub(crate) plan_options: PlanOptions,
+    pub(crate) on_progress: Option<Function>,
+}
+
+/// Checked `upload()` options.
+#[derive(Default)]
+pub(crate) struct UploadOptions {
+    pub(crate) key: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) on_progress: Option<Function>,
+}
+
+fn invalid(message: String) -> UploadError {
+    UploadError::new(ErrorCode::InvalidOption, message)
+}
+
+fn optional_function(value: JsValue, name: &str) -> Result<Option<Function>, UploadError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value
+        .dyn_into::<Function>()
+        .map(Some)
+        .map_err(|_| invalid(format!("`{name}` must be a function")))
+}
+
+/// Parses `new Uploader(options)`.
+pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions, UploadError> {
+    if !options.is_object() {
+        return Err(invalid(
+            "new Uploader() takes an options object with at least `backend`".into(),
+        ));
+    }
+    let raw: RawUploaderOptions = serde_wasm_bindgen::from_value(options)
+        .map_err(|e| invalid(format!("Uploader options: {e}")))?;
+    let concurrency = raw.concurrency.map_or(DEFAULT_CONCURRENCY, |c| c as usize);
+    if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+        return Err(invalid(format!(
+            "`concurrency` is {concurrency}; use a whole number from 1 to {MAX_CONCURRENCY} (default {DEFAULT_CONCURRENCY})"
+        )));
+    }
+    let plan_options = PlanOptions {
+        part_size: raw.part_size,
+        multipart_threshold: raw.multipart_threshold,
+    };
+    plan_options.validate()?;
+    Ok(UploaderOptions {
+        backend: parse_backend(raw.backend, raw.backend_headers)?,
+        concurrency,
+        plan_options,
+        on_progress: optional_function(raw.on_progress, "onProgress")?,
+    })
+}
+
+fn parse_backend(
+    backend: JsValue,
+    headers: BTreeMap<String, String>,
+) -> Result<AnyBackend, UploadError> {
+    if let Some(base) = backend.as_string() {
+        if base.trim().is_empty() {
+            return Err(invalid(
+                "`backend` is an empty string; give the base URL of the upload API".into(),
+            ));
+        }
+        return Ok(AnyBackend::Http(HttpBackend::new(
+            &base,
+            headers.into_iter().collect(),
+        )));
+    }
+    if !backend.is_object() || backend.is_function() {
+        return Err(invalid(
+            "`backend` must be the base URL of the upload API (a string) or an object of callbacks"
+                .into(),
+        ));
+    }
+    let get = |name: &str| -> Result<Option<Function>, UploadError> {
+        let value = Reflect::get(&backend, &name.into()).unwrap_or(JsValue::UNDEFINED);
+        optional_function(value, &format!("backend.{name}"))
+    };
+    let callbacks = CallbackBackend {
+        create_multipart_upload: get("createMultipartUpload")?,
+        sign_parts: get("signParts")?,
+        sign_part: get("signPart")?,
+        complete_multipart_upload: get("completeMultipartUpload")?,
+        abort_multipart_upload: get("abortMultipartUpload")?,
+        sign_put: get("signPut")?,
+    };
+    if !callbacks.supports_multipart() && callbacks.sign_put.is_none() {
+        return Err(invalid(
+            "the backend callbacks must include signPut, or createMultipartUpload with signParts (or \
+             signPart) and completeMultipartUpload"
+                .into(),
+        ));
+    }
+    Ok(AnyBackend::Callbacks(callbacks))
+}
+
+/// Parses `upload(file, options)`.
+pub(crate) fn parse_upload_options(options: Option<JsValue>) -> Result<UploadOptions, UploadError> {
+    let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else {
+        return Ok(UploadOptions::default());
+    };
+    let raw: RawUploadOptions = serde_wasm_bindgen::from_value(options)
+        .map_err(|e| invalid(format!("upload options: {e}")))?;
+    for (name, value) in &raw.metadata {
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let value_ok = value.bytes().all(|b| (0x20..0x7f).contains(&b));
+        if !name_ok || !value_ok {
+            return Err(invalid(format!(
+                "metadata {name:?}: names may hold ASCII letters, digits, '-' and '_', and values printable \
+                 ASCII only, as S3 sends them in x-amz-meta-* headers"
+            )));
+        }
+    }
+    Ok(UploadOptions {
+        key: raw.key,
+        content_type: raw.content_type,
+        metadata: raw.metadata,
+        on_progress: optional_function(raw.on_progress, "onProgress")?,
+    })
+}

@@ -1,0 +1,138 @@
+
+/** Stable error codes carried by every error this library throws or rejects with. */
+export type UploadErrorCode =
+  | "invalid_option"
+  | "invalid_file"
+  | "file_too_large"
+  | "backend_unreachable"
+  | "backend_error"
+  | "part_upload_failed"
+  | "etag_not_exposed"
+  | "aborted";
+
+/** The `Error` this library throws or rejects with. Branch on `code`, show `message`. */
+export interface S3DirectUploadError extends Error {
+  name: "S3DirectUploadError";
+  code: UploadErrorCode;
+  /** HTTP status of the failed response, when there was one. */
+  status?: number;
+  /** What a backend callback threw or rejected with, unchanged. */
+  cause?: unknown;
+}
+
+/** Life-cycle state of one upload. */
+export type UploadState = "queued" | "uploading" | "completing" | "done" | "failed" | "aborted";
+
+/** A progress report; at most ~10 a second per file, and always a last one with `loaded === total` on success. */
+export interface UploadProgress {
+  file: Blob;
+  /** Object key, once the backend has chosen it. */
+  key: string | null;
+  loaded: number;
+  total: number;
+  bytesPerSecond: number;
+  /** Seconds left at the recent speed; null while unknown. */
+  etaSeconds: number | null;
+  state: UploadState;
+}
+
+/** What `upload.done` resolves with. */
+export interface UploadResult {
+  key: string;
+  /** Object URL without any signature. */
+  location: string | null;
+  etag: string | null;
+  /** A presigned GET URL to show the object, when the backend gives one. */
+  displayUrl: string | null;
+  size: number;
+  /** S3 upload id (multipart uploads only). */
+  uploadId: string | null;
+  /** Number of parts (multipart uploads only). */
+  parts: number | null;
+}
+
+/** The file as the backend is asked to authorize it. */
+export interface FileDescription {
+  filename: string;
+  size: number;
+  contentType: string;
+  /** The key the page would like; the backend decides. */
+  key?: string;
+  metadata: Record<string, string>;
+}
+
+/** A presigned request: send exactly these headers, they are part of the signature. */
+export interface SignedRequest {
+  url: string;
+  headers?: Record<string, string>;
+}
+
+export interface MultipartSession {
+  key: string;
+  uploadId: string;
+}
+
+export interface SignedPart extends SignedRequest {
+  partNumber: number;
+}
+
+export interface CompletedPart {
+  partNumber: number;
+  etag: string;
+}
+
+/**
+ * A backend made of functions, for any server API. Each takes one object and returns a value
+ * or a Promise of one. Give `signPut` for small files and the multipart trio for large ones.
+ */
+export interface BackendCallbacks {
+  createMultipartUpload?: (file: FileDescription) => MultipartSession | Promise<MultipartSession>;
+  /** Signs several parts at once (preferred: fewer round trips). */
+  signParts?: (request: MultipartSession & { partNumbers: number[] }) =>
+    { parts: SignedPart[] } | SignedPart[] | Promise<{ parts: SignedPart[] } | SignedPart[]>;
+  /** Signs one part; used when `signParts` is not given. */
+  signPart?: (request: MultipartSession & { partNumber: number }) => SignedRequest | Promise<SignedRequest>;
+  completeMultipartUpload?: (request: MultipartSession & { parts: CompletedPart[] }) =>
+    CompletedObject | void | Promise<CompletedObject | void>;
+  abortMultipartUpload?: (request: MultipartSession) => unknown;
+  signPut?: (file: FileDescription) => SignedPut | Promise<SignedPut>;
+}
+
+export interface CompletedObject {
+  key?: string;
+  location?: string;
+  etag?: string;
+  displayUrl?: string;
+}
+
+export interface SignedPut extends SignedRequest {
+  /** The object key; defaults to the requested key, then the file name. */
+  key?: string;
+  displayUrl?: string;
+}
+
+export interface UploaderOptions {
+  /** Base URL of the JSON upload API (see the README), or an object of callbacks. */
+  backend: string | BackendCallbacks;
+  /** Headers sent with every request to a URL backend, e.g. `Authorization`. */
+  backendHeaders?: Record<string, string>;
+  /** Simultaneous requests to the store for all files together: 1 to 64, default 6. */
+  concurrency?: number;
+  /** Part size in bytes, 5 MiB to 5 GiB; default: 5 MiB, grown so a file fits in 10,000 parts. */
+  partSize?: number;
+  /** Files up to this many bytes go up in one PUT; default 5 MiB. 0-byte files always do. */
+  multipartThreshold?: number;
+  /** Called with the progress of every file. */
+  onProgress?: (progress: UploadProgress) => void;
+}
+
+export interface UploadOptions {
+  /** The key the page would like; the backend has the last word. */
+  key?: string;
+  /** Defaults to the file's type, then `application/octet-stream`. */
+  contentType?: string;
+  /** User metadata, stored as `x-amz-meta-*`. ASCII only. */
+  metadata?: Record<string, string>;
+  /** Called with the progress of this file. */
+  onProgress?: (progress: UploadProgress) => void;
+}

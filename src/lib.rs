@@ -1,0 +1,22 @@
+//! Upload browser `File`s straight to Amazon S3 and S3-compatible stores.
+//!
+//! The application's backend only authorizes (presigned URLs); the browser moves the bytes.
+//! Large files go up as multipart uploads whose parts are sent in parallel, small ones in one PUT.
+//!
+//! Module map:
+//! - [`plan`]: how a file is cut into parts under the S3 limits (pure).
+//! - [`progress`]: loaded/total, speed, ETA and report throttling (pure).
+//! - [`upload`]: the orchestrator, generic over backend, transport and source (pure).
+//! - [`error`]: the error type and its stable codes.
+//! - `web`: browser edges: `Blob` slicing, `fetch`, the JSON and callback backends.
+//! - `js`: the JS-facing `Uploader` class and its TypeScript definitions.
+
+pub mod error;
+pub mod plan;
+pub mod progress;
+pub mod upload;
+
+mod js;
+mod web;
+
+pub use js::{Upload, Uploader};

@@ -1,0 +1,388 @@
+//! The upload orchestrator: single PUT and multipart flows, generic over where requests go.
+//!
+//! Nothing here touches the browser. The flows talk to a [`Backend`] (who authorizes), a
+//! [`Transport`] (who sends bytes to the store) and a [`Source`] (who cuts the file), so they run
+//! under plain `cargo test` with fakes and in the browser with the real edges in `crate::web`.
+
+mod multipart;
+
+use crate::error::{ErrorCode, UploadError};
+use crate::plan::{PlanOptions, UploadPlan, plan_upload};
+use crate::progress::{ProgressSnapshot, ProgressTracker, UploadState};
+use async_lock::Semaphore;
+use futures::future::{Either, select};
+use serde::{Deserialize, Serialize};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::future::{Future, poll_fn};
+use std::ops::Range;
+use std::pin::pin;
+use std::task::{Poll, Waker};
+
+/// What the backend is asked to authorize: the file as the browser sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileInfo {
+    /// File name (`File.name`), or `"blob"` for a plain `Blob`.
+    pub filename: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// MIME type the object is stored with.
+    pub content_type: String,
+    /// The key the caller would like; the backend has the last word.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// User metadata (`x-amz-meta-*`), for the backend to sign or set.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A multipart upload the backend created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MultipartSession {
+    /// Object key chosen by the backend.
+    pub key: String,
+    /// S3 upload id.
+    pub upload_id: String,
+}
+
+/// A presigned request: the URL and the headers that were signed with it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SignedRequest {
+    /// Presigned URL. A secret: never logged, never put in an error.
+    pub url: String,
+    /// Headers to send exactly as given (they are part of the signature).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// One presigned part URL.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedPart {
+    /// 1-based part number.
+    pub part_number: u32,
+    /// Where and how to send it.
+    #[serde(flatten)]
+    pub request: SignedRequest,
+}
+
+/// A presigned single PUT.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedPut {
+    /// Object key chosen by the backend.
+    pub key: String,
+    /// Where and how to send the file.
+    #[serde(flatten)]
+    pub request: SignedRequest,
+    /// A URL to show the object once stored (a presigned GET), if the backend gives one.
+    #[serde(default)]
+    pub display_url: Option<String>,
+}
+
+/// A part the store accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedPart {
+    /// 1-based part number.
+    pub part_number: u32,
+    /// The `ETag` the store answered with.
+    pub etag: String,
+}
+
+/// What the backend says about the finished object.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedObject {
+    /// Object key, when the backend repeats it.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Object URL (no signature).
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Object `ETag`.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// A URL to show the object (a presigned GET), if the backend gives one.
+    #[serde(default)]
+    pub display_url: Option<String>,
+}
+
+/// The result of a finished upload, as `upload.done` resolves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredObject {
+    /// Object key.
+    pub key: String,
+    /// Object URL without any signature.
+    pub location: Option<String>,
+    /// Object `ETag`, when the store exposes it.
+    pub etag: Option<String>,
+    /// Presigned GET URL for showing the object, when the backend gives one.
+    pub display_url: Option<String>,
+    /// Bytes stored.
+    pub size: u64,
+    /// S3 upload id, for multipart uploads.
+    pub upload_id: Option<String>,
+    /// Number of parts, for multipart uploads.
+    pub parts: Option<u32>,
+}
+
+/// The application's backend: it decides keys and limits and signs requests.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    /// Starts a multipart upload for `file`.
+    async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError>;
+    /// Presigns `UploadPart` for each of `numbers`.
+    async fn sign_parts(
+        &self,
+        session: &MultipartSession,
+        numbers: &[u32],
+    ) -> Result<Vec<SignedPart>, UploadError>;
+    /// Assembles the object from `parts` (sorted by number).
+    async fn complete_multipart(
+        &self,
+        session: &MultipartSession,
+        parts: &[CompletedPart],
+    ) -> Result<CompletedObject, UploadError>;
+    /// Abandons the upload so the store frees its parts.
+    async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError>;
+    /// Presigns a single `PutObject` for `file`.
+    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError>;
+}
+
+/// What the store answered to a PUT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// The `ETag` header, or `None` when the browser cannot read it.
+    pub etag: Option<String>,
+}
+
+/// Sends bytes to the store.
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    /// A request body: a slice of the file, never a copy of its bytes.
+    type Body;
+    /// PUTs `body` to the presigned `request`. `what` names the request in errors
+    /// ("part 3", "the file"), since the URL may not appear there.
+    async fn put(
+        &self,
+        request: &SignedRequest,
+        body: Self::Body,
+        what: &str,
+    ) -> Result<PutOutcome, UploadError>;
+}
+
+/// The file being uploaded.
+pub trait Source {
+    /// What a slice of it is, as the transport sends it.
+    type Body;
+    /// Size in bytes.
+    fn size(&self) -> u64;
+    /// The bytes in `range`, as a body.
+    fn slice(&self, range: Range<u64>) -> Self::Body;
+}
+
+/// Reads the time in milliseconds.
+pub trait Clock {
+    /// Milliseconds since some fixed origin.
+    fn now_ms(&self) -> f64;
+}
+
+/// What one upload needs from the uploader that runs it.
+pub struct UploadContext<'a, B, T, C> {
+    /// Who authorizes.
+    pub backend: &'a B,
+    /// Who sends.
+    pub transport: &'a T,
+    /// The uploader-wide request budget, shared by all files.
+    pub budget: &'a Semaphore,
+    /// Most requests this one file may have in flight.
+    pub concurrency: usize,
+    /// Part size and threshold.
+    pub plan_options: PlanOptions,
+    /// The time.
+    pub clock: &'a C,
+    /// Set when the caller aborts this upload.
+    pub abort: &'a AbortHandle,
+}
+
+/// The caller's abort switch for one upload. Aborting drops the work in progress (which cancels
+/// its requests) and lets the multipart flow tell the backend to abort the upload.
+#[derive(Debug, Default)]
+pub struct AbortHandle {
+    aborted: Cell<bool>,
+    waiting: RefCell<Vec<Waker>>,
+}
+
+impl AbortHandle {
+    /// Aborts; every [`AbortHandle::guard`] in progress ends with an `aborted` error.
+    pub fn abort(&self) {
+        self.aborted.set(true);
+        for waker in self.waiting.take() {
+            waker.wake();
+        }
+    }
+
+    /// Whether [`AbortHandle::abort`] was called.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.get()
+    }
+
+    async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.aborted.get() {
+                return Poll::Ready(());
+            }
+            let mut waiting = self.waiting.borrow_mut();
+            if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                waiting.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await;
+    }
+
+    /// Runs `work` unless the upload is aborted first; then `work` is dropped.
+    pub async fn guard<T>(
+        &self,
+        work: impl Future<Output = Result<T, UploadError>>,
+    ) -> Result<T, UploadError> {
+        if self.is_aborted() {
+            return Err(UploadError::aborted());
+        }
+        match select(pin!(work), pin!(self.wait())).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), _)) => Err(UploadError::aborted()),
+        }
+    }
+}
+
+/// Progress of one upload, shared by the parts in flight. Borrowed only between awaits.
+pub struct ProgressReporter<'a, C> {
+    tracker: RefCell<ProgressTracker>,
+    key: RefCell<Option<String>>,
+    clock: &'a C,
+    sink: &'a dyn Fn(&ProgressSnapshot, Option<&str>),
+}
+
+impl<'a, C: Clock> ProgressReporter<'a, C> {
+    /// A reporter for `total` bytes that hands reports to `sink` (with the key, once known).
+    pub fn new(
+        total: u64,
+        clock: &'a C,
+        sink: &'a dyn Fn(&ProgressSnapshot, Option<&str>),
+    ) -> Self {
+        ProgressReporter {
+            tracker: RefCell::new(ProgressTracker::new(total, clock.now_ms())),
+            key: RefCell::new(None),
+            clock,
+            sink,
+        }
+    }
+
+    fn set_key(&self, key: &str) {
+        *self.key.borrow_mut() = Some(key.to_owned());
+    }
+
+    fn add(&self, bytes: u64) {
+        self.tracker.borrow_mut().add(bytes, self.clock.now_ms());
+        self.emit();
+    }
+
+    /// Moves to `state` and reports it.
+    pub fn set_state(&self, state: UploadState) {
+        self.tracker.borrow_mut().set_state(state);
+        self.emit();
+    }
+
+    fn emit(&self) {
+        let report = self.tracker.borrow_mut().report(self.clock.now_ms());
+        if let Some(snapshot) = report {
+            let key = self.key.borrow().clone();
+            (self.sink)(&snapshot, key.as_deref());
+        }
+    }
+}
+
+/// Uploads `source` as described by `file`, reporting through `progress`.
+///
+/// Plans the upload, then runs a single PUT or the multipart flow. When a multipart upload was
+/// created and anything fails, the backend is asked to abort it before the error is returned, so
+/// no orphaned upload is left behind.
+pub async fn upload_file<B, T, S, C>(
+    cx: &UploadContext<'_, B, T, C>,
+    source: &S,
+    file: &FileInfo,
+    progress: &ProgressReporter<'_, C>,
+) -> Result<StoredObject, UploadError>
+where
+    B: Backend,
+    T: Transport,
+    S: Source<Body = T::Body>,
+    C: Clock,
+{
+    match plan_upload(source.size(), &cx.plan_options)? {
+        UploadPlan::SinglePut { size } => {
+            cx.abort
+                .guard(single_put(cx, source, file, size, progress))
+                .await
+        }
+        UploadPlan::Multipart(plan) => multipart::run(cx, source, file, plan, progress).await,
+    }
+}
+
+async fn single_put<B, T, S, C>(
+    cx: &UploadContext<'_, B, T, C>,
+    source: &S,
+    file: &FileInfo,
+    size: u64,
+    progress: &ProgressReporter<'_, C>,
+) -> Result<StoredObject, UploadError>
+where
+    B: Backend,
+    T: Transport,
+    S: Source<Body = T::Body>,
+    C: Clock,
+{
+    let signed = cx.backend.sign_put(file).await?;
+    progress.set_key(&signed.key);
+    let outcome = {
+        let _slot = cx.budget.acquire().await;
+        progress.set_state(UploadState::Uploading);
+        cx.transport
+            .put(&signed.request, source.slice(0..size), "the file")
+            .await?
+    };
+    progress.add(size);
+    Ok(StoredObject {
+        location: Some(without_query(&signed.request.url)),
+        key: signed.key,
+        etag: outcome.etag,
+        display_url: signed.display_url,
+        size,
+        upload_id: None,
+        parts: None,
+    })
+}
+
+/// The object URL of a presigned URL: everything before the query, which holds the signature.
+fn without_query(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or_default().to_owned()
+}
+
+/// The error for a part whose `ETag` the browser could not read.
+fn etag_not_exposed(what: &str) -> UploadError {
+    UploadError::new(
+        ErrorCode::EtagNotExposed,
+        format!(
+            "the store accepted {what} but the browser cannot read its ETag header, which \
+             CompleteMultipartUpload needs: add \"ETag\" to ExposeHeaders in the bucket's CORS \
+             configuration"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests;

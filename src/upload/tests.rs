@@ -1,0 +1,367 @@
+//! Orchestrator tests with in-memory fakes: concurrency, batching, ordering and failure handling.
+
+use super::*;
+use crate::plan::MIB;
+use futures::executor::block_on;
+use futures::future::join;
+use std::cell::Cell;
+use std::task::Context;
+
+/// Yields to the executor once, so that other futures run in between.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx: &mut Context<'_>| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+#[derive(Default)]
+struct FakeBackend {
+    sign_calls: RefCell<Vec<Vec<u32>>>,
+    completed: RefCell<Option<Vec<CompletedPart>>>,
+    aborted: Cell<u32>,
+    /// Part numbers the backend "forgets" to sign.
+    skip_signing: Vec<u32>,
+}
+
+impl Backend for FakeBackend {
+    async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
+        yield_now().await;
+        Ok(MultipartSession {
+            key: format!("uploads/{}", file.filename),
+            upload_id: "u-1".into(),
+        })
+    }
+    async fn sign_parts(
+        &self,
+        _s: &MultipartSession,
+        numbers: &[u32],
+    ) -> Result<Vec<SignedPart>, UploadError> {
+        self.sign_calls.borrow_mut().push(numbers.to_vec());
+        yield_now().await;
+        Ok(numbers
+            .iter()
+            .filter(|n| !self.skip_signing.contains(n))
+            .map(|&n| SignedPart {
+                part_number: n,
+                request: SignedRequest {
+                    url: format!("https://store/part{n}?X-Amz-Signature=s"),
+                    headers: BTreeMap::new(),
+                },
+            })
+            .collect())
+    }
+    async fn complete_multipart(
+        &self,
+        s: &MultipartSession,
+        parts: &[CompletedPart],
+    ) -> Result<CompletedObject, UploadError> {
+        *self.completed.borrow_mut() = Some(parts.to_vec());
+        Ok(CompletedObject {
+            location: Some(format!("https://store/{}", s.key)),
+            ..Default::default()
+        })
+    }
+    async fn abort_multipart(&self, _s: &MultipartSession) -> Result<(), UploadError> {
+        self.aborted.set(self.aborted.get() + 1);
+        Ok(())
+    }
+    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
+        Ok(SignedPut {
+            key: format!("uploads/{}", file.filename),
+            request: SignedRequest {
+                url: "https://store/obj?X-Amz-Signature=secret".into(),
+                headers: BTreeMap::new(),
+            },
+            display_url: None,
+        })
+    }
+}
+
+/// What the fake store does with a request.
+#[derive(Clone, Copy, PartialEq)]
+enum StoreBehaviour {
+    Accept,
+    HideEtag,
+    RejectPart(u32),
+    /// Never answers part `n`: a request the caller must cancel.
+    HangOnPart(u32),
+}
+
+struct FakeTransport {
+    behaviour: StoreBehaviour,
+    in_flight: Cell<usize>,
+    max_in_flight: Cell<usize>,
+    bodies: RefCell<Vec<Range<u64>>>,
+}
+
+impl FakeTransport {
+    fn new(behaviour: StoreBehaviour) -> Self {
+        FakeTransport {
+            behaviour,
+            in_flight: Cell::new(0),
+            max_in_flight: Cell::new(0),
+            bodies: RefCell::new(vec![]),
+        }
+    }
+}
+
+impl Transport for FakeTransport {
+    type Body = Range<u64>;
+    async fn put(
+        &self,
+        request: &SignedRequest,
+        body: Range<u64>,
+        what: &str,
+    ) -> Result<PutOutcome, UploadError> {
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.max_in_flight
+            .set(self.max_in_flight.get().max(self.in_flight.get()));
+        for _ in 0..3 {
+            yield_now().await;
+        }
+        self.in_flight.set(self.in_flight.get() - 1);
+        let part = request
+            .url
+            .split("part")
+            .nth(1)
+            .and_then(|s| s.split('?').next())
+            .and_then(|s| s.parse().ok());
+        match (self.behaviour, part) {
+            (StoreBehaviour::RejectPart(n), Some(p)) if n == p => {
+                return Err(UploadError::new(
+                    ErrorCode::PartUploadFailed,
+                    format!("{what} rejected"),
+                )
+                .with_status(403));
+            }
+            (StoreBehaviour::HangOnPart(n), Some(p)) if n == p => {
+                std::future::pending::<()>().await
+            }
+            _ => {}
+        }
+        self.bodies.borrow_mut().push(body);
+        let etag = (self.behaviour != StoreBehaviour::HideEtag)
+            .then(|| format!("\"etag-{}\"", part.unwrap_or(0)));
+        Ok(PutOutcome { etag })
+    }
+}
+
+struct FakeSource(u64);
+
+impl Source for FakeSource {
+    type Body = Range<u64>;
+    fn size(&self) -> u64 {
+        self.0
+    }
+    fn slice(&self, range: Range<u64>) -> Range<u64> {
+        range
+    }
+}
+
+struct TickClock(Cell<f64>);
+
+impl Clock for TickClock {
+    fn now_ms(&self) -> f64 {
+        self.0.set(self.0.get() + 1.0);
+        self.0.get()
+    }
+}
+
+fn file(name: &str, size: u64) -> FileInfo {
+    FileInfo {
+        filename: name.into(),
+        size,
+        content_type: "application/octet-stream".into(),
+        key: None,
+        metadata: BTreeMap::new(),
+    }
+}
+
+struct Harness {
+    backend: FakeBackend,
+    transport: FakeTransport,
+    budget: Semaphore,
+    clock: TickClock,
+    abort: AbortHandle,
+}
+
+impl Harness {
+    fn new(behaviour: StoreBehaviour, budget: usize) -> Self {
+        Harness {
+            backend: FakeBackend::default(),
+            transport: FakeTransport::new(behaviour),
+            budget: Semaphore::new(budget),
+            clock: TickClock(Cell::new(0.0)),
+            abort: AbortHandle::default(),
+        }
+    }
+
+    fn cx(&self, concurrency: usize) -> UploadContext<'_, FakeBackend, FakeTransport, TickClock> {
+        UploadContext {
+            backend: &self.backend,
+            transport: &self.transport,
+            budget: &self.budget,
+            concurrency,
+            plan_options: PlanOptions::default(),
+            clock: &self.clock,
+            abort: &self.abort,
+        }
+    }
+
+    fn run(&self, size: u64) -> Result<StoredObject, UploadError> {
+        let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
+        let progress = ProgressReporter::new(size, &self.clock, &sink);
+        block_on(upload_file(
+            &self.cx(6),
+            &FakeSource(size),
+            &file("a.bin", size),
+            &progress,
+        ))
+    }
+}
+
+#[test]
+fn multipart_sends_every_range_once_and_completes_in_part_order() {
+    let h = Harness::new(StoreBehaviour::Accept, 6);
+    let size = 23 * MIB + 5;
+    let stored = h.run(size).unwrap();
+    assert_eq!((stored.parts, stored.size), (Some(5), size));
+    let mut bodies = h.transport.bodies.borrow().clone();
+    bodies.sort_by_key(|r| r.start);
+    let expected: Vec<Range<u64>> = (0..5)
+        .map(|i| i * 5 * MIB..((i + 1) * 5 * MIB).min(size))
+        .collect();
+    assert_eq!(bodies, expected);
+    let completed = h.backend.completed.borrow().clone().unwrap();
+    let numbers: Vec<u32> = completed.iter().map(|p| p.part_number).collect();
+    assert_eq!(numbers, vec![1, 2, 3, 4, 5]);
+    assert_eq!(completed[2].etag, "\"etag-3\"");
+    assert_eq!(h.backend.aborted.get(), 0);
+}
+
+#[test]
+fn parts_are_signed_in_batches_not_one_by_one() {
+    let h = Harness::new(StoreBehaviour::Accept, 6);
+    h.run(200 * MIB).unwrap(); // 40 parts, batches of 12 at concurrency 6
+    let calls = h.backend.sign_calls.borrow();
+    let signed: Vec<u32> = calls.iter().flatten().copied().collect();
+    assert_eq!(
+        signed,
+        (1..=40).collect::<Vec<_>>(),
+        "every part signed exactly once"
+    );
+    assert!(
+        calls.len() <= 4,
+        "{} signing requests for 40 parts",
+        calls.len()
+    );
+}
+
+#[test]
+fn one_budget_bounds_requests_across_files() {
+    let h = Harness::new(StoreBehaviour::Accept, 3);
+    let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
+    let (a, b) = (FakeSource(40 * MIB), FakeSource(30 * MIB));
+    let pa = ProgressReporter::new(a.0, &h.clock, &sink);
+    let pb = ProgressReporter::new(b.0, &h.clock, &sink);
+    let cx = h.cx(6);
+    let (ra, rb) = block_on(join(
+        upload_file(&cx, &a, &file("a", a.0), &pa),
+        upload_file(&cx, &b, &file("b", b.0), &pb),
+    ));
+    assert!(ra.is_ok() && rb.is_ok());
+    assert_eq!(
+        h.transport.max_in_flight.get(),
+        3,
+        "parallel, but never more than the budget"
+    );
+}
+
+#[test]
+fn a_hidden_etag_fails_fast_and_aborts_the_upload() {
+    let h = Harness::new(StoreBehaviour::HideEtag, 6);
+    let err = h.run(12 * MIB).unwrap_err();
+    assert_eq!(err.code, ErrorCode::EtagNotExposed);
+    assert!(err.message.contains("ExposeHeaders"), "{}", err.message);
+    assert_eq!(h.backend.aborted.get(), 1);
+    assert!(h.backend.completed.borrow().is_none());
+}
+
+#[test]
+fn a_rejected_part_fails_the_upload_and_aborts_it() {
+    let h = Harness::new(StoreBehaviour::RejectPart(2), 6);
+    let err = h.run(12 * MIB).unwrap_err();
+    assert_eq!(
+        (err.code, err.status),
+        (ErrorCode::PartUploadFailed, Some(403))
+    );
+    assert_eq!(h.backend.aborted.get(), 1);
+}
+
+#[test]
+fn a_part_the_backend_did_not_sign_is_a_backend_error() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    h.backend.skip_signing = vec![2];
+    let err = h.run(12 * MIB).unwrap_err();
+    assert_eq!(err.code, ErrorCode::BackendError);
+    assert!(err.message.contains("part 2"), "{}", err.message);
+    assert_eq!(h.backend.aborted.get(), 1);
+}
+
+#[test]
+fn abort_cancels_a_hanging_part_and_aborts_the_upload() {
+    let h = Harness::new(StoreBehaviour::HangOnPart(1), 6);
+    let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
+    let progress = ProgressReporter::new(12 * MIB, &h.clock, &sink);
+    let cx = h.cx(6);
+    let aborter = async {
+        for _ in 0..20 {
+            yield_now().await;
+        }
+        h.abort.abort();
+    };
+    let (result, ()) = block_on(join(
+        upload_file(&cx, &FakeSource(12 * MIB), &file("a", 12 * MIB), &progress),
+        aborter,
+    ));
+    assert_eq!(result.unwrap_err().code, ErrorCode::Aborted);
+    assert_eq!(h.backend.aborted.get(), 1);
+    assert!(h.backend.completed.borrow().is_none());
+}
+
+#[test]
+fn small_files_use_one_put_and_the_location_carries_no_signature() {
+    let h = Harness::new(StoreBehaviour::Accept, 6);
+    let stored = h.run(1).unwrap();
+    assert_eq!(stored.location.as_deref(), Some("https://store/obj"));
+    assert_eq!((stored.upload_id, stored.parts), (None, None));
+    assert_eq!(*h.transport.bodies.borrow(), vec![0..1]);
+}
+
+#[test]
+fn progress_only_grows_and_reaches_the_total() {
+    let h = Harness::new(StoreBehaviour::Accept, 6);
+    let seen = RefCell::new(Vec::new());
+    let sink = |s: &ProgressSnapshot, _: Option<&str>| seen.borrow_mut().push(s.loaded);
+    let size = 31 * MIB;
+    let progress = ProgressReporter::new(size, &h.clock, &sink);
+    block_on(upload_file(
+        &h.cx(6),
+        &FakeSource(size),
+        &file("a", size),
+        &progress,
+    ))
+    .unwrap();
+    progress.set_state(UploadState::Done);
+    let seen = seen.borrow();
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(*seen.last().unwrap(), size);
+}

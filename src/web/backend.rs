@@ -1,0 +1,430 @@
+//! Backends: the default JSON-over-HTTP contract, and JS callbacks for any other backend.
+//!
+//! Both speak the same request and answer shapes (camelCase JSON), documented in the README.
+
+use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
+use crate::error::{ErrorCode, UploadError};
+use crate::upload::{
+    Backend, CompletedObject, CompletedPart, FileInfo, MultipartSession, SignedPart, SignedPut,
+    SignedRequest,
+};
+use futures::future::try_join_all;
+use gloo_net::http::Request;
+use js_sys::{Function, Promise};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignPartsRequest<'a> {
+    key: &'a str,
+    upload_id: &'a str,
+    part_numbers: &'a [u32],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignPartRequest<'a> {
+    key: &'a str,
+    upload_id: &'a str,
+    part_number: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CompleteRequest<'a> {
+    key: &'a str,
+    upload_id: &'a str,
+    parts: &'a [CompletedPart],
+}
+
+/// `{ parts: [...] }`, or the bare array, which callbacks often return.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SignPartsAnswer {
+    Wrapped { parts: Vec<SignedPart> },
+    Bare(Vec<SignedPart>),
+}
+
+impl SignPartsAnswer {
+    fn into_parts(self) -> Vec<SignedPart> {
+        match self {
+            SignPartsAnswer::Wrapped { parts } | SignPartsAnswer::Bare(parts) => parts,
+        }
+    }
+}
+
+/// A single-PUT answer. The HTTP contract always names the key; a callback may leave it out,
+/// and then the key the caller asked for (or the file name) is used.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignPutAnswer {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(flatten)]
+    request: SignedRequest,
+    #[serde(default)]
+    display_url: Option<String>,
+}
+
+impl SignPutAnswer {
+    fn into_signed_put(self, file: &FileInfo) -> SignedPut {
+        let key = self
+            .key
+            .or_else(|| file.key.clone())
+            .unwrap_or_else(|| file.filename.clone());
+        SignedPut {
+            key,
+            request: self.request,
+            display_url: self.display_url,
+        }
+    }
+}
+
+/// Any answer at all: for requests whose answer carries nothing we need.
+#[derive(Deserialize)]
+struct Ignored {}
+
+fn to_js<T: Serialize>(value: &T) -> JsValue {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .expect("request shapes are plain data")
+}
+
+fn backend_error(message: String) -> UploadError {
+    UploadError::new(ErrorCode::BackendError, message)
+}
+
+/// The default backend: `POST {base}/multipart`, `/multipart/sign`, `/multipart/complete`,
+/// `/multipart/abort` and `/put`, with JSON bodies.
+pub(crate) struct HttpBackend {
+    base: String,
+    headers: Vec<(String, String)>,
+}
+
+impl HttpBackend {
+    /// A backend at `base` (no trailing slash needed), sending `headers` (for example
+    /// `Authorization`) with every request.
+    pub(crate) fn new(base: &str, headers: Vec<(String, String)>) -> Self {
+        HttpBackend {
+            base: base.trim_end_matches('/').to_owned(),
+            headers,
+        }
+    }
+
+    async fn post<A: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<A, UploadError> {
+        let url = format!("{}{path}", self.base);
+        let what = format!("POST {url}");
+        let guard = RequestGuard::new(BACKEND_TIMEOUT_MS);
+        let body = js_sys::JSON::stringify(&to_js(body)).expect("plain data stringifies");
+        let mut builder = Request::post(&url)
+            .abort_signal(Some(&guard.signal()))
+            .header("Content-Type", "application/json");
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(body)
+            .map_err(|e| backend_error(format!("could not build {what}: {e}")))?;
+        let response = request.send().await.map_err(|_| {
+            let why = if guard.timed_out() {
+                format!("no answer within {} s", BACKEND_TIMEOUT_MS / 1000)
+            } else {
+                "the network failed, the server is down, or its CORS rules do not allow this page"
+                    .to_owned()
+            };
+            UploadError::new(
+                ErrorCode::BackendUnreachable,
+                format!("could not reach the backend ({what}): {why}"),
+            )
+        })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|_| {
+            backend_error(format!("the answer to {what} could not be read")).with_status(status)
+        })?;
+        let parsed = js_sys::JSON::parse(&text).ok();
+        if !response.ok() {
+            let said = parsed
+                .as_ref()
+                .and_then(|v| js_sys::Reflect::get(v, &"error".into()).ok())
+                .and_then(|v| v.as_string())
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            return Err(backend_error(format!(
+                "the backend answered {what} with HTTP {status}{said}"
+            ))
+            .with_status(status));
+        }
+        let Some(parsed) = parsed else {
+            return Err(backend_error(format!(
+                "the backend answered {what} with something that is not JSON; check that the backend URL \
+                 points at the upload API"
+            ))
+            .with_status(status));
+        };
+        serde_wasm_bindgen::from_value(parsed).map_err(|e| {
+            backend_error(format!(
+                "the backend's answer to {what} is not as expected: {e}"
+            ))
+        })
+    }
+}
+
+impl Backend for HttpBackend {
+    async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
+        self.post("/multipart", file).await
+    }
+
+    async fn sign_parts(
+        &self,
+        session: &MultipartSession,
+        numbers: &[u32],
+    ) -> Result<Vec<SignedPart>, UploadError> {
+        let request = SignPartsRequest {
+            key: &session.key,
+            upload_id: &session.upload_id,
+            part_numbers: numbers,
+        };
+        self.post::<SignPartsAnswer>("/multipart/sign", &request)
+            .await
+            .map(SignPartsAnswer::into_parts)
+    }
+
+    async fn complete_multipart(
+        &self,
+        session: &MultipartSession,
+        parts: &[CompletedPart],
+    ) -> Result<CompletedObject, UploadError> {
+        let request = CompleteRequest {
+            key: &session.key,
+            upload_id: &session.upload_id,
+            parts,
+        };
+        self.post("/multipart/complete", &request).await
+    }
+
+    async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError> {
+        self.post::<Ignored>("/multipart/abort", session)
+            .await
+            .map(|_| ())
+    }
+
+    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
+        self.post::<SignPutAnswer>("/put", file)
+            .await
+            .map(|a| a.into_signed_put(file))
+    }
+}
+
+/// A backend made of the caller's functions, each taking one object and returning a value or a
+/// Promise of one. Names follow Uppy's so that existing code ports easily.
+#[derive(Default)]
+pub(crate) struct CallbackBackend {
+    pub(crate) create_multipart_upload: Option<Function>,
+    pub(crate) sign_parts: Option<Function>,
+    pub(crate) sign_part: Option<Function>,
+    pub(crate) complete_multipart_upload: Option<Function>,
+    pub(crate) abort_multipart_upload: Option<Function>,
+    pub(crate) sign_put: Option<Function>,
+}
+
+impl CallbackBackend {
+    /// Whether multipart uploads are possible: create, sign and complete are all given.
+    pub(crate) fn supports_multipart(&self) -> bool {
+        self.create_multipart_upload.is_some()
+            && (self.sign_parts.is_some() || self.sign_part.is_some())
+            && self.complete_multipart_upload.is_some()
+    }
+
+    async fn call<A: DeserializeOwned>(
+        name: &str,
+        function: Option<&Function>,
+        argument: &impl Serialize,
+    ) -> Result<A, UploadError> {
+        let function = function.ok_or_else(|| {
+            UploadError::new(
+                ErrorCode::InvalidOption,
+                format!("this upload needs the backend callback `{name}`, which was not given"),
+            )
+        })?;
+        let returned = function
+            .call1(&JsValue::UNDEFINED, &to_js(argument))
+            .map_err(|thrown| {
+                backend_error(format!(
+                    "the `{name}` callback threw: {}",
+                    js_message(&thrown)
+                ))
+                .with_cause(thrown)
+            })?;
+        let settled = within(
+            BACKEND_TIMEOUT_MS,
+            JsFuture::from(Promise::resolve(&returned)),
+        )
+        .await;
+        let value = match settled {
+            None => {
+                return Err(UploadError::new(
+                    ErrorCode::BackendUnreachable,
+                    format!(
+                        "the `{name}` callback did not settle within {} s",
+                        BACKEND_TIMEOUT_MS / 1000
+                    ),
+                ));
+            }
+            Some(Err(rejected)) => {
+                return Err(backend_error(format!(
+                    "the `{name}` callback rejected: {}",
+                    js_message(&rejected)
+                ))
+                .with_cause(rejected));
+            }
+            Some(Ok(value)) => value,
+        };
+        serde_wasm_bindgen::from_value(value).map_err(|e| {
+            backend_error(format!(
+                "the `{name}` callback returned something unexpected: {e}"
+            ))
+        })
+    }
+}
+
+impl Backend for CallbackBackend {
+    async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
+        Self::call(
+            "createMultipartUpload",
+            self.create_multipart_upload.as_ref(),
+            file,
+        )
+        .await
+    }
+
+    async fn sign_parts(
+        &self,
+        session: &MultipartSession,
+        numbers: &[u32],
+    ) -> Result<Vec<SignedPart>, UploadError> {
+        if self.sign_parts.is_some() || self.sign_part.is_none() {
+            let request = SignPartsRequest {
+                key: &session.key,
+                upload_id: &session.upload_id,
+                part_numbers: numbers,
+            };
+            let answer: SignPartsAnswer =
+                Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
+            return Ok(answer.into_parts());
+        }
+        try_join_all(numbers.iter().map(|&part_number| async move {
+            let request = SignPartRequest {
+                key: &session.key,
+                upload_id: &session.upload_id,
+                part_number,
+            };
+            let signed: SignedRequest =
+                Self::call("signPart", self.sign_part.as_ref(), &request).await?;
+            Ok(SignedPart {
+                part_number,
+                request: signed,
+            })
+        }))
+        .await
+    }
+
+    async fn complete_multipart(
+        &self,
+        session: &MultipartSession,
+        parts: &[CompletedPart],
+    ) -> Result<CompletedObject, UploadError> {
+        let request = CompleteRequest {
+            key: &session.key,
+            upload_id: &session.upload_id,
+            parts,
+        };
+        let answer: Option<CompletedObject> = Self::call(
+            "completeMultipartUpload",
+            self.complete_multipart_upload.as_ref(),
+            &request,
+        )
+        .await?;
+        Ok(answer.unwrap_or_default())
+    }
+
+    async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError> {
+        if self.abort_multipart_upload.is_none() {
+            return Err(UploadError::new(
+                ErrorCode::InvalidOption,
+                "no `abortMultipartUpload` callback was given, so the failed upload's parts stay in the \
+                 bucket until a lifecycle rule removes them",
+            ));
+        }
+        Self::call::<Option<Ignored>>(
+            "abortMultipartUpload",
+            self.abort_multipart_upload.as_ref(),
+            session,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
+        Self::call::<SignPutAnswer>("signPut", self.sign_put.as_ref(), file)
+            .await
+            .map(|a| a.into_signed_put(file))
+    }
+}
+
+/// The backend an `Uploader` was configured with.
+pub(crate) enum AnyBackend {
+    Http(HttpBackend),
+    Callbacks(CallbackBackend),
+}
+
+impl Backend for AnyBackend {
+    async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.create_multipart(file).await,
+            AnyBackend::Callbacks(b) => b.create_multipart(file).await,
+        }
+    }
+
+    async fn sign_parts(
+        &self,
+        session: &MultipartSession,
+        numbers: &[u32],
+    ) -> Result<Vec<SignedPart>, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.sign_parts(session, numbers).await,
+            AnyBackend::Callbacks(b) => b.sign_parts(session, numbers).await,
+        }
+    }
+
+    async fn complete_multipart(
+        &self,
+        session: &MultipartSession,
+        parts: &[CompletedPart],
+    ) -> Result<CompletedObject, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.complete_multipart(session, parts).await,
+            AnyBackend::Callbacks(b) => b.complete_multipart(session, parts).await,
+        }
+    }
+
+    async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.abort_multipart(session).await,
+            AnyBackend::Callbacks(b) => b.abort_multipart(session).await,
+        }
+    }
+
+    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.sign_put(file).await,
+            AnyBackend::Callbacks(b) => b.sign_put(file).await,
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Browser edges of the orchestrator: the file as a `Blob`, `fetch` as the transport, the
+//! clock, and request guards that cancel by drop.
+
+mod backend;
+
+pub(crate) use backend::{AnyBackend, CallbackBackend, HttpBackend};
+
+use crate::error::{ErrorCode, UploadError};
+use crate::upload::{Clock, PutOutcome, SignedRequest, Source, Transport};
+use futures::future::{Either, select};
+use gloo_net::http::{Request, Response};
+use js_sys::{Function, Promise};
+use std::cell::Cell;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::pin;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, AbortSignal, Blob};
+
+#[wasm_bindgen]
+extern "C" {
+    // The global timer functions, present in windows and workers alike.
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &Function, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+}
+
+/// Time given to every backend request or callback before it counts as unreachable.
+pub(crate) const BACKEND_TIMEOUT_MS: u32 = 30_000;
+/// A PUT may take 30 s plus the time to send its body at this slowest acceptable rate
+/// (400 kbit/s); past that the link is treated as broken rather than slow.
+const SLOWEST_BYTES_PER_SECOND: f64 = 50_000.0;
+
+/// Owns one request's `AbortController` and time-out. Dropping it cancels the request, which
+/// dropping the `fetch` future alone does not do.
+pub(crate) struct RequestGuard {
+    controller: AbortController,
+    timer: JsValue,
+    _on_timeout: Closure<dyn FnMut()>,
+    timed_out: Rc<Cell<bool>>,
+}
+
+impl RequestGuard {
+    /// A guard that aborts the request after `timeout_ms`.
+    pub(crate) fn new(timeout_ms: u32) -> Self {
+        let controller =
+            AbortController::new().expect("AbortController exists in every supported browser");
+        let timed_out = Rc::new(Cell::new(false));
+        let on_timeout = {
+            let (controller, timed_out) = (controller.clone(), timed_out.clone());
+            Closure::<dyn FnMut()>::new(move || {
+                timed_out.set(true);
+                controller.abort();
+            })
+        };
+        let ms = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
+        let timer = set_timeout(on_timeout.as_ref().unchecked_ref(), ms);
+        RequestGuard {
+            controller,
+            timer,
+            _on_timeout: on_timeout,
+            timed_out,
+        }
+    }
+
+    /// The signal to hand to `fetch`.
+    pub(crate) fn signal(&self) -> AbortSignal {
+        self.controller.signal()
+    }
+
+    /// Whether the time-out, not the caller, ended the request.
+    pub(crate) fn timed_out(&self) -> bool {
+        self.timed_out.get()
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        clear_timeout(&self.timer);
+        self.controller.abort();
+    }
+}
+
+/// Resolves after `ms` milliseconds.
+async fn sleep(ms: u32) {
+    let ms = i32::try_from(ms).unwrap_or(i32::MAX);
+    let promise = Promise::new(&mut |resolve, _reject| {
+        set_timeout(&resolve, ms);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Runs `work` for at most `ms` milliseconds; `None` when time ran out.
+pub(crate) async fn within<T>(ms: u32, work: impl Future<Output = T>) -> Option<T> {
+    match select(pin!(work), pin!(sleep(ms))).await {
+        Either::Left((value, _)) => Some(value),
+        Either::Right(((), _)) => None,
+    }
+}
+
+/// The message of a thrown JS value: `Error.message`, or the value as a string.
+pub(crate) fn js_message(value: &JsValue) -> String {
+    match value.dyn_ref::<js_sys::Error>() {
+        Some(error) => String::from(error.message()),
+        None => value.as_string().unwrap_or_else(|| format!("{value:?}")),
+    }
+}
+
+/// The file: a `Blob` (or `File`), cut with `Blob.slice` so bytes never enter wasm memory.
+pub(crate) struct BlobSource(pub(crate) Blob);
+
+impl Source for BlobSource {
+    type Body = Blob;
+
+    fn size(&self) -> u64 {
+        self.0.size() as u64
+    }
+
+    fn slice(&self, range: Range<u64>) -> Blob {
+        self.0
+            .slice_with_f64_and_f64(range.start as f64, range.end as f64)
+            .expect("Blob.slice with in-range offsets does not throw")
+    }
+}
+
+/// Sends bodies with `fetch`. Progress is per request: `fetch` cannot report upload bytes.
+pub(crate) struct FetchTransport;
+
+impl Transport for FetchTransport {
+    type Body = Blob;
+
+    async fn put(
+        &self,
+        request: &SignedRequest,
+        body: Blob,
+        what: &str,
+    ) -> Result<PutOutcome, UploadError> {
+        let timeout_ms = 30_000.0 + body.size() / SLOWEST_BYTES_PER_SECOND * 1000.0;
+        let guard = RequestGuard::new(timeout_ms.min(f64::from(i32::MAX)) as u32);
+        let mut builder = Request::put(&request.url).abort_signal(Some(&guard.signal()));
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let failed = |message: String| UploadError::new(ErrorCode::PartUploadFailed, message);
+        let request = builder
+            .body(body)
+            .map_err(|e| failed(format!("could not build the request for {what}: {e}")))?;
+        let response = request.send().await.map_err(|_| {
+            if guard.timed_out() {
+                failed(format!("{what} got no answer within {} s", (timeout_ms / 1000.0).round()))
+            } else {
+                failed(format!(
+                    "{what} failed before the store answered: the network failed, or the bucket's CORS \
+                     rule does not allow this origin, the PUT method or the request's headers"
+                ))
+            }
+        })?;
+        if !response.ok() {
+            let status = response.status();
+            let detail = store_error_detail(&response).await;
+            return Err(failed(format!(
+                "the store rejected {what} with HTTP {status}{detail}"
+            ))
+            .with_status(status));
+        }
+        Ok(PutOutcome {
+            etag: response.headers().get("ETag"),
+        })
+    }
+}
+
+/// `" (Code: Message)"` from an S3 XML error body, or `""` when there is none.
+async fn store_error_detail(response: &Response) -> String {
+    let body = response.text().await.unwrap_or_default();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = body.find(&open)? + open.len();
+        let end = body[start..].find("</")? + start;
+        Some(body[start..end].to_owned())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(message)) => format!(" ({code}: {message})"),
+        (Some(code), None) => format!(" ({code})"),
+        _ => String::new(),
+    }
+}
+
+/// Milliseconds from `Date.now()`.
+pub(crate) struct DateClock;
+
+impl Clock for DateClock {
+    fn now_ms(&self) -> f64 {
+        js_sys::Date::now()
+    }
+}
