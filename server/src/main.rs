@@ -1,1 +1,251 @@
-fn main() {}
+//! Reference backend for s3-direct-upload.
+//!
+//! One process: the JSON upload API under `/api/uploads`, the demo page (`www/`) and the built
+//! library (`pkg/`), and, unless another S3 endpoint is configured, an embedded S3-compatible
+//! store on a second loopback port. Run with `--help` for the flags.
+
+mod api;
+mod policy;
+mod store;
+
+use api::{AppState, S3Target};
+use axum::Router;
+use axum::routing::{get, post};
+use policy::UploadPolicy;
+use rusty_s3::{Bucket, Credentials, UrlStyle};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::services::ServeDir;
+
+const HELP: &str = "\
+reference-server: the s3-direct-upload reference backend
+
+  --listen ADDR           API and demo page (default 127.0.0.1:8080; port 0 picks a free one)
+  --store-listen ADDR     embedded S3 store (default 127.0.0.1:0)
+  --data-dir DIR          where the embedded store keeps objects (default: a new temp dir)
+  --bucket NAME           bucket (default direct-uploads)
+  --no-expose-etag        leave ETag out of the store's CORS ExposeHeaders (to test that mistake)
+  --allowed-origins LIST  comma-separated origins for the store's CORS rule (default *)
+  --key-prefix P          every object key starts with P (default uploads/)
+  --max-size BYTES        largest accepted file (default 10737418240, 10 GiB)
+  --allowed-types LIST    comma-separated content types, 'image/*' style (default */*)
+  --www DIR, --pkg DIR    static files (defaults www, pkg)
+  --ready-file FILE       write {\"app\", \"store\", \"dataDir\"} as JSON once listening
+  --test-hooks            add /__test/ routes used by the browser tests
+  --s3-endpoint URL       use this S3 endpoint instead of the embedded store; credentials
+                          from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN]
+  --s3-region R           region for --s3-endpoint (default us-east-1)
+  --path-style            path-style addressing for --s3-endpoint (MinIO, s3s)";
+
+struct Config {
+    listen: SocketAddr,
+    store_listen: SocketAddr,
+    data_dir: Option<PathBuf>,
+    bucket: String,
+    expose_etag: bool,
+    allowed_origins: Vec<String>,
+    policy: UploadPolicy,
+    www: PathBuf,
+    pkg: PathBuf,
+    ready_file: Option<PathBuf>,
+    test_hooks: bool,
+    s3_endpoint: Option<String>,
+    s3_region: String,
+    path_style: bool,
+}
+
+fn parse_args() -> Result<Config, String> {
+    let mut c = Config {
+        listen: "127.0.0.1:8080".parse().expect("valid"),
+        store_listen: "127.0.0.1:0".parse().expect("valid"),
+        data_dir: None,
+        bucket: "direct-uploads".into(),
+        expose_etag: true,
+        allowed_origins: vec!["*".into()],
+        policy: UploadPolicy {
+            key_prefix: "uploads/".into(),
+            max_size: 10 << 30,
+            allowed_types: vec!["*/*".into()],
+        },
+        www: "www".into(),
+        pkg: "pkg".into(),
+        ready_file: None,
+        test_hooks: false,
+        s3_endpoint: None,
+        s3_region: "us-east-1".into(),
+        path_style: false,
+    };
+    let list = |v: String| {
+        v.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => c.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
+            "--store-listen" => {
+                c.store_listen = value()?
+                    .parse()
+                    .map_err(|e| format!("--store-listen: {e}"))?
+            }
+            "--data-dir" => c.data_dir = Some(value()?.into()),
+            "--bucket" => c.bucket = value()?,
+            "--no-expose-etag" => c.expose_etag = false,
+            "--allowed-origins" => c.allowed_origins = list(value()?),
+            "--key-prefix" => c.policy.key_prefix = value()?,
+            "--max-size" => {
+                c.policy.max_size = value()?.parse().map_err(|e| format!("--max-size: {e}"))?
+            }
+            "--allowed-types" => c.policy.allowed_types = list(value()?.to_ascii_lowercase()),
+            "--www" => c.www = value()?.into(),
+            "--pkg" => c.pkg = value()?.into(),
+            "--ready-file" => c.ready_file = Some(value()?.into()),
+            "--test-hooks" => c.test_hooks = true,
+            "--s3-endpoint" => c.s3_endpoint = Some(value()?),
+            "--s3-region" => c.s3_region = value()?,
+            "--path-style" => c.path_style = true,
+            "--help" | "-h" => return Err(HELP.into()),
+            other => return Err(format!("unknown flag {other}\n\n{HELP}")),
+        }
+    }
+    Ok(c)
+}
+
+#[tokio::main]
+async fn main() {
+    let config = match parse_args() {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(config).await {
+        eprintln!("reference-server: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let data_dir = match &c.data_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("s3du-store-{}", std::process::id())),
+    };
+    let (endpoint, credentials, url_style, store_endpoint) = match &c.s3_endpoint {
+        Some(endpoint) => {
+            let credentials = Credentials::from_env()
+                .ok_or("--s3-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")?;
+            let style = if c.path_style {
+                UrlStyle::Path
+            } else {
+                UrlStyle::VirtualHost
+            };
+            (endpoint.clone(), credentials, style, None)
+        }
+        None => {
+            let cors = store::CorsRule::for_uploads(c.allowed_origins.clone(), c.expose_etag);
+            let embedded = store::start(c.store_listen, &data_dir, &c.bucket, cors).await?;
+            let credentials = Credentials::new(embedded.access_key, embedded.secret_key);
+            (
+                embedded.endpoint.clone(),
+                credentials,
+                UrlStyle::Path,
+                Some(embedded.endpoint),
+            )
+        }
+    };
+    let bucket = Bucket::new(
+        endpoint.parse()?,
+        url_style,
+        c.bucket.clone(),
+        c.s3_region.clone(),
+    )?;
+    let state = Arc::new(AppState {
+        s3: S3Target {
+            bucket,
+            credentials,
+            client: reqwest::Client::new(),
+        },
+        policy: c.policy.clone(),
+        open: Mutex::new(Default::default()),
+    });
+
+    let api = Router::new()
+        .route("/multipart", post(api::create))
+        .route("/multipart/sign", post(api::sign_parts))
+        .route("/multipart/complete", post(api::complete))
+        .route("/multipart/abort", post(api::abort))
+        .route("/put", post(api::sign_put))
+        .with_state(state.clone());
+    let mut app = Router::new().nest("/api/uploads", api);
+    if c.test_hooks {
+        app = app.nest("/__test", test_hooks(state, data_dir.clone()));
+    }
+    let app = app
+        .nest_service("/pkg", ServeDir::new(&c.pkg))
+        .fallback_service(ServeDir::new(&c.www))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods(Any)
+                .allow_headers(Any),
+        );
+
+    let listener = tokio::net::TcpListener::bind(c.listen).await?;
+    let app_url = format!("http://{}", listener.local_addr()?);
+    if let Some(file) = &c.ready_file {
+        let ready =
+            serde_json::json!({ "app": app_url, "store": store_endpoint, "dataDir": data_dir });
+        std::fs::write(file, ready.to_string())?;
+    }
+    println!("s3-direct-upload demo: open {app_url}/ (API at {app_url}/api/uploads)");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// Routes the browser tests use to look behind the API: open uploads in the store, and
+/// endpoints that misbehave on purpose. Only mounted with `--test-hooks`.
+fn test_hooks(state: Arc<AppState>, data_dir: PathBuf) -> Router {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::{Json, extract::Path};
+    Router::new()
+        .route(
+            "/open-uploads",
+            get(move || async move {
+                let in_store = store::open_multipart_uploads(&data_dir).unwrap_or_default();
+                let in_backend: Vec<String> =
+                    state.open.lock().expect("lock").keys().cloned().collect();
+                Json(serde_json::json!({ "store": in_store, "backend": in_backend }))
+            }),
+        )
+        .route(
+            "/not-json/{*rest}",
+            post(|| async { ([("content-type", "text/html")], "<html>Welcome</html>") }),
+        )
+        .route(
+            "/empty-json/{*rest}",
+            post(|| async { Json(serde_json::json!({})) }),
+        )
+        .route(
+            "/status/{code}/{*rest}",
+            post(|Path((code, _)): Path<(u16, String)>| async move {
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                (
+                    status,
+                    Json(serde_json::json!({ "error": "injected failure" })),
+                )
+                    .into_response()
+            }),
+        )
+}

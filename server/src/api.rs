@@ -1,0 +1,413 @@
+//! The JSON upload contract (see the README): create, sign, complete and abort multipart
+//! uploads, and sign single PUTs. Every request is checked against the [`UploadPolicy`] and the
+//! uploads this server opened before anything is signed.
+
+use crate::policy::{Refusal, UploadPolicy};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rusty_s3::actions::CompleteMultipartUploadResponse;
+use rusty_s3::actions::CreateMultipartUpload;
+use rusty_s3::{Bucket, Credentials, S3Action};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long presigned URLs stay valid: long enough for a slow part, short enough to limit harm.
+pub const URL_TTL: Duration = Duration::from_secs(3600);
+/// Most part URLs one signing request may ask for.
+const MAX_SIGN_BATCH: usize = 1000;
+/// Most multipart uploads open at once; more means a client is not completing or aborting.
+const MAX_OPEN_UPLOADS: usize = 10_000;
+/// S3's smallest part (but the last): bounds how many parts a declared size can need.
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// The bucket this server signs for, and how it reaches it.
+pub struct S3Target {
+    /// Bucket, endpoint, region and addressing style.
+    pub bucket: Bucket,
+    /// The signing key pair: stays on the server.
+    pub credentials: Credentials,
+    /// For the server's own calls (create, complete, abort, head).
+    pub client: reqwest::Client,
+}
+
+/// A multipart upload this server created and has not seen completed or aborted.
+#[derive(Debug, Clone)]
+pub struct OpenUpload {
+    key: String,
+    size: u64,
+}
+
+/// Shared state of the API handlers.
+pub struct AppState {
+    /// Where uploads go.
+    pub s3: S3Target,
+    /// What is allowed.
+    pub policy: UploadPolicy,
+    /// Open multipart uploads by upload id.
+    pub open: Mutex<HashMap<String, OpenUpload>>,
+}
+
+/// An API failure: status and a message for the page, as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        ApiError(
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+            r.message,
+        )
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
+}
+
+fn store_failed(operation: &str, detail: impl std::fmt::Display) -> ApiError {
+    ApiError(
+        StatusCode::BAD_GATEWAY,
+        format!("the store failed {operation}: {detail}"),
+    )
+}
+
+/// `POST /multipart` and `POST /put`: the file the page wants to upload.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileRequest {
+    filename: String,
+    size: u64,
+    content_type: String,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+/// `{key, uploadId}`: names an open multipart upload.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadRef {
+    key: String,
+    upload_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignRequest {
+    #[serde(flatten)]
+    upload: UploadRef,
+    part_numbers: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteRequest {
+    #[serde(flatten)]
+    upload: UploadRef,
+    parts: Vec<PartRef>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartRef {
+    part_number: u32,
+    etag: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedPart {
+    part_number: u32,
+    url: String,
+}
+
+fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    for (name, value) in metadata {
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(bad_request(format!(
+                "metadata {name:?} must be an ASCII token with a printable ASCII value"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The headers a presigned request for `file` signs, and the page must send.
+fn signed_headers(
+    content_type: &str,
+    metadata: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    std::iter::once(("content-type".to_owned(), content_type.to_owned()))
+        .chain(
+            metadata
+                .iter()
+                .map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone())),
+        )
+        .collect()
+}
+
+impl AppState {
+    fn display_url(&self, key: &str) -> String {
+        self.s3
+            .bucket
+            .get_object(Some(&self.s3.credentials), key)
+            .sign(URL_TTL)
+            .to_string()
+    }
+
+    fn object_url(&self, key: &str) -> String {
+        self.s3.bucket.object_url(key).to_string()
+    }
+
+    /// The open upload `r` names, if it is one of ours and the key matches.
+    fn open_upload(&self, r: &UploadRef) -> Result<OpenUpload, ApiError> {
+        let open = self.open.lock().expect("lock").get(&r.upload_id).cloned();
+        match open {
+            Some(upload) if upload.key == r.key && self.policy.owns(&r.key) => Ok(upload),
+            _ => Err(ApiError(
+                StatusCode::NOT_FOUND,
+                "no open upload with this key and uploadId".into(),
+            )),
+        }
+    }
+}
+
+/// `POST /multipart`: creates a multipart upload.
+pub async fn create(
+    State(st): State<Arc<AppState>>,
+    Json(req): Json<FileRequest>,
+) -> Result<Json<Value>, ApiError> {
+    check_metadata(&req.metadata)?;
+    let key = st.policy.admit(
+        &req.filename,
+        req.size,
+        &req.content_type,
+        req.key.as_deref(),
+    )?;
+    if st.open.lock().expect("lock").len() >= MAX_OPEN_UPLOADS {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many open uploads; complete or abort some".into(),
+        ));
+    }
+    let headers = signed_headers(&req.content_type, &req.metadata);
+    let mut action = st
+        .s3
+        .bucket
+        .create_multipart_upload(Some(&st.s3.credentials), &key);
+    for (name, value) in &headers {
+        action.headers_mut().insert(name.clone(), value.clone());
+    }
+    let mut request = st.s3.client.post(action.sign(URL_TTL));
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    let body = send(request, "CreateMultipartUpload").await?;
+    let parsed = CreateMultipartUpload::parse_response(&body)
+        .map_err(|e| store_failed("CreateMultipartUpload", e))?;
+    let upload_id = parsed.upload_id().to_owned();
+    st.open.lock().expect("lock").insert(
+        upload_id.clone(),
+        OpenUpload {
+            key: key.clone(),
+            size: req.size,
+        },
+    );
+    Ok(Json(json!({ "key": key, "uploadId": upload_id })))
+}
+
+/// `POST /multipart/sign`: presigns `UploadPart` for a batch of part numbers.
+pub async fn sign_parts(
+    State(st): State<Arc<AppState>>,
+    Json(req): Json<SignRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let upload = st.open_upload(&req.upload)?;
+    let most_parts = upload.size.div_ceil(MIN_PART_SIZE).clamp(1, 10_000);
+    if req.part_numbers.is_empty() || req.part_numbers.len() > MAX_SIGN_BATCH {
+        return Err(bad_request(format!(
+            "partNumbers must list 1 to {MAX_SIGN_BATCH} parts"
+        )));
+    }
+    if let Some(n) = req
+        .part_numbers
+        .iter()
+        .find(|&&n| n == 0 || u64::from(n) > most_parts)
+    {
+        return Err(bad_request(format!(
+            "part {n} is outside 1..={most_parts}, the most a {}-byte file can need",
+            upload.size
+        )));
+    }
+    let parts: Vec<SignedPart> = req
+        .part_numbers
+        .iter()
+        .map(|&n| {
+            let part = u16::try_from(n).expect("checked to be at most 10,000");
+            let action = st.s3.bucket.upload_part(
+                Some(&st.s3.credentials),
+                &upload.key,
+                part,
+                &req.upload.upload_id,
+            );
+            SignedPart {
+                part_number: n,
+                url: action.sign(URL_TTL).to_string(),
+            }
+        })
+        .collect();
+    Ok(Json(json!({ "parts": parts })))
+}
+
+/// `POST /multipart/complete`: assembles the object, then checks its size against the declared one.
+pub async fn complete(
+    State(st): State<Arc<AppState>>,
+    Json(req): Json<CompleteRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let upload = st.open_upload(&req.upload)?;
+    if req.parts.is_empty()
+        || req
+            .parts
+            .iter()
+            .enumerate()
+            .any(|(i, p)| p.part_number as usize != i + 1)
+    {
+        return Err(bad_request(
+            "parts must be numbered 1, 2, 3, ... in order, with no gaps",
+        ));
+    }
+    let creds = Some(&st.s3.credentials);
+    let action = st.s3.bucket.complete_multipart_upload(
+        creds,
+        &upload.key,
+        &req.upload.upload_id,
+        req.parts.iter().map(|p| p.etag.as_str()),
+    );
+    let url = action.sign(URL_TTL);
+    let body = send(
+        st.s3.client.post(url).body(action.body()),
+        "CompleteMultipartUpload",
+    )
+    .await?;
+    // S3 may answer 200 and still fail: the body then holds an <Error>.
+    let parsed = CompleteMultipartUploadResponse::parse(&body).map_err(|_| {
+        store_failed(
+            "CompleteMultipartUpload",
+            error_code(&body).unwrap_or("unexpected answer"),
+        )
+    })?;
+    st.open.lock().expect("lock").remove(&req.upload.upload_id);
+
+    let head = st.s3.bucket.head_object(creds, &upload.key).sign(URL_TTL);
+    let stored = st
+        .s3
+        .client
+        .head(head)
+        .send()
+        .await
+        .map_err(|e| store_failed("HeadObject", e))?;
+    let stored_size = stored
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if stored_size != Some(upload.size) {
+        let delete = st.s3.bucket.delete_object(creds, &upload.key).sign(URL_TTL);
+        let _ = st.s3.client.delete(delete).send().await;
+        return Err(bad_request(format!(
+            "the stored object is {} bytes, not the {} declared; it was deleted",
+            stored_size.map_or("an unknown number of".into(), |s| s.to_string()),
+            upload.size
+        )));
+    }
+    Ok(Json(json!({
+        "key": upload.key,
+        "location": st.object_url(&upload.key),
+        "etag": parsed.etag(),
+        "displayUrl": st.display_url(&upload.key),
+    })))
+}
+
+/// `POST /multipart/abort`: abandons an upload and frees its parts.
+pub async fn abort(
+    State(st): State<Arc<AppState>>,
+    Json(req): Json<UploadRef>,
+) -> Result<Json<Value>, ApiError> {
+    let upload = st.open_upload(&req)?;
+    let action =
+        st.s3
+            .bucket
+            .abort_multipart_upload(Some(&st.s3.credentials), &upload.key, &req.upload_id);
+    send(
+        st.s3.client.delete(action.sign(URL_TTL)),
+        "AbortMultipartUpload",
+    )
+    .await?;
+    st.open.lock().expect("lock").remove(&req.upload_id);
+    Ok(Json(json!({})))
+}
+
+/// `POST /put`: presigns a single `PutObject` with the content type and metadata signed in.
+pub async fn sign_put(
+    State(st): State<Arc<AppState>>,
+    Json(req): Json<FileRequest>,
+) -> Result<Json<Value>, ApiError> {
+    check_metadata(&req.metadata)?;
+    let key = st.policy.admit(
+        &req.filename,
+        req.size,
+        &req.content_type,
+        req.key.as_deref(),
+    )?;
+    let headers = signed_headers(&req.content_type, &req.metadata);
+    let mut action = st.s3.bucket.put_object(Some(&st.s3.credentials), &key);
+    for (name, value) in &headers {
+        action.headers_mut().insert(name.clone(), value.clone());
+    }
+    let url = action.sign(URL_TTL).to_string();
+    let headers: BTreeMap<String, String> = headers.into_iter().collect();
+    Ok(Json(
+        json!({ "key": key, "url": url, "headers": headers, "displayUrl": st.display_url(&key) }),
+    ))
+}
+
+/// Sends a request to the store and returns the body of a 2xx answer.
+async fn send(request: reqwest::RequestBuilder, operation: &str) -> Result<String, ApiError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| store_failed(operation, e.without_url()))?;
+    let status = response.status();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| store_failed(operation, e.without_url()))?;
+    if !status.is_success() {
+        return Err(store_failed(
+            operation,
+            format!("HTTP {status} {}", error_code(&body).unwrap_or_default()),
+        ));
+    }
+    Ok(body)
+}
+
+/// The `<Code>` of an S3 XML error body.
+fn error_code(body: &str) -> Option<&str> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let end = body[start..].find("</Code>")? + start;
+    Some(&body[start..end])
+}
