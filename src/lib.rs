@@ -19,4 +19,4 @@ pub mod upload;
 mod js;
 mod web;
 
-pub use js::{Upload, Uploader};
+pub use js::{Upload, UploadOptionsJs, Uploader, UploaderOptionsJs};

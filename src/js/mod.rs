@@ -11,7 +11,7 @@ use crate::upload::{
 use crate::web::{AnyBackend, BlobSource, DateClock, FetchTransport};
 use async_lock::Semaphore;
 use js_sys::{Function, Object, Promise, Reflect};
-use options::{UploadOptionsJs, UploaderOptionsJs};
+pub use options::{UploadOptionsJs, UploaderOptionsJs};
 use serde::Serialize;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;

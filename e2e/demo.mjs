@@ -1,0 +1,77 @@
+// End-to-end test of the demo page: headless Chromium (Debian's, driven by playwright-core)
+// picks a file from disk, the page uploads it through the reference server to the embedded
+// store, and the stored object is compared with the source byte for byte.
+//
+// Env: APP (reference server URL), STORE_DIR (embedded store's bucket directory), FILE (the file
+// to upload), ARTIFACTS (where the screenshot goes). Prints the throughput it measured.
+import { chromium } from "playwright-core";
+import { open, readFile, mkdir } from "node:fs/promises";
+import { basename, join } from "node:path";
+
+const { APP, STORE_DIR, FILE, ARTIFACTS } = process.env;
+const UPLOAD_TIMEOUT_MS = 10 * 60 * 1000;
+
+async function sameBytes(a, b) {
+  const [fa, fb] = [await open(a), await open(b)];
+  try {
+    const [sa, sb] = [await fa.stat(), await fb.stat()];
+    if (sa.size !== sb.size) return `sizes differ: ${sa.size} stored, ${sb.size} source`;
+    const chunk = 8 * 1024 * 1024;
+    const [ba, bb] = [Buffer.alloc(chunk), Buffer.alloc(chunk)];
+    for (let at = 0; at < sa.size; at += chunk) {
+      const { bytesRead } = await fa.read(ba, 0, chunk, at);
+      await fb.read(bb, 0, chunk, at);
+      if (ba.compare(bb, 0, bytesRead, 0, bytesRead) !== 0) return `bytes differ in the chunk at ${at}`;
+    }
+    return null;
+  } finally {
+    await fa.close();
+    await fb.close();
+  }
+}
+
+const webdriver = JSON.parse(await readFile(new URL("../webdriver.json", import.meta.url)));
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: webdriver["goog:chromeOptions"].args.filter((a) => !a.startsWith("--headless")),
+  headless: true,
+});
+let failure = null;
+try {
+  const page = await browser.newPage({ viewport: { width: 900, height: 600 } });
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  await page.goto(`${APP}/`);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 30_000 });
+
+  const started = Date.now();
+  await page.setInputFiles("#picker", FILE);
+  const row = await page.waitForSelector('.file[data-state="done"], .file[data-state="failed"], .file[data-state="aborted"]', {
+    timeout: UPLOAD_TIMEOUT_MS,
+  });
+  const seconds = (Date.now() - started) / 1000;
+  const data = await row.evaluate((e) => ({ ...e.dataset, bar: e.querySelector("progress")?.value, status: e.querySelector(".status").textContent }));
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, "demo.png"), fullPage: true });
+
+  if (data.state !== "done") {
+    failure = `the demo page reported ${data.status}`;
+  } else if (data.bar !== 1) {
+    failure = `the progress bar stopped at ${data.bar}`;
+  } else if (pageErrors.length) {
+    failure = `the page threw: ${pageErrors.join("; ")}`;
+  } else {
+    failure = await sameBytes(join(STORE_DIR, data.key), FILE);
+    const { size } = await (await open(FILE)).stat();
+    console.log(`e2e: ${basename(FILE)}: ${(size / 2 ** 20).toFixed(0)} MiB stored byte-identical as ${data.key} ` +
+      `in ${seconds.toFixed(1)} s = ${(size / 2 ** 20 / seconds).toFixed(0)} MiB/s (demo page, headless Chromium, loopback)`);
+  }
+} finally {
+  await browser.close();
+}
+if (failure) {
+  console.log(`e2e: demo upload FAILED: ${failure}`);
+  console.log("e2e: 0 passed, 1 failed");
+  process.exit(1);
+}
+console.log("e2e: 1 passed, 0 failed");

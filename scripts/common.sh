@@ -1,0 +1,43 @@
+# Shared by scripts/demo.sh and scripts/test.sh: build steps and server start-up.
+# Source it from the repository root.
+
+# Builds the library into pkg/ (wasm-pack, release profile, wasm-opt from Debian's binaryen).
+build_pkg() {
+  wasm-pack build --target web --release --out-dir pkg --no-pack 2>&1 | grep -v '^\[INFO\]' || true
+  test -f pkg/s3_direct_upload_bg.wasm
+}
+
+# Builds the reference server.
+build_server() {
+  cargo build -p reference-server --profile server --quiet
+}
+
+# start_server NAME ARGS...: starts the reference server on free loopback ports, waits (10 s at
+# most) for its ready file .tmp/NAME.json, and appends its PID to .tmp/pids.
+start_server() {
+  local name=$1; shift
+  rm -f ".tmp/$name.json"
+  target/server/reference-server --listen 127.0.0.1:0 --ready-file ".tmp/$name.json" \
+    --data-dir ".tmp/$name-store" "$@" > ".tmp/$name.log" 2>&1 &
+  echo $! >> .tmp/pids
+  for _ in $(seq 100); do
+    [ -s ".tmp/$name.json" ] && return 0
+    sleep 0.1
+  done
+  echo "reference server '$name' did not start:" >&2
+  cat ".tmp/$name.log" >&2
+  return 1
+}
+
+# ready_field NAME FIELD: a field of server NAME's ready file.
+ready_field() {
+  python3 -c "import json,sys; print(json.load(open('.tmp/$1.json'))['$2'])"
+}
+
+# Stops every server this run started, by PID.
+stop_servers() {
+  if [ -f .tmp/pids ]; then
+    while read -r pid; do kill "$pid" 2>/dev/null || true; done < .tmp/pids
+    rm -f .tmp/pids
+  fi
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what building and testing s3-direct-upload needs, skipping what is already there:
+# the Rust toolchain pinned in rust-toolchain.toml (with the wasm32 target), wasm-pack,
+# wasm-bindgen-cli at exactly the version in Cargo.lock, Debian's chromium, chromium-driver and
+# binaryen (wasm-opt), and the e2e test's npm packages. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*"; }
+
+# Rust toolchain and target (rust-toolchain.toml names them; rustup may not install on its own).
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup toolchain list | grep -q "^$toolchain"; then
+  log "installing Rust $toolchain"
+  rustup toolchain install "$toolchain" --profile minimal -c clippy -c rustfmt -t wasm32-unknown-unknown
+fi
+if ! rustup target list --installed --toolchain "$toolchain" | grep -q wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown --toolchain "$toolchain"
+fi
+
+# Debian packages: the browser, its driver, and wasm-opt (wasm-pack cannot download them here).
+missing=()
+for pair in chromium:/usr/bin/chromium chromium-driver:/usr/bin/chromedriver binaryen:/usr/bin/wasm-opt; do
+  [ -x "${pair#*:}" ] || missing+=("${pair%%:*}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# wasm-pack, and wasm-bindgen-cli matching the wasm-bindgen in Cargo.lock exactly.
+if ! command -v wasm-pack >/dev/null; then
+  log "installing wasm-pack (a few minutes)"
+  cargo install wasm-pack
+fi
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]; then
+  log "installing wasm-bindgen-cli $wb_version (a few minutes)"
+  cargo install wasm-bindgen-cli --version "$wb_version" --force
+fi
+
+# npm packages of the end-to-end test (playwright-core drives Debian's chromium).
+if [ ! -d e2e/node_modules/playwright-core ]; then
+  log "installing e2e npm packages"
+  (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+log "ready"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test of s3-direct-upload: formatting and lints, native unit tests (library and
+# reference server), browser tests in headless Chromium against two live reference servers, and
+# the end-to-end demo-page test uploading a 1 GiB file. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/common.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+bash scripts/setup.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy -p s3-direct-upload --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
+
+step "native unit tests"
+cargo test -p s3-direct-upload --lib
+cargo test -p reference-server --profile server
+
+step "build"
+build_pkg
+build_server
+
+rm -rf .tmp && mkdir -p .tmp
+trap stop_servers EXIT
+start_server main --test-hooks \
+  --allowed-types "image/*,video/*,audio/*,text/*,application/octet-stream,application/pdf,application/zip"
+start_server no-etag --test-hooks --no-expose-etag
+
+step "browser tests (headless Chromium)"
+S3DU_TEST_APP=$(ready_field main app) \
+S3DU_TEST_APP_NO_ETAG=$(ready_field no-etag app) \
+CHROMEDRIVER=/usr/bin/chromedriver \
+WASM_BINDGEN_TEST_TIMEOUT=600 \
+  cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser
+
+step "end-to-end: the demo page uploads ${E2E_SIZE_MIB:=1024} MiB"
+head -c $((E2E_SIZE_MIB * 1024 * 1024)) /dev/urandom > .tmp/e2e-upload.bin
+APP=$(ready_field main app) STORE_DIR="$(ready_field main dataDir)/direct-uploads" \
+FILE=.tmp/e2e-upload.bin ARTIFACTS=e2e/artifacts \
+  timeout 900 node e2e/demo.mjs
+rm -f .tmp/e2e-upload.bin
