@@ -1,7 +1,7 @@
 # Shared by scripts/demo.sh and scripts/test.sh: build steps and server start-up.
 # Source it from the repository root.
 
-# Builds the library into pkg/ (wasm-pack, release profile, wasm-opt from Debian's binaryen).
+# Builds the library into pkg/ (wasm-pack, release profile).
 build_pkg() {
   wasm-pack build --target web --release --out-dir pkg --no-pack 2>&1 | grep -v '^\[INFO\]' || true
   test -f pkg/s3_direct_upload_bg.wasm

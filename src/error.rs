@@ -61,12 +61,7 @@ pub struct UploadError {
 impl UploadError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        UploadError {
-            code,
-            message: message.into(),
-            status: None,
-            cause: None,
-        }
+        UploadError { code, message: message.into(), status: None, cause: None }
     }
 
     /// Adds the HTTP status of the failed response.

@@ -59,10 +59,7 @@ impl PartPlan {
     /// # Panics
     /// If `number` is 0 or greater than `count`: callers only ask for parts of the plan.
     pub fn range(&self, number: u32) -> Range<u64> {
-        assert!(
-            number >= 1 && number <= self.count,
-            "part {number} is outside the plan"
-        );
+        assert!(number >= 1 && number <= self.count, "part {number} is outside the plan");
         let start = u64::from(number - 1) * self.part_size;
         start..(start + self.part_size).min(self.size)
     }
@@ -120,14 +117,10 @@ pub fn plan_upload(size: u64, options: &PlanOptions) -> Result<UploadPlan, Uploa
     if size > MAX_OBJECT_SIZE {
         return Err(UploadError::new(
             ErrorCode::FileTooLarge,
-            format!(
-                "the file is {size} bytes; S3 stores objects up to {MAX_OBJECT_SIZE} bytes (5 TiB)"
-            ),
+            format!("the file is {size} bytes; S3 stores objects up to {MAX_OBJECT_SIZE} bytes (5 TiB)"),
         ));
     }
-    let threshold = options
-        .multipart_threshold
-        .unwrap_or(DEFAULT_MULTIPART_THRESHOLD);
+    let threshold = options.multipart_threshold.unwrap_or(DEFAULT_MULTIPART_THRESHOLD);
     if size == 0 || size <= threshold {
         return Ok(UploadPlan::SinglePut { size });
     }
@@ -148,11 +141,7 @@ pub fn plan_upload(size: u64, options: &PlanOptions) -> Result<UploadPlan, Uploa
         None => DEFAULT_PART_SIZE.max(smallest_part_size(size)),
     };
     let count = u32::try_from(size.div_ceil(part_size)).expect("at most 10,000 parts");
-    Ok(UploadPlan::Multipart(PartPlan {
-        size,
-        part_size,
-        count,
-    }))
+    Ok(UploadPlan::Multipart(PartPlan { size, part_size, count }))
 }
 
 /// Smallest whole-MiB part size that fits `size` bytes into 10,000 parts.
@@ -179,30 +168,15 @@ mod tests {
     fn empty_and_tiny_files_use_a_single_put() {
         assert_eq!(auto(0).unwrap(), UploadPlan::SinglePut { size: 0 });
         assert_eq!(auto(1).unwrap(), UploadPlan::SinglePut { size: 1 });
-        assert_eq!(
-            auto(5 * MIB - 1).unwrap(),
-            UploadPlan::SinglePut { size: 5 * MIB - 1 }
-        );
-        assert_eq!(
-            auto(5 * MIB).unwrap(),
-            UploadPlan::SinglePut { size: 5 * MIB }
-        );
+        assert_eq!(auto(5 * MIB - 1).unwrap(), UploadPlan::SinglePut { size: 5 * MIB - 1 });
+        assert_eq!(auto(5 * MIB).unwrap(), UploadPlan::SinglePut { size: 5 * MIB });
     }
 
     #[test]
     fn zero_bytes_is_a_single_put_even_with_threshold_zero() {
-        let options = PlanOptions {
-            multipart_threshold: Some(0),
-            ..Default::default()
-        };
-        assert_eq!(
-            plan_upload(0, &options).unwrap(),
-            UploadPlan::SinglePut { size: 0 }
-        );
-        assert!(matches!(
-            plan_upload(1, &options).unwrap(),
-            UploadPlan::Multipart(_)
-        ));
+        let options = PlanOptions { multipart_threshold: Some(0), ..Default::default() };
+        assert_eq!(plan_upload(0, &options).unwrap(), UploadPlan::SinglePut { size: 0 });
+        assert!(matches!(plan_upload(1, &options).unwrap(), UploadPlan::Multipart(_)));
     }
 
     #[test]
@@ -257,10 +231,7 @@ mod tests {
 
     #[test]
     fn requested_part_size_is_used_and_checked() {
-        let ok = PlanOptions {
-            part_size: Some(8 * MIB),
-            ..Default::default()
-        };
+        let ok = PlanOptions { part_size: Some(8 * MIB), ..Default::default() };
         let plan = match plan_upload(20 * MIB, &ok).unwrap() {
             UploadPlan::Multipart(p) => p,
             other => panic!("{other:?}"),
@@ -269,27 +240,18 @@ mod tests {
         assert_eq!(plan.range(3), 16 * MIB..20 * MIB);
 
         for bad in [0, 1, 5 * MIB - 1, 5 * GIB + 1] {
-            let options = PlanOptions {
-                part_size: Some(bad),
-                ..Default::default()
-            };
+            let options = PlanOptions { part_size: Some(bad), ..Default::default() };
             let err = plan_upload(64 * MIB, &options).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidOption, "part size {bad}");
             assert!(err.message.contains("partSize"));
         }
-        let edge = PlanOptions {
-            part_size: Some(5 * MIB),
-            ..Default::default()
-        };
+        let edge = PlanOptions { part_size: Some(5 * MIB), ..Default::default() };
         assert!(plan_upload(64 * MIB, &edge).is_ok());
     }
 
     #[test]
     fn requested_part_size_needing_too_many_parts_is_rejected() {
-        let options = PlanOptions {
-            part_size: Some(5 * MIB),
-            ..Default::default()
-        };
+        let options = PlanOptions { part_size: Some(5 * MIB), ..Default::default() };
         let err = plan_upload(10_000 * 5 * MIB + 1, &options).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidOption);
         assert!(err.message.contains("10000 parts"), "{}", err.message);
@@ -297,13 +259,7 @@ mod tests {
 
     #[test]
     fn threshold_above_single_put_limit_is_rejected() {
-        let options = PlanOptions {
-            multipart_threshold: Some(5 * GIB + 1),
-            ..Default::default()
-        };
-        assert_eq!(
-            options.validate().unwrap_err().code,
-            ErrorCode::InvalidOption
-        );
+        let options = PlanOptions { multipart_threshold: Some(5 * GIB + 1), ..Default::default() };
+        assert_eq!(options.validate().unwrap_err().code, ErrorCode::InvalidOption);
     }
 }

@@ -95,10 +95,7 @@ impl ProgressTracker {
     /// The report for `now_ms`, if one is due: the first report, a state change to an end state,
     /// or at least [`MIN_REPORT_INTERVAL_MS`] since the previous one.
     pub fn report(&mut self, now_ms: f64) -> Option<ProgressSnapshot> {
-        let final_state = matches!(
-            self.state,
-            UploadState::Done | UploadState::Failed | UploadState::Aborted
-        );
+        let final_state = matches!(self.state, UploadState::Done | UploadState::Failed | UploadState::Aborted);
         let due = match self.last_report_ms {
             None => true,
             Some(last) => final_state || now_ms - last >= MIN_REPORT_INTERVAL_MS,
@@ -114,11 +111,7 @@ impl ProgressTracker {
     pub fn snapshot(&self, now_ms: f64) -> ProgressSnapshot {
         let (t0, l0) = self.samples.front().copied().unwrap_or((now_ms, 0));
         let elapsed_s = (now_ms - t0) / 1000.0;
-        let bytes_per_second = if elapsed_s > 0.0 {
-            (self.loaded - l0) as f64 / elapsed_s
-        } else {
-            0.0
-        };
+        let bytes_per_second = if elapsed_s > 0.0 { (self.loaded - l0) as f64 / elapsed_s } else { 0.0 };
         let remaining = (self.total - self.loaded) as f64;
         let eta_seconds = if remaining == 0.0 {
             Some(0.0)
@@ -127,13 +120,7 @@ impl ProgressTracker {
         } else {
             None
         };
-        ProgressSnapshot {
-            loaded: self.loaded,
-            total: self.total,
-            bytes_per_second,
-            eta_seconds,
-            state: self.state,
-        }
+        ProgressSnapshot { loaded: self.loaded, total: self.total, bytes_per_second, eta_seconds, state: self.state }
     }
 }
 
@@ -164,10 +151,7 @@ mod tests {
         assert!(t.report(2.0).is_none(), "throttled inside 100 ms");
         t.set_state(UploadState::Done);
         let last = t.report(3.0).expect("end state is always reported");
-        assert_eq!(
-            (last.loaded, last.total, last.state),
-            (10, 10, UploadState::Done)
-        );
+        assert_eq!((last.loaded, last.total, last.state), (10, 10, UploadState::Done));
         assert_eq!(last.eta_seconds, Some(0.0));
     }
 

@@ -17,8 +17,16 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 const MIB: usize = 1024 * 1024;
 
+/// A server URL that scripts/test.sh passes at compile time.
+fn server(url: Option<&str>) -> String {
+    match url {
+        Some(url) => url.to_owned(),
+        None => panic!("run the browser tests through scripts/test.sh, which starts the servers"),
+    }
+}
+
 fn app() -> String {
-    option_env!("S3DU_TEST_APP").expect("run the browser tests through scripts/test.sh").to_owned()
+    server(option_env!("S3DU_TEST_APP"))
 }
 
 fn api() -> String {
@@ -242,7 +250,7 @@ async fn callbacks_drive_any_backend_batch_or_per_part() {
 
 #[wasm_bindgen_test]
 async fn a_hidden_etag_fails_fast_with_its_own_code_and_leaves_no_upload() {
-    let app = option_env!("S3DU_TEST_APP_NO_ETAG").expect("set by scripts/test.sh").to_owned();
+    let app = server(option_env!("S3DU_TEST_APP_NO_ETAG"));
     let up = uploader(object(&[("backend", format!("{app}/api/uploads").into())]));
     let started = js_sys::Date::now();
     let err = upload(&up, &file_of(11 * MIB, 9, "x.bin", ""), JsValue::UNDEFINED).await.unwrap_err();
@@ -314,8 +322,10 @@ fn bad_arguments_throw_invalid_option_or_invalid_file() {
         let err = Uploader::new(object(&[("backend", backend)]).unchecked_into()).err().expect("rejected");
         assert_eq!(code_of(&err), "invalid_option");
     }
-    let err = up.upload(file_of(1, 1, "a", "").into(), Some(json(r#"{"metadata":{"bad name":"x"}}"#).unchecked_into()));
-    assert_eq!(code_of(&err.err().unwrap()), "invalid_option");
+    for options in [r#"{"metadata":{"bad name":"x"}}"#, r#"{"contentTyp":"text/plain"}"#] {
+        let err = up.upload(file_of(1, 1, "a", "").into(), Some(json(options).unchecked_into())).err().unwrap();
+        assert_eq!(code_of(&err), "invalid_option", "{options}");
+    }
 }
 
 #[wasm_bindgen_test]

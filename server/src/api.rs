@@ -64,10 +64,7 @@ impl IntoResponse for ApiError {
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        ApiError(
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
-            r.message,
-        )
+        ApiError(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.message)
     }
 }
 
@@ -76,10 +73,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 fn store_failed(operation: &str, detail: impl std::fmt::Display) -> ApiError {
-    ApiError(
-        StatusCode::BAD_GATEWAY,
-        format!("the store failed {operation}: {detail}"),
-    )
+    ApiError(StatusCode::BAD_GATEWAY, format!("the store failed {operation}: {detail}"))
 }
 
 /// `POST /multipart` and `POST /put`: the file the page wants to upload.
@@ -135,40 +129,24 @@ struct SignedPart {
 
 fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
     for (name, value) in metadata {
-        let name_ok = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return Err(bad_request(format!(
-                "metadata {name:?} must be an ASCII token with a printable ASCII value"
-            )));
+            return Err(bad_request(format!("metadata {name:?} must be an ASCII token with a printable ASCII value")));
         }
     }
     Ok(())
 }
 
 /// The headers a presigned request for `file` signs, and the page must send.
-fn signed_headers(
-    content_type: &str,
-    metadata: &BTreeMap<String, String>,
-) -> Vec<(String, String)> {
+fn signed_headers(content_type: &str, metadata: &BTreeMap<String, String>) -> Vec<(String, String)> {
     std::iter::once(("content-type".to_owned(), content_type.to_owned()))
-        .chain(
-            metadata
-                .iter()
-                .map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone())),
-        )
+        .chain(metadata.iter().map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone())))
         .collect()
 }
 
 impl AppState {
     fn display_url(&self, key: &str) -> String {
-        self.s3
-            .bucket
-            .get_object(Some(&self.s3.credentials), key)
-            .sign(URL_TTL)
-            .to_string()
+        self.s3.bucket.get_object(Some(&self.s3.credentials), key).sign(URL_TTL).to_string()
     }
 
     fn object_url(&self, key: &str) -> String {
@@ -180,37 +158,20 @@ impl AppState {
         let open = self.open.lock().expect("lock").get(&r.upload_id).cloned();
         match open {
             Some(upload) if upload.key == r.key && self.policy.owns(&r.key) => Ok(upload),
-            _ => Err(ApiError(
-                StatusCode::NOT_FOUND,
-                "no open upload with this key and uploadId".into(),
-            )),
+            _ => Err(ApiError(StatusCode::NOT_FOUND, "no open upload with this key and uploadId".into())),
         }
     }
 }
 
 /// `POST /multipart`: creates a multipart upload.
-pub async fn create(
-    State(st): State<Arc<AppState>>,
-    Json(req): Json<FileRequest>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn create(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest>) -> Result<Json<Value>, ApiError> {
     check_metadata(&req.metadata)?;
-    let key = st.policy.admit(
-        &req.filename,
-        req.size,
-        &req.content_type,
-        req.key.as_deref(),
-    )?;
+    let key = st.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
     if st.open.lock().expect("lock").len() >= MAX_OPEN_UPLOADS {
-        return Err(ApiError(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many open uploads; complete or abort some".into(),
-        ));
+        return Err(ApiError(StatusCode::TOO_MANY_REQUESTS, "too many open uploads; complete or abort some".into()));
     }
     let headers = signed_headers(&req.content_type, &req.metadata);
-    let mut action = st
-        .s3
-        .bucket
-        .create_multipart_upload(Some(&st.s3.credentials), &key);
+    let mut action = st.s3.bucket.create_multipart_upload(Some(&st.s3.credentials), &key);
     for (name, value) in &headers {
         action.headers_mut().insert(name.clone(), value.clone());
     }
@@ -219,16 +180,9 @@ pub async fn create(
         request = request.header(name, value);
     }
     let body = send(request, "CreateMultipartUpload").await?;
-    let parsed = CreateMultipartUpload::parse_response(&body)
-        .map_err(|e| store_failed("CreateMultipartUpload", e))?;
+    let parsed = CreateMultipartUpload::parse_response(&body).map_err(|e| store_failed("CreateMultipartUpload", e))?;
     let upload_id = parsed.upload_id().to_owned();
-    st.open.lock().expect("lock").insert(
-        upload_id.clone(),
-        OpenUpload {
-            key: key.clone(),
-            size: req.size,
-        },
-    );
+    st.open.lock().expect("lock").insert(upload_id.clone(), OpenUpload { key: key.clone(), size: req.size });
     Ok(Json(json!({ "key": key, "uploadId": upload_id })))
 }
 
@@ -240,15 +194,9 @@ pub async fn sign_parts(
     let upload = st.open_upload(&req.upload)?;
     let most_parts = upload.size.div_ceil(MIN_PART_SIZE).clamp(1, 10_000);
     if req.part_numbers.is_empty() || req.part_numbers.len() > MAX_SIGN_BATCH {
-        return Err(bad_request(format!(
-            "partNumbers must list 1 to {MAX_SIGN_BATCH} parts"
-        )));
+        return Err(bad_request(format!("partNumbers must list 1 to {MAX_SIGN_BATCH} parts")));
     }
-    if let Some(n) = req
-        .part_numbers
-        .iter()
-        .find(|&&n| n == 0 || u64::from(n) > most_parts)
-    {
+    if let Some(n) = req.part_numbers.iter().find(|&&n| n == 0 || u64::from(n) > most_parts) {
         return Err(bad_request(format!(
             "part {n} is outside 1..={most_parts}, the most a {}-byte file can need",
             upload.size
@@ -259,16 +207,8 @@ pub async fn sign_parts(
         .iter()
         .map(|&n| {
             let part = u16::try_from(n).expect("checked to be at most 10,000");
-            let action = st.s3.bucket.upload_part(
-                Some(&st.s3.credentials),
-                &upload.key,
-                part,
-                &req.upload.upload_id,
-            );
-            SignedPart {
-                part_number: n,
-                url: action.sign(URL_TTL).to_string(),
-            }
+            let action = st.s3.bucket.upload_part(Some(&st.s3.credentials), &upload.key, part, &req.upload.upload_id);
+            SignedPart { part_number: n, url: action.sign(URL_TTL).to_string() }
         })
         .collect();
     Ok(Json(json!({ "parts": parts })))
@@ -280,16 +220,8 @@ pub async fn complete(
     Json(req): Json<CompleteRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req.upload)?;
-    if req.parts.is_empty()
-        || req
-            .parts
-            .iter()
-            .enumerate()
-            .any(|(i, p)| p.part_number as usize != i + 1)
-    {
-        return Err(bad_request(
-            "parts must be numbered 1, 2, 3, ... in order, with no gaps",
-        ));
+    if req.parts.is_empty() || req.parts.iter().enumerate().any(|(i, p)| p.part_number as usize != i + 1) {
+        return Err(bad_request("parts must be numbered 1, 2, 3, ... in order, with no gaps"));
     }
     let creds = Some(&st.s3.credentials);
     let action = st.s3.bucket.complete_multipart_upload(
@@ -299,32 +231,15 @@ pub async fn complete(
         req.parts.iter().map(|p| p.etag.as_str()),
     );
     let url = action.sign(URL_TTL);
-    let body = send(
-        st.s3.client.post(url).body(action.body()),
-        "CompleteMultipartUpload",
-    )
-    .await?;
+    let body = send(st.s3.client.post(url).body(action.body()), "CompleteMultipartUpload").await?;
     // S3 may answer 200 and still fail: the body then holds an <Error>.
-    let parsed = CompleteMultipartUploadResponse::parse(&body).map_err(|_| {
-        store_failed(
-            "CompleteMultipartUpload",
-            error_code(&body).unwrap_or("unexpected answer"),
-        )
-    })?;
+    let parsed = CompleteMultipartUploadResponse::parse(&body)
+        .map_err(|_| store_failed("CompleteMultipartUpload", error_code(&body).unwrap_or("unexpected answer")))?;
     st.open.lock().expect("lock").remove(&req.upload.upload_id);
 
     let head = st.s3.bucket.head_object(creds, &upload.key).sign(URL_TTL);
-    let stored = st
-        .s3
-        .client
-        .head(head)
-        .send()
-        .await
-        .map_err(|e| store_failed("HeadObject", e))?;
-    let stored_size = stored
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let stored = st.s3.client.head(head).send().await.map_err(|e| store_failed("HeadObject", e))?;
+    let stored_size = stored.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if stored_size != Some(upload.size) {
         let delete = st.s3.bucket.delete_object(creds, &upload.key).sign(URL_TTL);
         let _ = st.s3.client.delete(delete).send().await;
@@ -343,36 +258,18 @@ pub async fn complete(
 }
 
 /// `POST /multipart/abort`: abandons an upload and frees its parts.
-pub async fn abort(
-    State(st): State<Arc<AppState>>,
-    Json(req): Json<UploadRef>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn abort(State(st): State<Arc<AppState>>, Json(req): Json<UploadRef>) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req)?;
-    let action =
-        st.s3
-            .bucket
-            .abort_multipart_upload(Some(&st.s3.credentials), &upload.key, &req.upload_id);
-    send(
-        st.s3.client.delete(action.sign(URL_TTL)),
-        "AbortMultipartUpload",
-    )
-    .await?;
+    let action = st.s3.bucket.abort_multipart_upload(Some(&st.s3.credentials), &upload.key, &req.upload_id);
+    send(st.s3.client.delete(action.sign(URL_TTL)), "AbortMultipartUpload").await?;
     st.open.lock().expect("lock").remove(&req.upload_id);
     Ok(Json(json!({})))
 }
 
 /// `POST /put`: presigns a single `PutObject` with the content type and metadata signed in.
-pub async fn sign_put(
-    State(st): State<Arc<AppState>>,
-    Json(req): Json<FileRequest>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn sign_put(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest>) -> Result<Json<Value>, ApiError> {
     check_metadata(&req.metadata)?;
-    let key = st.policy.admit(
-        &req.filename,
-        req.size,
-        &req.content_type,
-        req.key.as_deref(),
-    )?;
+    let key = st.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
     let headers = signed_headers(&req.content_type, &req.metadata);
     let mut action = st.s3.bucket.put_object(Some(&st.s3.credentials), &key);
     for (name, value) in &headers {
@@ -380,27 +277,16 @@ pub async fn sign_put(
     }
     let url = action.sign(URL_TTL).to_string();
     let headers: BTreeMap<String, String> = headers.into_iter().collect();
-    Ok(Json(
-        json!({ "key": key, "url": url, "headers": headers, "displayUrl": st.display_url(&key) }),
-    ))
+    Ok(Json(json!({ "key": key, "url": url, "headers": headers, "displayUrl": st.display_url(&key) })))
 }
 
 /// Sends a request to the store and returns the body of a 2xx answer.
 async fn send(request: reqwest::RequestBuilder, operation: &str) -> Result<String, ApiError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| store_failed(operation, e.without_url()))?;
+    let response = request.send().await.map_err(|e| store_failed(operation, e.without_url()))?;
     let status = response.status();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| store_failed(operation, e.without_url()))?;
+    let body = response.text().await.map_err(|e| store_failed(operation, e.without_url()))?;
     if !status.is_success() {
-        return Err(store_failed(
-            operation,
-            format!("HTTP {status} {}", error_code(&body).unwrap_or_default()),
-        ));
+        return Err(store_failed(operation, format!("HTTP {status} {}", error_code(&body).unwrap_or_default())));
     }
     Ok(body)
 }

@@ -64,11 +64,7 @@ fn parse_args() -> Result<Config, String> {
         bucket: "direct-uploads".into(),
         expose_etag: true,
         allowed_origins: vec!["*".into()],
-        policy: UploadPolicy {
-            key_prefix: "uploads/".into(),
-            max_size: 10 << 30,
-            allowed_types: vec!["*/*".into()],
-        },
+        policy: UploadPolicy { key_prefix: "uploads/".into(), max_size: 10 << 30, allowed_types: vec!["*/*".into()] },
         www: "www".into(),
         pkg: "pkg".into(),
         ready_file: None,
@@ -77,30 +73,19 @@ fn parse_args() -> Result<Config, String> {
         s3_region: "us-east-1".into(),
         path_style: false,
     };
-    let list = |v: String| {
-        v.split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-    };
+    let list = |v: String| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--listen" => c.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
-            "--store-listen" => {
-                c.store_listen = value()?
-                    .parse()
-                    .map_err(|e| format!("--store-listen: {e}"))?
-            }
+            "--store-listen" => c.store_listen = value()?.parse().map_err(|e| format!("--store-listen: {e}"))?,
             "--data-dir" => c.data_dir = Some(value()?.into()),
             "--bucket" => c.bucket = value()?,
             "--no-expose-etag" => c.expose_etag = false,
             "--allowed-origins" => c.allowed_origins = list(value()?),
             "--key-prefix" => c.policy.key_prefix = value()?,
-            "--max-size" => {
-                c.policy.max_size = value()?.parse().map_err(|e| format!("--max-size: {e}"))?
-            }
+            "--max-size" => c.policy.max_size = value()?.parse().map_err(|e| format!("--max-size: {e}"))?,
             "--allowed-types" => c.policy.allowed_types = list(value()?.to_ascii_lowercase()),
             "--www" => c.www = value()?.into(),
             "--pkg" => c.pkg = value()?.into(),
@@ -140,37 +125,19 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         Some(endpoint) => {
             let credentials = Credentials::from_env()
                 .ok_or("--s3-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")?;
-            let style = if c.path_style {
-                UrlStyle::Path
-            } else {
-                UrlStyle::VirtualHost
-            };
+            let style = if c.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
             (endpoint.clone(), credentials, style, None)
         }
         None => {
             let cors = store::CorsRule::for_uploads(c.allowed_origins.clone(), c.expose_etag);
             let embedded = store::start(c.store_listen, &data_dir, &c.bucket, cors).await?;
             let credentials = Credentials::new(embedded.access_key, embedded.secret_key);
-            (
-                embedded.endpoint.clone(),
-                credentials,
-                UrlStyle::Path,
-                Some(embedded.endpoint),
-            )
+            (embedded.endpoint.clone(), credentials, UrlStyle::Path, Some(embedded.endpoint))
         }
     };
-    let bucket = Bucket::new(
-        endpoint.parse()?,
-        url_style,
-        c.bucket.clone(),
-        c.s3_region.clone(),
-    )?;
+    let bucket = Bucket::new(endpoint.parse()?, url_style, c.bucket.clone(), c.s3_region.clone())?;
     let state = Arc::new(AppState {
-        s3: S3Target {
-            bucket,
-            credentials,
-            client: reqwest::Client::new(),
-        },
+        s3: S3Target { bucket, credentials, client: reqwest::Client::new() },
         policy: c.policy.clone(),
         open: Mutex::new(Default::default()),
     });
@@ -189,18 +156,12 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
     let app = app
         .nest_service("/pkg", ServeDir::new(&c.pkg))
         .fallback_service(ServeDir::new(&c.www))
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods(Any)
-                .allow_headers(Any),
-        );
+        .layer(CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any));
 
     let listener = tokio::net::TcpListener::bind(c.listen).await?;
     let app_url = format!("http://{}", listener.local_addr()?);
     if let Some(file) = &c.ready_file {
-        let ready =
-            serde_json::json!({ "app": app_url, "store": store_endpoint, "dataDir": data_dir });
+        let ready = serde_json::json!({ "app": app_url, "store": store_endpoint, "dataDir": data_dir });
         std::fs::write(file, ready.to_string())?;
     }
     println!("s3-direct-upload demo: open {app_url}/ (API at {app_url}/api/uploads)");
@@ -223,29 +184,17 @@ fn test_hooks(state: Arc<AppState>, data_dir: PathBuf) -> Router {
             "/open-uploads",
             get(move || async move {
                 let in_store = store::open_multipart_uploads(&data_dir).unwrap_or_default();
-                let in_backend: Vec<String> =
-                    state.open.lock().expect("lock").keys().cloned().collect();
+                let in_backend: Vec<String> = state.open.lock().expect("lock").keys().cloned().collect();
                 Json(serde_json::json!({ "store": in_store, "backend": in_backend }))
             }),
         )
-        .route(
-            "/not-json/{*rest}",
-            post(|| async { ([("content-type", "text/html")], "<html>Welcome</html>") }),
-        )
-        .route(
-            "/empty-json/{*rest}",
-            post(|| async { Json(serde_json::json!({})) }),
-        )
+        .route("/not-json/{*rest}", post(|| async { ([("content-type", "text/html")], "<html>Welcome</html>") }))
+        .route("/empty-json/{*rest}", post(|| async { Json(serde_json::json!({})) }))
         .route(
             "/status/{code}/{*rest}",
             post(|Path((code, _)): Path<(u16, String)>| async move {
-                let status =
-                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                (
-                    status,
-                    Json(serde_json::json!({ "error": "injected failure" })),
-                )
-                    .into_response()
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                (status, Json(serde_json::json!({ "error": "injected failure" }))).into_response()
             }),
         )
 }

@@ -24,28 +24,16 @@ pub struct Refusal {
 }
 
 fn refuse(status: u16, message: impl Into<String>) -> Refusal {
-    Refusal {
-        status,
-        message: message.into(),
-    }
+    Refusal { status, message: message.into() }
 }
 
 impl UploadPolicy {
     /// Checks a proposed upload and returns the key to store it under.
-    pub fn admit(
-        &self,
-        filename: &str,
-        size: u64,
-        content_type: &str,
-        key: Option<&str>,
-    ) -> Result<String, Refusal> {
+    pub fn admit(&self, filename: &str, size: u64, content_type: &str, key: Option<&str>) -> Result<String, Refusal> {
         if size > self.max_size {
             return Err(refuse(
                 413,
-                format!(
-                    "the file is {size} bytes; this server accepts up to {} bytes",
-                    self.max_size
-                ),
+                format!("the file is {size} bytes; this server accepts up to {} bytes", self.max_size),
             ));
         }
         self.check_content_type(content_type)?;
@@ -56,38 +44,23 @@ impl UploadPolicy {
     }
 
     fn check_content_type(&self, content_type: &str) -> Result<(), Refusal> {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        let well_formed = essence
-            .split_once('/')
-            .is_some_and(|(t, s)| token(t) && token(s))
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let well_formed = essence.split_once('/').is_some_and(|(t, s)| token(t) && token(s))
             && content_type.bytes().all(|b| (0x20..0x7f).contains(&b));
         if !well_formed {
-            return Err(refuse(
-                400,
-                format!("{content_type:?} is not a valid content type"),
-            ));
+            return Err(refuse(400, format!("{content_type:?} is not a valid content type")));
         }
         let allowed = self.allowed_types.iter().any(|pattern| {
             pattern == "*/*"
                 || *pattern == essence
-                || pattern
-                    .strip_suffix("/*")
-                    .is_some_and(|t| essence.split('/').next() == Some(t))
+                || pattern.strip_suffix("/*").is_some_and(|t| essence.split('/').next() == Some(t))
         });
         if allowed {
             Ok(())
         } else {
             Err(refuse(
                 415,
-                format!(
-                    "content type {essence} is not accepted; accepted: {}",
-                    self.allowed_types.join(", ")
-                ),
+                format!("content type {essence} is not accepted; accepted: {}", self.allowed_types.join(", ")),
             ))
         }
     }
@@ -104,10 +77,7 @@ impl UploadPolicy {
         if key.chars().any(char::is_control) {
             return Err(bad("it holds control characters"));
         }
-        if key
-            .split('/')
-            .any(|segment| segment.is_empty() || segment == "." || segment == "..")
-        {
+        if key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
             return Err(bad("it holds an empty, '.' or '..' path segment"));
         }
         Ok(format!("{}{key}", self.key_prefix))
@@ -117,13 +87,7 @@ impl UploadPolicy {
     fn generated_key(&self, filename: &str) -> String {
         let cleaned: String = filename
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                    c
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
             .take(128)
             .collect();
         let cleaned = cleaned.trim_start_matches('.');
@@ -139,9 +103,7 @@ impl UploadPolicy {
 }
 
 fn token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
 }
 
 #[cfg(test)]
@@ -159,20 +121,8 @@ mod tests {
     #[test]
     fn requested_keys_stay_under_the_prefix() {
         let p = policy();
-        assert_eq!(
-            p.admit("a", 1, "image/png", Some("pics/a.png")).unwrap(),
-            "uploads/pics/a.png"
-        );
-        for bad in [
-            "../x",
-            "a/../../x",
-            "/etc/passwd",
-            "a//b",
-            "a\\b",
-            "./a",
-            "a/\n",
-            "",
-        ] {
+        assert_eq!(p.admit("a", 1, "image/png", Some("pics/a.png")).unwrap(), "uploads/pics/a.png");
+        for bad in ["../x", "a/../../x", "/etc/passwd", "a//b", "a\\b", "./a", "a/\n", ""] {
             let err = p.admit("a", 1, "image/png", Some(bad)).unwrap_err();
             assert_eq!(err.status, 400, "{bad:?}");
         }
@@ -181,47 +131,23 @@ mod tests {
     #[test]
     fn generated_keys_are_clean_and_unique() {
         let p = policy();
-        let a = p
-            .admit("../../my photo (1).png", 1, "image/png", None)
-            .unwrap();
-        let b = p
-            .admit("../../my photo (1).png", 1, "image/png", None)
-            .unwrap();
+        let a = p.admit("../../my photo (1).png", 1, "image/png", None).unwrap();
+        let b = p.admit("../../my photo (1).png", 1, "image/png", None).unwrap();
         assert_ne!(a, b);
-        assert!(
-            a.starts_with("uploads/") && a.ends_with("/_.._my_photo__1_.png"),
-            "{a}"
-        );
+        assert!(a.starts_with("uploads/") && a.ends_with("/_.._my_photo__1_.png"), "{a}");
         assert!(!a.split('/').any(|segment| segment == ".."), "{a}");
-        assert!(
-            p.admit("...", 1, "text/plain", None)
-                .unwrap()
-                .ends_with("/file")
-        );
+        assert!(p.admit("...", 1, "text/plain", None).unwrap().ends_with("/file"));
         assert!(p.owns(&a) && !p.owns("other/a"));
     }
 
     #[test]
     fn size_and_type_limits_are_enforced() {
         let p = policy();
-        assert_eq!(
-            p.admit("a", 101, "image/png", None).unwrap_err().status,
-            413
-        );
+        assert_eq!(p.admit("a", 101, "image/png", None).unwrap_err().status, 413);
         assert!(p.admit("a", 100, "IMAGE/PNG", None).is_ok());
         assert!(p.admit("a", 1, "text/plain; charset=utf-8", None).is_ok());
-        assert_eq!(
-            p.admit("a", 1, "application/x-msdownload", None)
-                .unwrap_err()
-                .status,
-            415
-        );
-        assert_eq!(
-            p.admit("a", 1, "text/plain\r\nx: y", None)
-                .unwrap_err()
-                .status,
-            400
-        );
+        assert_eq!(p.admit("a", 1, "application/x-msdownload", None).unwrap_err().status, 415);
+        assert_eq!(p.admit("a", 1, "text/plain\r\nx: y", None).unwrap_err().status, 400);
         assert_eq!(p.admit("a", 1, "nonsense", None).unwrap_err().status, 400);
     }
 }

@@ -35,14 +35,8 @@ impl CorsRule {
     pub fn for_uploads(allowed_origins: Vec<String>, expose_etag: bool) -> Self {
         CorsRule {
             allowed_origins,
-            allowed_methods: ["GET", "PUT", "POST", "DELETE", "HEAD"]
-                .map(String::from)
-                .to_vec(),
-            expose_headers: if expose_etag {
-                vec!["ETag".into()]
-            } else {
-                vec![]
-            },
+            allowed_methods: ["GET", "PUT", "POST", "DELETE", "HEAD"].map(String::from).to_vec(),
+            expose_headers: if expose_etag { vec!["ETag".into()] } else { vec![] },
             max_age_seconds: 3000,
         }
     }
@@ -72,18 +66,10 @@ pub async fn start(
 ) -> std::io::Result<EmbeddedStore> {
     std::fs::create_dir_all(data_dir.join(bucket))?;
     let access_key = format!("AK{:016X}", rand::random::<u64>());
-    let secret_key = format!(
-        "{:032x}{:032x}",
-        rand::random::<u128>(),
-        rand::random::<u128>()
-    );
-    let fs =
-        s3s_fs::FileSystem::new(data_dir).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+    let secret_key = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+    let fs = s3s_fs::FileSystem::new(data_dir).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     let mut builder = S3ServiceBuilder::new(fs);
-    builder.set_auth(SimpleAuth::from_single(
-        access_key.clone(),
-        secret_key.clone(),
-    ));
+    builder.set_auth(SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
     let s3 = builder.build();
 
     let listener = TcpListener::bind(listen).await?;
@@ -97,36 +83,18 @@ pub async fn start(
             let (s3, cors) = (s3.clone(), cors.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req| handle(req, s3.clone(), cors.clone()));
-                let _ = ConnBuilder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await;
+                let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
             });
         }
     });
-    Ok(EmbeddedStore {
-        endpoint,
-        access_key,
-        secret_key,
-    })
+    Ok(EmbeddedStore { endpoint, access_key, secret_key })
 }
 
 type StoreResponse = Response<s3s::Body>;
 
-async fn handle(
-    req: Request<Incoming>,
-    s3: S3Service,
-    cors: Arc<CorsRule>,
-) -> Result<StoreResponse, s3s::HttpError> {
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-    {
+async fn handle(req: Request<Incoming>, s3: S3Service, cors: Arc<CorsRule>) -> Result<StoreResponse, s3s::HttpError> {
+    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
         return Ok(preflight(&req, origin.as_deref(), &cors));
     }
     let mut response = s3.call(req.map(s3s::Body::from)).await?;
@@ -135,10 +103,7 @@ async fn handle(
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value(&origin));
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
         if !cors.expose_headers.is_empty() {
-            headers.insert(
-                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                value(&cors.expose_headers.join(", ")),
-            );
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, value(&cors.expose_headers.join(", ")));
         }
     }
     Ok(response)
@@ -146,17 +111,14 @@ async fn handle(
 
 /// Answers a CORS preflight the way S3 does: 200 with the grants, or 403 when no rule matches.
 fn preflight(req: &Request<Incoming>, origin: Option<&str>, cors: &CorsRule) -> StoreResponse {
-    let method = req.headers()[header::ACCESS_CONTROL_REQUEST_METHOD]
-        .to_str()
-        .unwrap_or_default();
+    let method = req.headers()[header::ACCESS_CONTROL_REQUEST_METHOD].to_str().unwrap_or_default();
     let requested_headers = req
         .headers()
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let allowed = origin.is_some_and(|o| cors.allows_origin(o))
-        && cors.allowed_methods.iter().any(|m| m == method);
+    let allowed = origin.is_some_and(|o| cors.allows_origin(o)) && cors.allowed_methods.iter().any(|m| m == method);
     let mut response = Response::new(s3s::Body::empty());
     if !allowed {
         *response.status_mut() = StatusCode::FORBIDDEN;
@@ -166,25 +128,13 @@ fn preflight(req: &Request<Incoming>, origin: Option<&str>, cors: &CorsRule) -> 
         return response;
     }
     let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        value(origin.unwrap_or_default()),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        value(&cors.allowed_methods.join(", ")),
-    );
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value(origin.unwrap_or_default()));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, value(&cors.allowed_methods.join(", ")));
     if !requested_headers.is_empty() {
         // AllowedHeaders "*": every requested header is granted.
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            value(&requested_headers),
-        );
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, value(&requested_headers));
     }
-    headers.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        value(&cors.max_age_seconds.to_string()),
-    );
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, value(&cors.max_age_seconds.to_string()));
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     response
 }
@@ -200,10 +150,7 @@ pub fn open_multipart_uploads(data_dir: &Path) -> std::io::Result<Vec<String>> {
     let mut ids = Vec::new();
     for entry in std::fs::read_dir(data_dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        if let Some(id) = name
-            .strip_prefix(".upload-")
-            .and_then(|n| n.strip_suffix(".json"))
-        {
+        if let Some(id) = name.strip_prefix(".upload-").and_then(|n| n.strip_suffix(".json")) {
             ids.push(id.to_owned());
         }
     }

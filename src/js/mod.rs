@@ -5,9 +5,7 @@ mod options;
 
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::{ProgressSnapshot, UploadState};
-use crate::upload::{
-    AbortHandle, FileInfo, ProgressReporter, StoredObject, UploadContext, upload_file,
-};
+use crate::upload::{AbortHandle, FileInfo, ProgressReporter, StoredObject, UploadContext, upload_file};
 use crate::web::{AnyBackend, BlobSource, DateClock, FetchTransport};
 use async_lock::Semaphore;
 use js_sys::{Function, Object, Promise, Reflect};
@@ -73,26 +71,16 @@ impl Uploader {
 
     /// Starts uploading `file` (a `File` or `Blob`). Throws `invalid_file` or `invalid_option`
     /// at once for bad arguments; every later failure rejects `upload.done`.
-    pub fn upload(
-        &self,
-        file: JsValue,
-        options: Option<UploadOptionsJs>,
-    ) -> Result<Upload, JsValue> {
+    pub fn upload(&self, file: JsValue, options: Option<UploadOptionsJs>) -> Result<Upload, JsValue> {
         let blob: Blob = file.dyn_into().map_err(|value| {
             to_js_error(UploadError::new(
                 ErrorCode::InvalidFile,
-                format!(
-                    "upload() takes a File or Blob, and was given {}",
-                    describe(&value)
-                ),
+                format!("upload() takes a File or Blob, and was given {}", describe(&value)),
             ))
         })?;
-        let options =
-            options::parse_upload_options(options.map(Into::into)).map_err(to_js_error)?;
+        let options = options::parse_upload_options(options.map(Into::into)).map_err(to_js_error)?;
         let info = FileInfo {
-            filename: blob
-                .dyn_ref::<File>()
-                .map_or_else(|| "blob".to_owned(), File::name),
+            filename: blob.dyn_ref::<File>().map_or_else(|| "blob".to_owned(), File::name),
             size: blob.size() as u64,
             content_type: options
                 .content_type
@@ -118,18 +106,9 @@ impl Uploader {
             )));
         }
         let abort = Rc::new(AbortHandle::default());
-        let done = future_to_promise(run_upload(
-            self.inner.clone(),
-            blob.clone(),
-            info,
-            options.on_progress,
-            abort.clone(),
-        ));
-        Ok(Upload {
-            done,
-            abort,
-            file: blob,
-        })
+        let done =
+            future_to_promise(run_upload(self.inner.clone(), blob.clone(), info, options.on_progress, abort.clone()));
+        Ok(Upload { done, abort, file: blob })
     }
 }
 
@@ -140,12 +119,7 @@ async fn run_upload(
     on_progress: Option<Function>,
     abort: Rc<AbortHandle>,
 ) -> Result<JsValue, JsValue> {
-    let listeners: Vec<Function> = inner
-        .on_progress
-        .iter()
-        .chain(on_progress.iter())
-        .cloned()
-        .collect();
+    let listeners: Vec<Function> = inner.on_progress.iter().chain(on_progress.iter()).cloned().collect();
     let sink = |snapshot: &ProgressSnapshot, key: Option<&str>| {
         if listeners.is_empty() {
             return;
@@ -173,9 +147,7 @@ async fn run_upload(
         Err(e) if e.code == ErrorCode::Aborted => UploadState::Aborted,
         Err(_) => UploadState::Failed,
     });
-    result
-        .map(|stored| result_object(&stored))
-        .map_err(to_js_error)
+    result.map(|stored| result_object(&stored)).map_err(to_js_error)
 }
 
 fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot) -> JsValue {
@@ -188,18 +160,13 @@ fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot) -> JsVa
     set("loaded", (p.loaded as f64).into());
     set("total", (p.total as f64).into());
     set("bytesPerSecond", p.bytes_per_second.into());
-    set(
-        "etaSeconds",
-        p.eta_seconds.map_or(JsValue::NULL, JsValue::from),
-    );
+    set("etaSeconds", p.eta_seconds.map_or(JsValue::NULL, JsValue::from));
     set("state", p.state.as_str().into());
     report.into()
 }
 
 fn result_object(stored: &StoredObject) -> JsValue {
-    stored
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .expect("the result is plain data")
+    stored.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).expect("the result is plain data")
 }
 
 /// A short description of a wrong argument, for error messages.
@@ -211,10 +178,7 @@ fn describe(value: &JsValue) -> String {
     } else if let Some(s) = value.as_string() {
         format!("the string {s:?}")
     } else {
-        value.js_typeof().as_string().map_or_else(
-            || "another value".into(),
-            |t| format!("a value of type {t}"),
-        )
+        value.js_typeof().as_string().map_or_else(|| "another value".into(), |t| format!("a value of type {t}"))
     }
 }
 

@@ -25,7 +25,7 @@ extern "C" {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct RawUploaderOptions {
     #[serde(with = "serde_wasm_bindgen::preserve")]
     backend: JsValue,
@@ -42,7 +42,7 @@ struct RawUploaderOptions {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct RawUploadOptions {
     #[serde(default)]
     key: Option<String>,
@@ -75,35 +75,44 @@ fn invalid(message: String) -> UploadError {
     UploadError::new(ErrorCode::InvalidOption, message)
 }
 
+/// Refuses keys of `options` that are not in `known`: a misspelt option must not be ignored.
+/// (serde-wasm-bindgen reads struct fields by name, so `deny_unknown_fields` never sees extras.)
+fn reject_unknown_keys(options: &JsValue, known: &[&str], what: &str) -> Result<(), UploadError> {
+    let keys = js_sys::Object::keys(options.unchecked_ref::<js_sys::Object>());
+    for key in keys.iter().filter_map(|k| k.as_string()) {
+        if !known.contains(&key.as_str()) {
+            return Err(invalid(format!("{what} has no option `{key}`; the options are {}", known.join(", "))));
+        }
+    }
+    Ok(())
+}
+
 fn optional_function(value: JsValue, name: &str) -> Result<Option<Function>, UploadError> {
     if value.is_undefined() || value.is_null() {
         return Ok(None);
     }
-    value
-        .dyn_into::<Function>()
-        .map(Some)
-        .map_err(|_| invalid(format!("`{name}` must be a function")))
+    value.dyn_into::<Function>().map(Some).map_err(|_| invalid(format!("`{name}` must be a function")))
 }
 
 /// Parses `new Uploader(options)`.
 pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions, UploadError> {
     if !options.is_object() {
-        return Err(invalid(
-            "new Uploader() takes an options object with at least `backend`".into(),
-        ));
+        return Err(invalid("new Uploader() takes an options object with at least `backend`".into()));
     }
-    let raw: RawUploaderOptions = serde_wasm_bindgen::from_value(options)
-        .map_err(|e| invalid(format!("Uploader options: {e}")))?;
+    reject_unknown_keys(
+        &options,
+        &["backend", "backendHeaders", "concurrency", "partSize", "multipartThreshold", "onProgress"],
+        "Uploader",
+    )?;
+    let raw: RawUploaderOptions =
+        serde_wasm_bindgen::from_value(options).map_err(|e| invalid(format!("Uploader options: {e}")))?;
     let concurrency = raw.concurrency.map_or(DEFAULT_CONCURRENCY, |c| c as usize);
     if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
         return Err(invalid(format!(
             "`concurrency` is {concurrency}; use a whole number from 1 to {MAX_CONCURRENCY} (default {DEFAULT_CONCURRENCY})"
         )));
     }
-    let plan_options = PlanOptions {
-        part_size: raw.part_size,
-        multipart_threshold: raw.multipart_threshold,
-    };
+    let plan_options = PlanOptions { part_size: raw.part_size, multipart_threshold: raw.multipart_threshold };
     plan_options.validate()?;
     Ok(UploaderOptions {
         backend: parse_backend(raw.backend, raw.backend_headers)?,
@@ -113,25 +122,16 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
     })
 }
 
-fn parse_backend(
-    backend: JsValue,
-    headers: BTreeMap<String, String>,
-) -> Result<AnyBackend, UploadError> {
+fn parse_backend(backend: JsValue, headers: BTreeMap<String, String>) -> Result<AnyBackend, UploadError> {
     if let Some(base) = backend.as_string() {
         if base.trim().is_empty() {
-            return Err(invalid(
-                "`backend` is an empty string; give the base URL of the upload API".into(),
-            ));
+            return Err(invalid("`backend` is an empty string; give the base URL of the upload API".into()));
         }
-        return Ok(AnyBackend::Http(HttpBackend::new(
-            &base,
-            headers.into_iter().collect(),
-        )));
+        return Ok(AnyBackend::Http(HttpBackend::new(&base, headers.into_iter().collect())));
     }
     if !backend.is_object() || backend.is_function() {
         return Err(invalid(
-            "`backend` must be the base URL of the upload API (a string) or an object of callbacks"
-                .into(),
+            "`backend` must be the base URL of the upload API (a string) or an object of callbacks".into(),
         ));
     }
     let get = |name: &str| -> Result<Option<Function>, UploadError> {
@@ -161,13 +161,11 @@ pub(crate) fn parse_upload_options(options: Option<JsValue>) -> Result<UploadOpt
     let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else {
         return Ok(UploadOptions::default());
     };
-    let raw: RawUploadOptions = serde_wasm_bindgen::from_value(options)
-        .map_err(|e| invalid(format!("upload options: {e}")))?;
+    reject_unknown_keys(&options, &["key", "contentType", "metadata", "onProgress"], "upload()")?;
+    let raw: RawUploadOptions =
+        serde_wasm_bindgen::from_value(options).map_err(|e| invalid(format!("upload options: {e}")))?;
     for (name, value) in &raw.metadata {
-        let name_ok = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         let value_ok = value.bytes().all(|b| (0x20..0x7f).contains(&b));
         if !name_ok || !value_ok {
             return Err(invalid(format!(

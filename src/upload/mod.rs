@@ -135,11 +135,7 @@ pub trait Backend {
     /// Starts a multipart upload for `file`.
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError>;
     /// Presigns `UploadPart` for each of `numbers`.
-    async fn sign_parts(
-        &self,
-        session: &MultipartSession,
-        numbers: &[u32],
-    ) -> Result<Vec<SignedPart>, UploadError>;
+    async fn sign_parts(&self, session: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError>;
     /// Assembles the object from `parts` (sorted by number).
     async fn complete_multipart(
         &self,
@@ -166,12 +162,7 @@ pub trait Transport {
     type Body;
     /// PUTs `body` to the presigned `request`. `what` names the request in errors
     /// ("part 3", "the file"), since the URL may not appear there.
-    async fn put(
-        &self,
-        request: &SignedRequest,
-        body: Self::Body,
-        what: &str,
-    ) -> Result<PutOutcome, UploadError>;
+    async fn put(&self, request: &SignedRequest, body: Self::Body, what: &str) -> Result<PutOutcome, UploadError>;
 }
 
 /// The file being uploaded.
@@ -245,10 +236,7 @@ impl AbortHandle {
     }
 
     /// Runs `work` unless the upload is aborted first; then `work` is dropped.
-    pub async fn guard<T>(
-        &self,
-        work: impl Future<Output = Result<T, UploadError>>,
-    ) -> Result<T, UploadError> {
+    pub async fn guard<T>(&self, work: impl Future<Output = Result<T, UploadError>>) -> Result<T, UploadError> {
         if self.is_aborted() {
             return Err(UploadError::aborted());
         }
@@ -269,11 +257,7 @@ pub struct ProgressReporter<'a, C> {
 
 impl<'a, C: Clock> ProgressReporter<'a, C> {
     /// A reporter for `total` bytes that hands reports to `sink` (with the key, once known).
-    pub fn new(
-        total: u64,
-        clock: &'a C,
-        sink: &'a dyn Fn(&ProgressSnapshot, Option<&str>),
-    ) -> Self {
+    pub fn new(total: u64, clock: &'a C, sink: &'a dyn Fn(&ProgressSnapshot, Option<&str>)) -> Self {
         ProgressReporter {
             tracker: RefCell::new(ProgressTracker::new(total, clock.now_ms())),
             key: RefCell::new(None),
@@ -324,11 +308,7 @@ where
     C: Clock,
 {
     match plan_upload(source.size(), &cx.plan_options)? {
-        UploadPlan::SinglePut { size } => {
-            cx.abort
-                .guard(single_put(cx, source, file, size, progress))
-                .await
-        }
+        UploadPlan::SinglePut { size } => cx.abort.guard(single_put(cx, source, file, size, progress)).await,
         UploadPlan::Multipart(plan) => multipart::run(cx, source, file, plan, progress).await,
     }
 }
@@ -351,9 +331,7 @@ where
     let outcome = {
         let _slot = cx.budget.acquire().await;
         progress.set_state(UploadState::Uploading);
-        cx.transport
-            .put(&signed.request, source.slice(0..size), "the file")
-            .await?
+        cx.transport.put(&signed.request, source.slice(0..size), "the file").await?
     };
     progress.add(size);
     Ok(StoredObject {

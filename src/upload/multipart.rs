@@ -1,8 +1,8 @@
 //! The multipart flow: create, sign parts in batches, send parts in parallel, complete.
 
 use super::{
-    Backend, Clock, CompletedPart, FileInfo, MultipartSession, ProgressReporter, Source,
-    StoredObject, Transport, UploadContext, etag_not_exposed,
+    Backend, Clock, CompletedPart, FileInfo, MultipartSession, ProgressReporter, Source, StoredObject, Transport,
+    UploadContext, etag_not_exposed,
 };
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PartPlan;
@@ -29,11 +29,7 @@ where
 {
     let session = cx.abort.guard(cx.backend.create_multipart(file)).await?;
     progress.set_key(&session.key);
-    match cx
-        .abort
-        .guard(send_and_complete(cx, source, &session, plan, progress))
-        .await
-    {
+    match cx.abort.guard(send_and_complete(cx, source, &session, plan, progress)).await {
         Ok(stored) => Ok(stored),
         Err(err) => match cx.backend.abort_multipart(&session).await {
             Ok(()) => Err(err),
@@ -59,9 +55,7 @@ where
     S: Source<Body = T::Body>,
     C: Clock,
 {
-    let batch = u32::try_from(cx.concurrency * 2)
-        .unwrap_or(u32::MAX)
-        .max(MIN_SIGN_BATCH);
+    let batch = u32::try_from(cx.concurrency * 2).unwrap_or(u32::MAX).max(MIN_SIGN_BATCH);
     let signer = PartSigner::new(cx.backend, session, plan.count, batch);
     let mut parts: Vec<CompletedPart> = stream::iter(plan.numbers())
         .map(|number| send_part(cx, source, &signer, plan, number, progress))
@@ -104,16 +98,11 @@ where
     let outcome = {
         let _slot = cx.budget.acquire().await;
         progress.set_state(UploadState::Uploading);
-        cx.transport
-            .put(&request, source.slice(range.clone()), &what)
-            .await?
+        cx.transport.put(&request, source.slice(range.clone()), &what).await?
     };
     let etag = outcome.etag.ok_or_else(|| etag_not_exposed(&what))?;
     progress.add(range.end - range.start);
-    Ok(CompletedPart {
-        part_number: number,
-        etag,
-    })
+    Ok(CompletedPart { part_number: number, etag })
 }
 
 /// Fewest part URLs asked for in one signing request.
@@ -142,10 +131,7 @@ impl<'a, B: Backend> PartSigner<'a, B> {
             session,
             count,
             batch,
-            state: Mutex::new(SignerState {
-                ready: HashMap::new(),
-                next_unsigned: 1,
-            }),
+            state: Mutex::new(SignerState { ready: HashMap::new(), next_unsigned: 1 }),
         }
     }
 
@@ -173,9 +159,7 @@ impl<'a, B: Backend> PartSigner<'a, B> {
         state.ready.remove(&number).ok_or_else(|| {
             UploadError::new(
                 ErrorCode::BackendError,
-                format!(
-                    "the backend was asked to sign part {number} and did not return a URL for it"
-                ),
+                format!("the backend was asked to sign part {number} and did not return a URL for it"),
             )
         })
     }

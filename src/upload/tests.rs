@@ -34,16 +34,9 @@ struct FakeBackend {
 impl Backend for FakeBackend {
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
         yield_now().await;
-        Ok(MultipartSession {
-            key: format!("uploads/{}", file.filename),
-            upload_id: "u-1".into(),
-        })
+        Ok(MultipartSession { key: format!("uploads/{}", file.filename), upload_id: "u-1".into() })
     }
-    async fn sign_parts(
-        &self,
-        _s: &MultipartSession,
-        numbers: &[u32],
-    ) -> Result<Vec<SignedPart>, UploadError> {
+    async fn sign_parts(&self, _s: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError> {
         self.sign_calls.borrow_mut().push(numbers.to_vec());
         yield_now().await;
         Ok(numbers
@@ -64,10 +57,7 @@ impl Backend for FakeBackend {
         parts: &[CompletedPart],
     ) -> Result<CompletedObject, UploadError> {
         *self.completed.borrow_mut() = Some(parts.to_vec());
-        Ok(CompletedObject {
-            location: Some(format!("https://store/{}", s.key)),
-            ..Default::default()
-        })
+        Ok(CompletedObject { location: Some(format!("https://store/{}", s.key)), ..Default::default() })
     }
     async fn abort_multipart(&self, _s: &MultipartSession) -> Result<(), UploadError> {
         self.aborted.set(self.aborted.get() + 1);
@@ -76,10 +66,7 @@ impl Backend for FakeBackend {
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
         Ok(SignedPut {
             key: format!("uploads/{}", file.filename),
-            request: SignedRequest {
-                url: "https://store/obj?X-Amz-Signature=secret".into(),
-                headers: BTreeMap::new(),
-            },
+            request: SignedRequest { url: "https://store/obj?X-Amz-Signature=secret".into(), headers: BTreeMap::new() },
             display_url: None,
         })
     }
@@ -104,52 +91,29 @@ struct FakeTransport {
 
 impl FakeTransport {
     fn new(behaviour: StoreBehaviour) -> Self {
-        FakeTransport {
-            behaviour,
-            in_flight: Cell::new(0),
-            max_in_flight: Cell::new(0),
-            bodies: RefCell::new(vec![]),
-        }
+        FakeTransport { behaviour, in_flight: Cell::new(0), max_in_flight: Cell::new(0), bodies: RefCell::new(vec![]) }
     }
 }
 
 impl Transport for FakeTransport {
     type Body = Range<u64>;
-    async fn put(
-        &self,
-        request: &SignedRequest,
-        body: Range<u64>,
-        what: &str,
-    ) -> Result<PutOutcome, UploadError> {
+    async fn put(&self, request: &SignedRequest, body: Range<u64>, what: &str) -> Result<PutOutcome, UploadError> {
         self.in_flight.set(self.in_flight.get() + 1);
-        self.max_in_flight
-            .set(self.max_in_flight.get().max(self.in_flight.get()));
+        self.max_in_flight.set(self.max_in_flight.get().max(self.in_flight.get()));
         for _ in 0..3 {
             yield_now().await;
         }
         self.in_flight.set(self.in_flight.get() - 1);
-        let part = request
-            .url
-            .split("part")
-            .nth(1)
-            .and_then(|s| s.split('?').next())
-            .and_then(|s| s.parse().ok());
+        let part = request.url.split("part").nth(1).and_then(|s| s.split('?').next()).and_then(|s| s.parse().ok());
         match (self.behaviour, part) {
             (StoreBehaviour::RejectPart(n), Some(p)) if n == p => {
-                return Err(UploadError::new(
-                    ErrorCode::PartUploadFailed,
-                    format!("{what} rejected"),
-                )
-                .with_status(403));
+                return Err(UploadError::new(ErrorCode::PartUploadFailed, format!("{what} rejected")).with_status(403));
             }
-            (StoreBehaviour::HangOnPart(n), Some(p)) if n == p => {
-                std::future::pending::<()>().await
-            }
+            (StoreBehaviour::HangOnPart(n), Some(p)) if n == p => std::future::pending::<()>().await,
             _ => {}
         }
         self.bodies.borrow_mut().push(body);
-        let etag = (self.behaviour != StoreBehaviour::HideEtag)
-            .then(|| format!("\"etag-{}\"", part.unwrap_or(0)));
+        let etag = (self.behaviour != StoreBehaviour::HideEtag).then(|| format!("\"etag-{}\"", part.unwrap_or(0)));
         Ok(PutOutcome { etag })
     }
 }
@@ -219,12 +183,7 @@ impl Harness {
     fn run(&self, size: u64) -> Result<StoredObject, UploadError> {
         let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
         let progress = ProgressReporter::new(size, &self.clock, &sink);
-        block_on(upload_file(
-            &self.cx(6),
-            &FakeSource(size),
-            &file("a.bin", size),
-            &progress,
-        ))
+        block_on(upload_file(&self.cx(6), &FakeSource(size), &file("a.bin", size), &progress))
     }
 }
 
@@ -236,9 +195,7 @@ fn multipart_sends_every_range_once_and_completes_in_part_order() {
     assert_eq!((stored.parts, stored.size), (Some(5), size));
     let mut bodies = h.transport.bodies.borrow().clone();
     bodies.sort_by_key(|r| r.start);
-    let expected: Vec<Range<u64>> = (0..5)
-        .map(|i| i * 5 * MIB..((i + 1) * 5 * MIB).min(size))
-        .collect();
+    let expected: Vec<Range<u64>> = (0..5).map(|i| i * 5 * MIB..((i + 1) * 5 * MIB).min(size)).collect();
     assert_eq!(bodies, expected);
     let completed = h.backend.completed.borrow().clone().unwrap();
     let numbers: Vec<u32> = completed.iter().map(|p| p.part_number).collect();
@@ -253,16 +210,8 @@ fn parts_are_signed_in_batches_not_one_by_one() {
     h.run(200 * MIB).unwrap(); // 40 parts, batches of 12 at concurrency 6
     let calls = h.backend.sign_calls.borrow();
     let signed: Vec<u32> = calls.iter().flatten().copied().collect();
-    assert_eq!(
-        signed,
-        (1..=40).collect::<Vec<_>>(),
-        "every part signed exactly once"
-    );
-    assert!(
-        calls.len() <= 4,
-        "{} signing requests for 40 parts",
-        calls.len()
-    );
+    assert_eq!(signed, (1..=40).collect::<Vec<_>>(), "every part signed exactly once");
+    assert!(calls.len() <= 4, "{} signing requests for 40 parts", calls.len());
 }
 
 #[test]
@@ -273,16 +222,10 @@ fn one_budget_bounds_requests_across_files() {
     let pa = ProgressReporter::new(a.0, &h.clock, &sink);
     let pb = ProgressReporter::new(b.0, &h.clock, &sink);
     let cx = h.cx(6);
-    let (ra, rb) = block_on(join(
-        upload_file(&cx, &a, &file("a", a.0), &pa),
-        upload_file(&cx, &b, &file("b", b.0), &pb),
-    ));
+    let (ra, rb) =
+        block_on(join(upload_file(&cx, &a, &file("a", a.0), &pa), upload_file(&cx, &b, &file("b", b.0), &pb)));
     assert!(ra.is_ok() && rb.is_ok());
-    assert_eq!(
-        h.transport.max_in_flight.get(),
-        3,
-        "parallel, but never more than the budget"
-    );
+    assert_eq!(h.transport.max_in_flight.get(), 3, "parallel, but never more than the budget");
 }
 
 #[test]
@@ -299,10 +242,7 @@ fn a_hidden_etag_fails_fast_and_aborts_the_upload() {
 fn a_rejected_part_fails_the_upload_and_aborts_it() {
     let h = Harness::new(StoreBehaviour::RejectPart(2), 6);
     let err = h.run(12 * MIB).unwrap_err();
-    assert_eq!(
-        (err.code, err.status),
-        (ErrorCode::PartUploadFailed, Some(403))
-    );
+    assert_eq!((err.code, err.status), (ErrorCode::PartUploadFailed, Some(403)));
     assert_eq!(h.backend.aborted.get(), 1);
 }
 
@@ -328,10 +268,8 @@ fn abort_cancels_a_hanging_part_and_aborts_the_upload() {
         }
         h.abort.abort();
     };
-    let (result, ()) = block_on(join(
-        upload_file(&cx, &FakeSource(12 * MIB), &file("a", 12 * MIB), &progress),
-        aborter,
-    ));
+    let (result, ()) =
+        block_on(join(upload_file(&cx, &FakeSource(12 * MIB), &file("a", 12 * MIB), &progress), aborter));
     assert_eq!(result.unwrap_err().code, ErrorCode::Aborted);
     assert_eq!(h.backend.aborted.get(), 1);
     assert!(h.backend.completed.borrow().is_none());
@@ -353,13 +291,7 @@ fn progress_only_grows_and_reaches_the_total() {
     let sink = |s: &ProgressSnapshot, _: Option<&str>| seen.borrow_mut().push(s.loaded);
     let size = 31 * MIB;
     let progress = ProgressReporter::new(size, &h.clock, &sink);
-    block_on(upload_file(
-        &h.cx(6),
-        &FakeSource(size),
-        &file("a", size),
-        &progress,
-    ))
-    .unwrap();
+    block_on(upload_file(&h.cx(6), &FakeSource(size), &file("a", size), &progress)).unwrap();
     progress.set_state(UploadState::Done);
     let seen = seen.borrow();
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");

@@ -5,8 +5,7 @@
 use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
 use crate::error::{ErrorCode, UploadError};
 use crate::upload::{
-    Backend, CompletedObject, CompletedPart, FileInfo, MultipartSession, SignedPart, SignedPut,
-    SignedRequest,
+    Backend, CompletedObject, CompletedPart, FileInfo, MultipartSession, SignedPart, SignedPut, SignedRequest,
 };
 use futures::future::try_join_all;
 use gloo_net::http::Request;
@@ -71,15 +70,8 @@ struct SignPutAnswer {
 
 impl SignPutAnswer {
     fn into_signed_put(self, file: &FileInfo) -> SignedPut {
-        let key = self
-            .key
-            .or_else(|| file.key.clone())
-            .unwrap_or_else(|| file.filename.clone());
-        SignedPut {
-            key,
-            request: self.request,
-            display_url: self.display_url,
-        }
+        let key = self.key.or_else(|| file.key.clone()).unwrap_or_else(|| file.filename.clone());
+        SignedPut { key, request: self.request, display_url: self.display_url }
     }
 }
 
@@ -88,9 +80,7 @@ impl SignPutAnswer {
 struct Ignored {}
 
 fn to_js<T: Serialize>(value: &T) -> JsValue {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .expect("request shapes are plain data")
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).expect("request shapes are plain data")
 }
 
 fn backend_error(message: String) -> UploadError {
@@ -108,46 +98,33 @@ impl HttpBackend {
     /// A backend at `base` (no trailing slash needed), sending `headers` (for example
     /// `Authorization`) with every request.
     pub(crate) fn new(base: &str, headers: Vec<(String, String)>) -> Self {
-        HttpBackend {
-            base: base.trim_end_matches('/').to_owned(),
-            headers,
-        }
+        HttpBackend { base: base.trim_end_matches('/').to_owned(), headers }
     }
 
-    async fn post<A: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> Result<A, UploadError> {
+    async fn post<A: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<A, UploadError> {
         let url = format!("{}{path}", self.base);
         let what = format!("POST {url}");
         let guard = RequestGuard::new(BACKEND_TIMEOUT_MS);
         let body = js_sys::JSON::stringify(&to_js(body)).expect("plain data stringifies");
-        let mut builder = Request::post(&url)
-            .abort_signal(Some(&guard.signal()))
-            .header("Content-Type", "application/json");
+        let mut builder =
+            Request::post(&url).abort_signal(Some(&guard.signal())).header("Content-Type", "application/json");
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
         }
-        let request = builder
-            .body(body)
-            .map_err(|e| backend_error(format!("could not build {what}: {e}")))?;
+        let request = builder.body(body).map_err(|e| backend_error(format!("could not build {what}: {e}")))?;
         let response = request.send().await.map_err(|_| {
             let why = if guard.timed_out() {
                 format!("no answer within {} s", BACKEND_TIMEOUT_MS / 1000)
             } else {
-                "the network failed, the server is down, or its CORS rules do not allow this page"
-                    .to_owned()
+                "the network failed, the server is down, or its CORS rules do not allow this page".to_owned()
             };
-            UploadError::new(
-                ErrorCode::BackendUnreachable,
-                format!("could not reach the backend ({what}): {why}"),
-            )
+            UploadError::new(ErrorCode::BackendUnreachable, format!("could not reach the backend ({what}): {why}"))
         })?;
         let status = response.status();
-        let text = response.text().await.map_err(|_| {
-            backend_error(format!("the answer to {what} could not be read")).with_status(status)
-        })?;
+        let text = response
+            .text()
+            .await
+            .map_err(|_| backend_error(format!("the answer to {what} could not be read")).with_status(status))?;
         let parsed = js_sys::JSON::parse(&text).ok();
         if !response.ok() {
             let said = parsed
@@ -156,23 +133,18 @@ impl HttpBackend {
                 .and_then(|v| v.as_string())
                 .map(|s| format!(": {s}"))
                 .unwrap_or_default();
-            return Err(backend_error(format!(
-                "the backend answered {what} with HTTP {status}{said}"
-            ))
-            .with_status(status));
+            return Err(
+                backend_error(format!("the backend answered {what} with HTTP {status}{said}")).with_status(status)
+            );
         }
         let Some(parsed) = parsed else {
             return Err(backend_error(format!(
                 "the backend answered {what} with something that is not JSON; check that the backend URL \
                  points at the upload API"
-            ))
-            .with_status(status));
+            )));
         };
-        serde_wasm_bindgen::from_value(parsed).map_err(|e| {
-            backend_error(format!(
-                "the backend's answer to {what} is not as expected: {e}"
-            ))
-        })
+        serde_wasm_bindgen::from_value(parsed)
+            .map_err(|e| backend_error(format!("the backend's answer to {what} is not as expected: {e}")))
     }
 }
 
@@ -181,19 +153,9 @@ impl Backend for HttpBackend {
         self.post("/multipart", file).await
     }
 
-    async fn sign_parts(
-        &self,
-        session: &MultipartSession,
-        numbers: &[u32],
-    ) -> Result<Vec<SignedPart>, UploadError> {
-        let request = SignPartsRequest {
-            key: &session.key,
-            upload_id: &session.upload_id,
-            part_numbers: numbers,
-        };
-        self.post::<SignPartsAnswer>("/multipart/sign", &request)
-            .await
-            .map(SignPartsAnswer::into_parts)
+    async fn sign_parts(&self, session: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError> {
+        let request = SignPartsRequest { key: &session.key, upload_id: &session.upload_id, part_numbers: numbers };
+        self.post::<SignPartsAnswer>("/multipart/sign", &request).await.map(SignPartsAnswer::into_parts)
     }
 
     async fn complete_multipart(
@@ -201,24 +163,16 @@ impl Backend for HttpBackend {
         session: &MultipartSession,
         parts: &[CompletedPart],
     ) -> Result<CompletedObject, UploadError> {
-        let request = CompleteRequest {
-            key: &session.key,
-            upload_id: &session.upload_id,
-            parts,
-        };
+        let request = CompleteRequest { key: &session.key, upload_id: &session.upload_id, parts };
         self.post("/multipart/complete", &request).await
     }
 
     async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError> {
-        self.post::<Ignored>("/multipart/abort", session)
-            .await
-            .map(|_| ())
+        self.post::<Ignored>("/multipart/abort", session).await.map(|_| ())
     }
 
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
-        self.post::<SignPutAnswer>("/put", file)
-            .await
-            .map(|a| a.into_signed_put(file))
+        self.post::<SignPutAnswer>("/put", file).await.map(|a| a.into_signed_put(file))
     }
 }
 
@@ -253,84 +207,43 @@ impl CallbackBackend {
                 format!("this upload needs the backend callback `{name}`, which was not given"),
             )
         })?;
-        let returned = function
-            .call1(&JsValue::UNDEFINED, &to_js(argument))
-            .map_err(|thrown| {
-                backend_error(format!(
-                    "the `{name}` callback threw: {}",
-                    js_message(&thrown)
-                ))
-                .with_cause(thrown)
-            })?;
-        let settled = within(
-            BACKEND_TIMEOUT_MS,
-            JsFuture::from(Promise::resolve(&returned)),
-        )
-        .await;
+        let returned = function.call1(&JsValue::UNDEFINED, &to_js(argument)).map_err(|thrown| {
+            backend_error(format!("the `{name}` callback threw: {}", js_message(&thrown))).with_cause(thrown)
+        })?;
+        let settled = within(BACKEND_TIMEOUT_MS, JsFuture::from(Promise::resolve(&returned))).await;
         let value = match settled {
             None => {
                 return Err(UploadError::new(
                     ErrorCode::BackendUnreachable,
-                    format!(
-                        "the `{name}` callback did not settle within {} s",
-                        BACKEND_TIMEOUT_MS / 1000
-                    ),
+                    format!("the `{name}` callback did not settle within {} s", BACKEND_TIMEOUT_MS / 1000),
                 ));
             }
             Some(Err(rejected)) => {
-                return Err(backend_error(format!(
-                    "the `{name}` callback rejected: {}",
-                    js_message(&rejected)
-                ))
-                .with_cause(rejected));
+                return Err(backend_error(format!("the `{name}` callback rejected: {}", js_message(&rejected)))
+                    .with_cause(rejected));
             }
             Some(Ok(value)) => value,
         };
-        serde_wasm_bindgen::from_value(value).map_err(|e| {
-            backend_error(format!(
-                "the `{name}` callback returned something unexpected: {e}"
-            ))
-        })
+        serde_wasm_bindgen::from_value(value)
+            .map_err(|e| backend_error(format!("the `{name}` callback returned something unexpected: {e}")))
     }
 }
 
 impl Backend for CallbackBackend {
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
-        Self::call(
-            "createMultipartUpload",
-            self.create_multipart_upload.as_ref(),
-            file,
-        )
-        .await
+        Self::call("createMultipartUpload", self.create_multipart_upload.as_ref(), file).await
     }
 
-    async fn sign_parts(
-        &self,
-        session: &MultipartSession,
-        numbers: &[u32],
-    ) -> Result<Vec<SignedPart>, UploadError> {
+    async fn sign_parts(&self, session: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError> {
         if self.sign_parts.is_some() || self.sign_part.is_none() {
-            let request = SignPartsRequest {
-                key: &session.key,
-                upload_id: &session.upload_id,
-                part_numbers: numbers,
-            };
-            let answer: SignPartsAnswer =
-                Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
+            let request = SignPartsRequest { key: &session.key, upload_id: &session.upload_id, part_numbers: numbers };
+            let answer: SignPartsAnswer = Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
             return Ok(answer.into_parts());
         }
         try_join_all(numbers.iter().map(|&part_number| async move {
-            let request = SignPartRequest {
-                key: &session.key,
-                upload_id: &session.upload_id,
-                part_number,
-            };
-            let signed: SignedRequest =
-                Self::call("signPart", self.sign_part.as_ref(), &request).await?;
-            Ok(SignedPart {
-                part_number,
-                request: signed,
-            })
+            let request = SignPartRequest { key: &session.key, upload_id: &session.upload_id, part_number };
+            let signed: SignedRequest = Self::call("signPart", self.sign_part.as_ref(), &request).await?;
+            Ok(SignedPart { part_number, request: signed })
         }))
         .await
     }
@@ -340,17 +253,9 @@ impl Backend for CallbackBackend {
         session: &MultipartSession,
         parts: &[CompletedPart],
     ) -> Result<CompletedObject, UploadError> {
-        let request = CompleteRequest {
-            key: &session.key,
-            upload_id: &session.upload_id,
-            parts,
-        };
-        let answer: Option<CompletedObject> = Self::call(
-            "completeMultipartUpload",
-            self.complete_multipart_upload.as_ref(),
-            &request,
-        )
-        .await?;
+        let request = CompleteRequest { key: &session.key, upload_id: &session.upload_id, parts };
+        let answer: Option<CompletedObject> =
+            Self::call("completeMultipartUpload", self.complete_multipart_upload.as_ref(), &request).await?;
         Ok(answer.unwrap_or_default())
     }
 
@@ -362,19 +267,13 @@ impl Backend for CallbackBackend {
                  bucket until a lifecycle rule removes them",
             ));
         }
-        Self::call::<Option<Ignored>>(
-            "abortMultipartUpload",
-            self.abort_multipart_upload.as_ref(),
-            session,
-        )
-        .await
-        .map(|_| ())
+        Self::call::<Option<Ignored>>("abortMultipartUpload", self.abort_multipart_upload.as_ref(), session)
+            .await
+            .map(|_| ())
     }
 
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
-        Self::call::<SignPutAnswer>("signPut", self.sign_put.as_ref(), file)
-            .await
-            .map(|a| a.into_signed_put(file))
+        Self::call::<SignPutAnswer>("signPut", self.sign_put.as_ref(), file).await.map(|a| a.into_signed_put(file))
     }
 }
 
@@ -392,11 +291,7 @@ impl Backend for AnyBackend {
         }
     }
 
-    async fn sign_parts(
-        &self,
-        session: &MultipartSession,
-        numbers: &[u32],
-    ) -> Result<Vec<SignedPart>, UploadError> {
+    async fn sign_parts(&self, session: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError> {
         match self {
             AnyBackend::Http(b) => b.sign_parts(session, numbers).await,
             AnyBackend::Callbacks(b) => b.sign_parts(session, numbers).await,

@@ -46,8 +46,7 @@ pub(crate) struct RequestGuard {
 impl RequestGuard {
     /// A guard that aborts the request after `timeout_ms`.
     pub(crate) fn new(timeout_ms: u32) -> Self {
-        let controller =
-            AbortController::new().expect("AbortController exists in every supported browser");
+        let controller = AbortController::new().expect("AbortController exists in every supported browser");
         let timed_out = Rc::new(Cell::new(false));
         let on_timeout = {
             let (controller, timed_out) = (controller.clone(), timed_out.clone());
@@ -58,12 +57,7 @@ impl RequestGuard {
         };
         let ms = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
         let timer = set_timeout(on_timeout.as_ref().unchecked_ref(), ms);
-        RequestGuard {
-            controller,
-            timer,
-            _on_timeout: on_timeout,
-            timed_out,
-        }
+        RequestGuard { controller, timer, _on_timeout: on_timeout, timed_out }
     }
 
     /// The signal to hand to `fetch`.
@@ -132,12 +126,7 @@ pub(crate) struct FetchTransport;
 impl Transport for FetchTransport {
     type Body = Blob;
 
-    async fn put(
-        &self,
-        request: &SignedRequest,
-        body: Blob,
-        what: &str,
-    ) -> Result<PutOutcome, UploadError> {
+    async fn put(&self, request: &SignedRequest, body: Blob, what: &str) -> Result<PutOutcome, UploadError> {
         let timeout_ms = 30_000.0 + body.size() / SLOWEST_BYTES_PER_SECOND * 1000.0;
         let guard = RequestGuard::new(timeout_ms.min(f64::from(i32::MAX)) as u32);
         let mut builder = Request::put(&request.url).abort_signal(Some(&guard.signal()));
@@ -145,9 +134,7 @@ impl Transport for FetchTransport {
             builder = builder.header(name, value);
         }
         let failed = |message: String| UploadError::new(ErrorCode::PartUploadFailed, message);
-        let request = builder
-            .body(body)
-            .map_err(|e| failed(format!("could not build the request for {what}: {e}")))?;
+        let request = builder.body(body).map_err(|e| failed(format!("could not build the request for {what}: {e}")))?;
         let response = request.send().await.map_err(|_| {
             if guard.timed_out() {
                 failed(format!("{what} got no answer within {} s", (timeout_ms / 1000.0).round()))
@@ -161,14 +148,9 @@ impl Transport for FetchTransport {
         if !response.ok() {
             let status = response.status();
             let detail = store_error_detail(&response).await;
-            return Err(failed(format!(
-                "the store rejected {what} with HTTP {status}{detail}"
-            ))
-            .with_status(status));
+            return Err(failed(format!("the store rejected {what} with HTTP {status}{detail}")).with_status(status));
         }
-        Ok(PutOutcome {
-            etag: response.headers().get("ETag"),
-        })
+        Ok(PutOutcome { etag: response.headers().get("ETag") })
     }
 }
 
