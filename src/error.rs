@@ -3,6 +3,7 @@
 //! Messages say what went wrong and what to fix. They never contain a presigned URL or a
 //! credential: code that builds an error from a request names the operation, not the URL.
 
+use crate::retry::RetryAction;
 use std::fmt;
 
 /// Stable, machine-readable error codes: `err.code` in JS.
@@ -56,17 +57,25 @@ pub struct UploadError {
     pub status: Option<u16>,
     /// The value a user callback threw, kept so JS sees it as `err.cause`.
     pub cause: Option<wasm_bindgen::JsValue>,
+    /// Whether trying again may help, as [`crate::retry::classify`] decided.
+    pub retry: RetryAction,
 }
 
 impl UploadError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        UploadError { code, message: message.into(), status: None, cause: None }
+        UploadError { code, message: message.into(), status: None, cause: None, retry: RetryAction::Fail }
     }
 
     /// Adds the HTTP status of the failed response.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    /// Marks what retrying may do about this error.
+    pub fn with_retry(mut self, retry: RetryAction) -> Self {
+        self.retry = retry;
         self
     }
 

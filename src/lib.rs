@@ -6,6 +6,7 @@
 //! Module map:
 //! - [`plan`]: how a file is cut into parts under the S3 limits (pure).
 //! - [`progress`]: loaded/total, speed, ETA and report throttling (pure).
+//! - [`retry`]: which failures are retried, backoff with jitter, time and count bounds (pure).
 //! - [`upload`]: the orchestrator, generic over backend, transport and source (pure).
 //! - [`error`]: the error type and its stable codes.
 //! - `web`: browser edges: `Blob` slicing, `fetch`, the JSON and callback backends.
@@ -14,6 +15,7 @@
 pub mod error;
 pub mod plan;
 pub mod progress;
+pub mod retry;
 pub mod upload;
 
 mod js;

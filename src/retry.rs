@@ -1,0 +1,172 @@
+//! Retry policy: which failures are tried again, how long to wait, and when to give up.
+//!
+//! Pure. Retryability is decided here, in [`classify`], from facts the edges observed (status,
+//! S3 error code, network failure), never from message text. Waits are decorrelated jitter with
+//! an injected random source, so tests are deterministic.
+
+/// What to do about a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAction {
+    /// Permanent: report it.
+    Fail,
+    /// Transient: wait and send the same request again.
+    Backoff,
+    /// The presigned URL expired: get a new one, then send again (after a short wait).
+    Resign,
+}
+
+/// What the edge saw of a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed<'a> {
+    /// No answer: connection refused or reset, DNS, CORS, offline.
+    Network,
+    /// No answer within the time allowed.
+    TimedOut,
+    /// An HTTP answer with this status and, for S3 XML errors, its `<Code>` and `<Message>`.
+    Status { status: u16, code: Option<&'a str>, message: Option<&'a str> },
+}
+
+/// Decides what to do about a failure. Network failures, time-outs, 5xx, 429 (and S3's
+/// `SlowDown`) and 408 are transient; a 403 whose code or message says the request expired
+/// means re-signing; every other 4xx is permanent.
+pub fn classify(observed: Observed<'_>) -> RetryAction {
+    match observed {
+        Observed::Network | Observed::TimedOut => RetryAction::Backoff,
+        Observed::Status { status, code, message } => {
+            let expired = code.is_some_and(|c| c.contains("Expired"))
+                || message.is_some_and(|m| m.to_ascii_lowercase().contains("expired"));
+            match status {
+                403 | 400 if expired => RetryAction::Resign,
+                408 | 429 | 500..=599 => RetryAction::Backoff,
+                _ if code == Some("SlowDown") || code == Some("RequestTimeout") => RetryAction::Backoff,
+                _ => RetryAction::Fail,
+            }
+        }
+    }
+}
+
+/// How hard to try. Defaults follow object_store's proven ones, with a shorter time bound that
+/// stays well inside the usual presigned-URL lifetime (15 min to 1 h).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Most retries of one request (after the first attempt). Default 10: rides out a few
+    /// minutes of flakiness without retrying a dead link forever.
+    pub max_retries: u32,
+    /// Give up retrying one request after this long since its first attempt. Default 3 min.
+    pub retry_timeout_ms: f64,
+    /// First wait. Default 100 ms: a blip costs almost nothing.
+    pub initial_backoff_ms: f64,
+    /// Longest wait. Default 15 s: a store asking to slow down gets room.
+    pub max_backoff_ms: f64,
+    /// Growth factor of the wait. Default 2.
+    pub base: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 10,
+            retry_timeout_ms: 180_000.0,
+            initial_backoff_ms: 100.0,
+            max_backoff_ms: 15_000.0,
+            base: 2.0,
+        }
+    }
+}
+
+/// The waits of one request's retries: decorrelated jitter, each wait drawn between the initial
+/// wait and `base` times the previous one, capped.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    policy: RetryPolicy,
+    previous_ms: f64,
+    retries: u32,
+    started_ms: f64,
+}
+
+impl Backoff {
+    /// The retries of a request first sent at `now_ms`.
+    pub fn new(policy: RetryPolicy, now_ms: f64) -> Self {
+        Backoff { policy, previous_ms: policy.initial_backoff_ms, retries: 0, started_ms: now_ms }
+    }
+
+    /// The wait before the next retry, or `None` when the count or the time is used up.
+    /// `random` is uniform in `[0, 1)`.
+    pub fn next_wait(&mut self, now_ms: f64, random: f64) -> Option<f64> {
+        if self.retries >= self.policy.max_retries {
+            return None;
+        }
+        let low = self.policy.initial_backoff_ms;
+        let high = (self.previous_ms * self.policy.base).max(low);
+        let wait = (low + (high - low) * random).min(self.policy.max_backoff_ms);
+        if now_ms + wait - self.started_ms > self.policy.retry_timeout_ms {
+            return None;
+        }
+        self.previous_ms = wait;
+        self.retries += 1;
+        Some(wait)
+    }
+
+    /// Retries so far.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16, code: Option<&'static str>, message: Option<&'static str>) -> RetryAction {
+        classify(Observed::Status { status, code, message })
+    }
+
+    #[test]
+    fn transient_failures_back_off_and_permanent_ones_fail() {
+        assert_eq!(classify(Observed::Network), RetryAction::Backoff);
+        assert_eq!(classify(Observed::TimedOut), RetryAction::Backoff);
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert_eq!(status(s, None, None), RetryAction::Backoff, "{s}");
+        }
+        assert_eq!(status(503, Some("SlowDown"), Some("Please reduce your request rate.")), RetryAction::Backoff);
+        for s in [400, 401, 403, 404, 405, 411, 413] {
+            assert_eq!(status(s, None, None), RetryAction::Fail, "{s}");
+        }
+        assert_eq!(status(403, Some("SignatureDoesNotMatch"), None), RetryAction::Fail);
+    }
+
+    #[test]
+    fn expired_urls_are_resigned() {
+        assert_eq!(status(403, Some("AccessDenied"), Some("Request has expired")), RetryAction::Resign);
+        assert_eq!(status(400, Some("ExpiredToken"), None), RetryAction::Resign);
+        assert_eq!(status(403, Some("AccessDenied"), Some("Access Denied")), RetryAction::Fail);
+    }
+
+    #[test]
+    fn waits_grow_with_jitter_and_stay_within_bounds() {
+        let policy = RetryPolicy::default();
+        let mut b = Backoff::new(policy, 0.0);
+        assert_eq!(b.next_wait(0.0, 0.0), Some(100.0), "lowest draw is the initial wait");
+        let mut b = Backoff::new(policy, 0.0);
+        let waits: Vec<f64> = (0..8).map(|_| b.next_wait(0.0, 0.999_999).unwrap()).collect();
+        assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
+        assert!(waits.iter().all(|&w| (100.0..=15_000.0).contains(&w)), "{waits:?}");
+        assert_eq!(*waits.last().unwrap(), 15_000.0, "capped");
+    }
+
+    #[test]
+    fn retries_stop_at_the_count() {
+        let policy = RetryPolicy { max_retries: 3, ..RetryPolicy::default() };
+        let mut b = Backoff::new(policy, 0.0);
+        let n = (0..10).filter_map(|_| b.next_wait(0.0, 0.5)).count();
+        assert_eq!((n, b.retries()), (3, 3));
+    }
+
+    #[test]
+    fn retries_stop_at_the_time_bound() {
+        let policy = RetryPolicy { retry_timeout_ms: 1_000.0, ..RetryPolicy::default() };
+        let mut b = Backoff::new(policy, 0.0);
+        assert!(b.next_wait(500.0, 0.0).is_some());
+        assert_eq!(b.next_wait(950.0, 0.0), None, "the wait would end past the bound");
+    }
+}
