@@ -24,18 +24,11 @@ build_pkg
 build_server
 
 rm -rf .tmp && mkdir -p .tmp
-trap stop_servers EXIT
-start_server main --test-hooks \
-  --allowed-types "image/*,video/*,audio/*,text/*,application/octet-stream,application/pdf,application/zip"
-start_server no-etag --test-hooks --no-expose-etag
-
 step "browser tests (headless Chromium)"
-S3DU_TEST_APP=$(ready_field main app) \
-S3DU_TEST_APP_NO_ETAG=$(ready_field no-etag app) \
-CHROMEDRIVER=/usr/bin/chromedriver \
-WASM_BINDGEN_TEST_TIMEOUT=600 \
-  cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser
+bash scripts/browser-tests.sh
 
+trap stop_servers EXIT
+start_server main
 step "end-to-end: the demo page uploads ${E2E_SIZE_MIB:=1024} MiB"
 head -c $((E2E_SIZE_MIB * 1024 * 1024)) /dev/urandom > .tmp/e2e-upload.bin
 APP=$(ready_field main app) STORE_DIR="$(ready_field main dataDir)/direct-uploads" \

@@ -16,6 +16,10 @@ pub enum UploadState {
     Queued,
     /// Sending bytes.
     Uploading,
+    /// Paused by the caller; nothing is sent until `resume()`.
+    Paused,
+    /// The browser is offline; sending continues when it is back.
+    WaitingForNetwork,
     /// All bytes sent; asking the backend to assemble the object.
     Completing,
     /// Stored.
@@ -32,6 +36,8 @@ impl UploadState {
         match self {
             UploadState::Queued => "queued",
             UploadState::Uploading => "uploading",
+            UploadState::Paused => "paused",
+            UploadState::WaitingForNetwork => "waiting_for_network",
             UploadState::Completing => "completing",
             UploadState::Done => "done",
             UploadState::Failed => "failed",
@@ -64,6 +70,7 @@ pub struct ProgressTracker {
     /// `(time_ms, loaded)` samples within the speed window, oldest first.
     samples: VecDeque<(f64, u64)>,
     last_report_ms: Option<f64>,
+    last_reported_state: Option<UploadState>,
 }
 
 impl ProgressTracker {
@@ -75,6 +82,7 @@ impl ProgressTracker {
             state: UploadState::Queued,
             samples: VecDeque::from([(now_ms, 0)]),
             last_report_ms: None,
+            last_reported_state: None,
         }
     }
 
@@ -92,18 +100,16 @@ impl ProgressTracker {
         self.state = state;
     }
 
-    /// The report for `now_ms`, if one is due: the first report, a state change to an end state,
-    /// or at least [`MIN_REPORT_INTERVAL_MS`] since the previous one.
+    /// The report for `now_ms`, if one is due: the first report, a change of state (so the page
+    /// sees "paused" or "done" at once), or at least [`MIN_REPORT_INTERVAL_MS`] since the last one.
     pub fn report(&mut self, now_ms: f64) -> Option<ProgressSnapshot> {
-        let final_state = matches!(self.state, UploadState::Done | UploadState::Failed | UploadState::Aborted);
-        let due = match self.last_report_ms {
-            None => true,
-            Some(last) => final_state || now_ms - last >= MIN_REPORT_INTERVAL_MS,
-        };
+        let due = self.last_reported_state != Some(self.state)
+            || self.last_report_ms.is_none_or(|last| now_ms - last >= MIN_REPORT_INTERVAL_MS);
         if !due {
             return None;
         }
         self.last_report_ms = Some(now_ms);
+        self.last_reported_state = Some(self.state);
         Some(self.snapshot(now_ms))
     }
 
@@ -153,6 +159,17 @@ mod tests {
         let last = t.report(3.0).expect("end state is always reported");
         assert_eq!((last.loaded, last.total, last.state), (10, 10, UploadState::Done));
         assert_eq!(last.eta_seconds, Some(0.0));
+    }
+
+    #[test]
+    fn state_changes_are_reported_at_once() {
+        let mut t = ProgressTracker::new(10, 0.0);
+        assert!(t.report(0.0).is_some());
+        t.set_state(UploadState::Uploading);
+        assert_eq!(t.report(1.0).map(|s| s.state), Some(UploadState::Uploading));
+        t.set_state(UploadState::Paused);
+        assert_eq!(t.report(2.0).map(|s| s.state), Some(UploadState::Paused));
+        assert!(t.report(3.0).is_none(), "same state, inside 100 ms");
     }
 
     #[test]

@@ -338,7 +338,8 @@ async fn backend_failures_end_with_typed_errors() {
         (format!("{}/__test/empty-json/x", app()), "backend_error", None),
     ];
     for (backend, code, status) in cases {
-        let up = uploader(object(&[("backend", backend.clone().into())]));
+        // Unreachable and 5xx answers are retried; two retries keep the test short.
+        let up = uploader(object(&[("backend", backend.clone().into()), ("retry", json(r#"{"maxRetries":2}"#))]));
         let err = upload(&up, &file, JsValue::UNDEFINED).await.unwrap_err();
         assert_eq!(code_of(&err), code, "{backend}: {}", message_of(&err));
         assert_eq!(get(&err, "status").as_f64(), status, "{backend}");

@@ -5,8 +5,9 @@ mod options;
 
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::{ProgressSnapshot, UploadState};
-use crate::upload::{AbortHandle, FileInfo, ProgressReporter, StoredObject, UploadContext, upload_file};
-use crate::web::{AnyBackend, BlobSource, DateClock, FetchTransport};
+use crate::retry::RetryPolicy;
+use crate::upload::{FileInfo, ProgressReporter, StoredObject, UploadContext, UploadControl, upload_file};
+use crate::web::{AnyBackend, BlobSource, BrowserRuntime, FetchTransport, NetworkWatch};
 use async_lock::Semaphore;
 use js_sys::{Function, Object, Promise, Reflect};
 pub use options::{UploadOptionsJs, UploaderOptionsJs};
@@ -48,6 +49,8 @@ struct UploaderInner {
     budget: Semaphore,
     concurrency: usize,
     plan_options: crate::plan::PlanOptions,
+    retry: RetryPolicy,
+    network: NetworkWatch,
     on_progress: Option<Function>,
 }
 
@@ -60,10 +63,12 @@ impl Uploader {
         Ok(Uploader {
             inner: Rc::new(UploaderInner {
                 backend: parsed.backend,
-                transport: FetchTransport,
+                transport: FetchTransport { stall_timeout_ms: parsed.stall_timeout_ms },
                 budget: Semaphore::new(parsed.concurrency),
                 concurrency: parsed.concurrency,
                 plan_options: parsed.plan_options,
+                retry: parsed.retry,
+                network: NetworkWatch::new(),
                 on_progress: parsed.on_progress,
             }),
         })
@@ -105,10 +110,10 @@ impl Uploader {
                 ),
             )));
         }
-        let abort = Rc::new(AbortHandle::default());
+        let control = Rc::new(UploadControl::default());
         let done =
-            future_to_promise(run_upload(self.inner.clone(), blob.clone(), info, options.on_progress, abort.clone()));
-        Ok(Upload { done, abort, file: blob })
+            future_to_promise(run_upload(self.inner.clone(), blob.clone(), info, options.on_progress, control.clone()));
+        Ok(Upload { done, control, file: blob })
     }
 }
 
@@ -117,7 +122,7 @@ async fn run_upload(
     blob: Blob,
     info: FileInfo,
     on_progress: Option<Function>,
-    abort: Rc<AbortHandle>,
+    control: Rc<UploadControl>,
 ) -> Result<JsValue, JsValue> {
     let listeners: Vec<Function> = inner.on_progress.iter().chain(on_progress.iter()).cloned().collect();
     let sink = |snapshot: &ProgressSnapshot, key: Option<&str>| {
@@ -130,16 +135,18 @@ async fn run_upload(
             let _ = listener.call1(&JsValue::UNDEFINED, &report);
         }
     };
-    let clock = DateClock;
-    let progress = ProgressReporter::new(info.size, &clock, &sink);
+    let runtime = BrowserRuntime;
+    let progress = ProgressReporter::new(info.size, &runtime, &sink);
     let cx = UploadContext {
         backend: &inner.backend,
         transport: &inner.transport,
         budget: &inner.budget,
         concurrency: inner.concurrency,
         plan_options: inner.plan_options,
-        clock: &clock,
-        abort: &abort,
+        runtime: &runtime,
+        retry: inner.retry,
+        control: &control,
+        offline: &inner.network.offline,
     };
     let result = upload_file(&cx, &BlobSource(blob.clone()), &info, &progress).await;
     progress.set_state(match &result {
@@ -182,11 +189,11 @@ fn describe(value: &JsValue) -> String {
     }
 }
 
-/// One file's upload: await `done`, or call `abort()`.
+/// One file's upload: await `done`; `pause()`, `resume()` or `abort()` it.
 #[wasm_bindgen]
 pub struct Upload {
     done: Promise,
-    abort: Rc<AbortHandle>,
+    control: Rc<UploadControl>,
     file: Blob,
 }
 
@@ -204,12 +211,23 @@ impl Upload {
         self.file.clone()
     }
 
+    /// Pauses: part requests in flight are cancelled (their bytes will be sent again) and no new
+    /// ones start. Parts already stored stay stored.
+    pub fn pause(&self) {
+        self.control.paused.set(true);
+    }
+
+    /// Continues a paused upload from the parts already stored.
+    pub fn resume(&self) {
+        self.control.paused.set(false);
+    }
+
     /// Cancels every request of this upload and asks the backend to abort the multipart upload.
     /// Resolves once that is done; `done` then rejects with code `aborted` (unless the upload had
     /// already finished).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn abort(&self) -> Promise {
-        self.abort.abort();
+        self.control.aborted.set(true);
         let done = JsFuture::from(self.done.clone());
         future_to_promise(async move {
             let _ = done.await;

@@ -2,7 +2,8 @@
 
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PlanOptions;
-use crate::web::{AnyBackend, CallbackBackend, HttpBackend};
+use crate::retry::RetryPolicy;
+use crate::web::{AnyBackend, CallbackBackend, DEFAULT_STALL_TIMEOUT_MS, HttpBackend};
 use js_sys::{Function, Reflect};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -38,7 +39,25 @@ struct RawUploaderOptions {
     #[serde(default)]
     multipart_threshold: Option<u64>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    retry: JsValue,
+    #[serde(default)]
+    stall_timeout_ms: Option<u32>,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
     on_progress: JsValue,
+}
+
+/// `retry: {...}`; every field optional, defaults from [`RetryPolicy::default`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRetry {
+    #[serde(default)]
+    max_retries: Option<u32>,
+    #[serde(default)]
+    retry_timeout_ms: Option<f64>,
+    #[serde(default)]
+    initial_backoff_ms: Option<f64>,
+    #[serde(default)]
+    max_backoff_ms: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +78,8 @@ pub(crate) struct UploaderOptions {
     pub(crate) backend: AnyBackend,
     pub(crate) concurrency: usize,
     pub(crate) plan_options: PlanOptions,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) stall_timeout_ms: u32,
     pub(crate) on_progress: Option<Function>,
 }
 
@@ -101,7 +122,16 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
     }
     reject_unknown_keys(
         &options,
-        &["backend", "backendHeaders", "concurrency", "partSize", "multipartThreshold", "onProgress"],
+        &[
+            "backend",
+            "backendHeaders",
+            "concurrency",
+            "partSize",
+            "multipartThreshold",
+            "retry",
+            "stallTimeoutMs",
+            "onProgress",
+        ],
         "Uploader",
     )?;
     let raw: RawUploaderOptions =
@@ -114,12 +144,53 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
     }
     let plan_options = PlanOptions { part_size: raw.part_size, multipart_threshold: raw.multipart_threshold };
     plan_options.validate()?;
+    let stall_timeout_ms = raw.stall_timeout_ms.unwrap_or(DEFAULT_STALL_TIMEOUT_MS);
+    if !(100..=3_600_000).contains(&stall_timeout_ms) {
+        return Err(invalid(format!("`stallTimeoutMs` is {stall_timeout_ms}; use 100 to 3600000 (default 30000)")));
+    }
     Ok(UploaderOptions {
         backend: parse_backend(raw.backend, raw.backend_headers)?,
         concurrency,
         plan_options,
+        retry: parse_retry(raw.retry)?,
+        stall_timeout_ms,
         on_progress: optional_function(raw.on_progress, "onProgress")?,
     })
+}
+
+fn parse_retry(value: JsValue) -> Result<RetryPolicy, UploadError> {
+    let mut policy = RetryPolicy::default();
+    if value.is_undefined() || value.is_null() {
+        return Ok(policy);
+    }
+    if !value.is_object() {
+        return Err(invalid("`retry` must be an object such as { maxRetries: 5 }".into()));
+    }
+    reject_unknown_keys(&value, &["maxRetries", "retryTimeoutMs", "initialBackoffMs", "maxBackoffMs"], "retry")?;
+    let raw: RawRetry = serde_wasm_bindgen::from_value(value).map_err(|e| invalid(format!("retry: {e}")))?;
+    let in_range = |name: &str, v: f64, max: f64| {
+        if v.is_finite() && (0.0..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(invalid(format!("`retry.{name}` is {v}; use 0 to {max}")))
+        }
+    };
+    if let Some(n) = raw.max_retries {
+        policy.max_retries = in_range("maxRetries", f64::from(n), 100.0)? as u32;
+    }
+    if let Some(ms) = raw.retry_timeout_ms {
+        policy.retry_timeout_ms = in_range("retryTimeoutMs", ms, 86_400_000.0)?;
+    }
+    if let Some(ms) = raw.initial_backoff_ms {
+        policy.initial_backoff_ms = in_range("initialBackoffMs", ms, 600_000.0)?;
+    }
+    if let Some(ms) = raw.max_backoff_ms {
+        policy.max_backoff_ms = in_range("maxBackoffMs", ms, 600_000.0)?;
+    }
+    if policy.initial_backoff_ms > policy.max_backoff_ms {
+        return Err(invalid("`retry.initialBackoffMs` is above `retry.maxBackoffMs`".into()));
+    }
+    Ok(policy)
 }
 
 fn parse_backend(backend: JsValue, headers: BTreeMap<String, String>) -> Result<AnyBackend, UploadError> {

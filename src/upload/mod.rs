@@ -9,6 +9,7 @@ mod multipart;
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::{PlanOptions, UploadPlan, plan_upload};
 use crate::progress::{ProgressSnapshot, ProgressTracker, UploadState};
+use crate::retry::{Backoff, RetryAction, RetryPolicy};
 use async_lock::Semaphore;
 use futures::future::{Either, select};
 use serde::{Deserialize, Serialize};
@@ -175,10 +176,15 @@ pub trait Source {
     fn slice(&self, range: Range<u64>) -> Self::Body;
 }
 
-/// Reads the time in milliseconds.
-pub trait Clock {
+/// Time and chance, as the orchestrator needs them.
+#[allow(async_fn_in_trait)]
+pub trait Runtime {
     /// Milliseconds since some fixed origin.
     fn now_ms(&self) -> f64;
+    /// Resolves after `ms` milliseconds.
+    async fn sleep(&self, ms: f64);
+    /// A number uniform in `[0, 1)`, for backoff jitter.
+    fn random(&self) -> f64;
 }
 
 /// What one upload needs from the uploader that runs it.
@@ -193,37 +199,42 @@ pub struct UploadContext<'a, B, T, C> {
     pub concurrency: usize,
     /// Part size and threshold.
     pub plan_options: PlanOptions,
-    /// The time.
-    pub clock: &'a C,
-    /// Set when the caller aborts this upload.
-    pub abort: &'a AbortHandle,
+    /// Time and chance.
+    pub runtime: &'a C,
+    /// How failed requests are retried.
+    pub retry: RetryPolicy,
+    /// The caller's abort and pause switches for this upload.
+    pub control: &'a UploadControl,
+    /// On while the browser is offline (shared by every upload of an uploader).
+    pub offline: &'a Flag,
 }
 
-/// The caller's abort switch for one upload. Aborting drops the work in progress (which cancels
-/// its requests) and lets the multipart flow tell the backend to abort the upload.
+/// An on/off switch that futures can wait on.
 #[derive(Debug, Default)]
-pub struct AbortHandle {
-    aborted: Cell<bool>,
+pub struct Flag {
+    on: Cell<bool>,
     waiting: RefCell<Vec<Waker>>,
 }
 
-impl AbortHandle {
-    /// Aborts; every [`AbortHandle::guard`] in progress ends with an `aborted` error.
-    pub fn abort(&self) {
-        self.aborted.set(true);
-        for waker in self.waiting.take() {
-            waker.wake();
+impl Flag {
+    /// Turns the switch on or off, waking whoever waits for a change.
+    pub fn set(&self, on: bool) {
+        if self.on.replace(on) != on {
+            for waker in self.waiting.take() {
+                waker.wake();
+            }
         }
     }
 
-    /// Whether [`AbortHandle::abort`] was called.
-    pub fn is_aborted(&self) -> bool {
-        self.aborted.get()
+    /// Whether the switch is on.
+    pub fn is_on(&self) -> bool {
+        self.on.get()
     }
 
-    async fn wait(&self) {
+    /// Resolves once the switch is `on` (at once if it already is).
+    pub async fn until(&self, on: bool) {
         poll_fn(|cx| {
-            if self.aborted.get() {
+            if self.on.get() == on {
                 return Poll::Ready(());
             }
             let mut waiting = self.waiting.borrow_mut();
@@ -234,13 +245,28 @@ impl AbortHandle {
         })
         .await;
     }
+}
 
+/// The caller's switches for one upload.
+#[derive(Debug, Default)]
+pub struct UploadControl {
+    /// On once `abort()` was called: the work in progress is dropped (cancelling its requests)
+    /// and the multipart flow tells the backend to abort the upload.
+    pub aborted: Flag,
+    /// On while paused: part requests in flight are cancelled, and no new ones start.
+    pub paused: Flag,
+}
+
+impl UploadControl {
     /// Runs `work` unless the upload is aborted first; then `work` is dropped.
-    pub async fn guard<T>(&self, work: impl Future<Output = Result<T, UploadError>>) -> Result<T, UploadError> {
-        if self.is_aborted() {
+    pub async fn unless_aborted<T>(
+        &self,
+        work: impl Future<Output = Result<T, UploadError>>,
+    ) -> Result<T, UploadError> {
+        if self.aborted.is_on() {
             return Err(UploadError::aborted());
         }
-        match select(pin!(work), pin!(self.wait())).await {
+        match select(pin!(work), pin!(self.aborted.until(true))).await {
             Either::Left((result, _)) => result,
             Either::Right(((), _)) => Err(UploadError::aborted()),
         }
@@ -251,17 +277,17 @@ impl AbortHandle {
 pub struct ProgressReporter<'a, C> {
     tracker: RefCell<ProgressTracker>,
     key: RefCell<Option<String>>,
-    clock: &'a C,
+    runtime: &'a C,
     sink: &'a dyn Fn(&ProgressSnapshot, Option<&str>),
 }
 
-impl<'a, C: Clock> ProgressReporter<'a, C> {
+impl<'a, C: Runtime> ProgressReporter<'a, C> {
     /// A reporter for `total` bytes that hands reports to `sink` (with the key, once known).
-    pub fn new(total: u64, clock: &'a C, sink: &'a dyn Fn(&ProgressSnapshot, Option<&str>)) -> Self {
+    pub fn new(total: u64, runtime: &'a C, sink: &'a dyn Fn(&ProgressSnapshot, Option<&str>)) -> Self {
         ProgressReporter {
-            tracker: RefCell::new(ProgressTracker::new(total, clock.now_ms())),
+            tracker: RefCell::new(ProgressTracker::new(total, runtime.now_ms())),
             key: RefCell::new(None),
-            clock,
+            runtime,
             sink,
         }
     }
@@ -271,7 +297,7 @@ impl<'a, C: Clock> ProgressReporter<'a, C> {
     }
 
     fn add(&self, bytes: u64) {
-        self.tracker.borrow_mut().add(bytes, self.clock.now_ms());
+        self.tracker.borrow_mut().add(bytes, self.runtime.now_ms());
         self.emit();
     }
 
@@ -282,7 +308,7 @@ impl<'a, C: Clock> ProgressReporter<'a, C> {
     }
 
     fn emit(&self) {
-        let report = self.tracker.borrow_mut().report(self.clock.now_ms());
+        let report = self.tracker.borrow_mut().report(self.runtime.now_ms());
         if let Some(snapshot) = report {
             let key = self.key.borrow().clone();
             (self.sink)(&snapshot, key.as_deref());
@@ -305,10 +331,10 @@ where
     B: Backend,
     T: Transport,
     S: Source<Body = T::Body>,
-    C: Clock,
+    C: Runtime,
 {
     match plan_upload(source.size(), &cx.plan_options)? {
-        UploadPlan::SinglePut { size } => cx.abort.guard(single_put(cx, source, file, size, progress)).await,
+        UploadPlan::SinglePut { size } => cx.control.unless_aborted(single_put(cx, source, file, size, progress)).await,
         UploadPlan::Multipart(plan) => multipart::run(cx, source, file, plan, progress).await,
     }
 }
@@ -324,15 +350,16 @@ where
     B: Backend,
     T: Transport,
     S: Source<Body = T::Body>,
-    C: Clock,
+    C: Runtime,
 {
-    let signed = cx.backend.sign_put(file).await?;
+    let signed = with_retries(cx, progress, Interrupt::Never, |_| cx.backend.sign_put(file)).await?;
     progress.set_key(&signed.key);
-    let outcome = {
+    let outcome = with_retries(cx, progress, Interrupt::OnPause, |_| async {
         let _slot = cx.budget.acquire().await;
         progress.set_state(UploadState::Uploading);
-        cx.transport.put(&signed.request, source.slice(0..size), "the file").await?
-    };
+        cx.transport.put(&signed.request, source.slice(0..size), "the file").await
+    })
+    .await?;
     progress.add(size);
     Ok(StoredObject {
         location: Some(without_query(&signed.request.url)),
@@ -343,6 +370,73 @@ where
         upload_id: None,
         parts: None,
     })
+}
+
+/// Whether a pause cancels the request in flight.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Interrupt {
+    /// Backend calls run to the end: cancelling a create or complete half-way could leave the
+    /// backend and the store disagreeing.
+    Never,
+    /// PUTs of file bytes stop at once and are sent again on resume.
+    OnPause,
+}
+
+/// Waits while the upload is paused or the browser is offline, reporting why.
+async fn hold<B, T, C: Runtime>(cx: &UploadContext<'_, B, T, C>, progress: &ProgressReporter<'_, C>) {
+    loop {
+        if cx.control.paused.is_on() {
+            progress.set_state(UploadState::Paused);
+            cx.control.paused.until(false).await;
+        } else if cx.offline.is_on() {
+            progress.set_state(UploadState::WaitingForNetwork);
+            cx.offline.until(false).await;
+        } else {
+            return;
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, retrying transient failures as the [`RetryPolicy`] allows.
+/// `attempt` is told whether to get a fresh URL first (the last one expired). Attempts that a
+/// pause cut short, or that failed while the browser was offline, do not count as retries.
+async fn with_retries<B, T, C, V, F>(
+    cx: &UploadContext<'_, B, T, C>,
+    progress: &ProgressReporter<'_, C>,
+    interrupt: Interrupt,
+    mut attempt: impl FnMut(bool) -> F,
+) -> Result<V, UploadError>
+where
+    C: Runtime,
+    F: Future<Output = Result<V, UploadError>>,
+{
+    let mut backoff = Backoff::new(cx.retry, cx.runtime.now_ms());
+    let mut resign = false;
+    loop {
+        hold(cx, progress).await;
+        let outcome = if interrupt == Interrupt::OnPause {
+            match select(pin!(attempt(resign)), pin!(cx.control.paused.until(true))).await {
+                Either::Left((outcome, _)) => outcome,
+                Either::Right(((), _)) => continue,
+            }
+        } else {
+            attempt(resign).await
+        };
+        let error = match outcome {
+            Ok(value) => return Ok(value),
+            Err(_) if cx.offline.is_on() => continue,
+            Err(error) if error.retry == RetryAction::Fail => return Err(error),
+            Err(error) => error,
+        };
+        resign = error.retry == RetryAction::Resign;
+        match backoff.next_wait(cx.runtime.now_ms(), cx.runtime.random()) {
+            Some(wait) => cx.runtime.sleep(wait).await,
+            None => {
+                let retries = backoff.retries();
+                return Err(error.context(&format!("gave up after {retries} retries")));
+            }
+        }
+    }
 }
 
 /// The object URL of a presigned URL: everything before the query, which holds the signature.

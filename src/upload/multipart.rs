@@ -1,8 +1,8 @@
 //! The multipart flow: create, sign parts in batches, send parts in parallel, complete.
 
 use super::{
-    Backend, Clock, CompletedPart, FileInfo, MultipartSession, ProgressReporter, Source, StoredObject, Transport,
-    UploadContext, etag_not_exposed,
+    Backend, CompletedPart, FileInfo, Interrupt, MultipartSession, ProgressReporter, Runtime, Source, StoredObject,
+    Transport, UploadContext, etag_not_exposed, with_retries,
 };
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PartPlan;
@@ -25,11 +25,12 @@ where
     B: Backend,
     T: Transport,
     S: Source<Body = T::Body>,
-    C: Clock,
+    C: Runtime,
 {
-    let session = cx.abort.guard(cx.backend.create_multipart(file)).await?;
+    let create = with_retries(cx, progress, Interrupt::Never, |_| cx.backend.create_multipart(file));
+    let session = cx.control.unless_aborted(create).await?;
     progress.set_key(&session.key);
-    match cx.abort.guard(send_and_complete(cx, source, &session, plan, progress)).await {
+    match cx.control.unless_aborted(send_and_complete(cx, source, &session, plan, progress)).await {
         Ok(stored) => Ok(stored),
         Err(err) => match cx.backend.abort_multipart(&session).await {
             Ok(()) => Err(err),
@@ -53,10 +54,10 @@ where
     B: Backend,
     T: Transport,
     S: Source<Body = T::Body>,
-    C: Clock,
+    C: Runtime,
 {
     let batch = u32::try_from(cx.concurrency * 2).unwrap_or(u32::MAX).max(MIN_SIGN_BATCH);
-    let signer = PartSigner::new(cx.backend, session, plan.count, batch);
+    let signer = PartSigner { cx, progress, session, count: plan.count, batch, state: Mutex::default() };
     let mut parts: Vec<CompletedPart> = stream::iter(plan.numbers())
         .map(|number| send_part(cx, source, &signer, plan, number, progress))
         .buffer_unordered(cx.concurrency)
@@ -66,7 +67,8 @@ where
     debug_assert_eq!(parts.len(), plan.count as usize);
 
     progress.set_state(UploadState::Completing);
-    let completed = cx.backend.complete_multipart(session, &parts).await?;
+    let completed =
+        with_retries(cx, progress, Interrupt::Never, |_| cx.backend.complete_multipart(session, &parts)).await?;
     Ok(StoredObject {
         key: completed.key.unwrap_or_else(|| session.key.clone()),
         location: completed.location,
@@ -81,7 +83,7 @@ where
 async fn send_part<B, T, S, C>(
     cx: &UploadContext<'_, B, T, C>,
     source: &S,
-    signer: &PartSigner<'_, B>,
+    signer: &PartSigner<'_, '_, B, T, C>,
     plan: PartPlan,
     number: u32,
     progress: &ProgressReporter<'_, C>,
@@ -90,16 +92,20 @@ where
     B: Backend,
     T: Transport,
     S: Source<Body = T::Body>,
-    C: Clock,
+    C: Runtime,
 {
-    let request = signer.request_for(number).await?;
     let range = plan.range(number);
     let what = format!("part {number}");
-    let outcome = {
-        let _slot = cx.budget.acquire().await;
-        progress.set_state(UploadState::Uploading);
-        cx.transport.put(&request, source.slice(range.clone()), &what).await?
-    };
+    let outcome = with_retries(cx, progress, Interrupt::OnPause, |resign| {
+        let (range, what) = (range.clone(), &what);
+        async move {
+            let request = signer.request_for(number, resign).await?;
+            let _slot = cx.budget.acquire().await;
+            progress.set_state(UploadState::Uploading);
+            cx.transport.put(&request, source.slice(range), what).await
+        }
+    })
+    .await?;
     let etag = outcome.etag.ok_or_else(|| etag_not_exposed(&what))?;
     progress.add(range.end - range.start);
     Ok(CompletedPart { part_number: number, etag })
@@ -109,48 +115,44 @@ where
 const MIN_SIGN_BATCH: u32 = 10;
 
 /// Hands out part URLs, asking the backend for them a batch at a time.
-struct PartSigner<'a, B> {
-    backend: &'a B,
-    session: &'a MultipartSession,
+struct PartSigner<'c, 'a, B, T, C> {
+    cx: &'c UploadContext<'a, B, T, C>,
+    progress: &'c ProgressReporter<'a, C>,
+    session: &'c MultipartSession,
     count: u32,
     batch: u32,
     state: Mutex<SignerState>,
 }
 
+#[derive(Default)]
 struct SignerState {
     /// Signed and not yet used.
     ready: HashMap<u32, SignedRequest>,
-    /// Lowest part number never signed.
-    next_unsigned: u32,
+    /// Highest part number signed so far (0: none).
+    signed_up_to: u32,
 }
 
-impl<'a, B: Backend> PartSigner<'a, B> {
-    fn new(backend: &'a B, session: &'a MultipartSession, count: u32, batch: u32) -> Self {
-        PartSigner {
-            backend,
-            session,
-            count,
-            batch,
-            state: Mutex::new(SignerState { ready: HashMap::new(), next_unsigned: 1 }),
-        }
-    }
-
-    /// The URL for part `number`; signs the next batch when it is not ready. Parts waiting for
-    /// the same batch wait on the lock instead of asking again.
-    async fn request_for(&self, number: u32) -> Result<SignedRequest, UploadError> {
+impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
+    /// The URL for part `number`: a fresh one when `resign` (the last one expired), else from
+    /// the batch, signing the next batch when it is not ready. Parts waiting for the same batch
+    /// wait on the lock instead of asking again.
+    async fn request_for(&self, number: u32, resign: bool) -> Result<SignedRequest, UploadError> {
         let mut state = self.state.lock().await;
-        if let Some(request) = state.ready.remove(&number) {
+        if resign {
+            state.ready.remove(&number);
+        } else if let Some(request) = state.ready.remove(&number) {
             return Ok(request);
         }
-        let numbers: Vec<u32> = if number < state.next_unsigned {
+        let numbers: Vec<u32> = if number <= state.signed_up_to {
             vec![number]
         } else {
-            let first = state.next_unsigned;
+            let first = state.signed_up_to + 1;
             let last = (first + self.batch - 1).max(number).min(self.count);
             (first..=last).collect()
         };
-        let signed = self.backend.sign_parts(self.session, &numbers).await?;
-        state.next_unsigned = state.next_unsigned.max(numbers[numbers.len() - 1] + 1);
+        let sign = |_| self.cx.backend.sign_parts(self.session, &numbers);
+        let signed = with_retries(self.cx, self.progress, Interrupt::Never, sign).await?;
+        state.signed_up_to = state.signed_up_to.max(numbers[numbers.len() - 1]);
         for part in signed {
             if numbers.contains(&part.part_number) {
                 state.ready.insert(part.part_number, part.request);

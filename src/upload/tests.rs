@@ -5,6 +5,8 @@ use crate::plan::MIB;
 use futures::executor::block_on;
 use futures::future::join;
 use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::task::Context;
 
 /// Yields to the executor once, so that other futures run in between.
@@ -84,6 +86,11 @@ enum StoreBehaviour {
 
 struct FakeTransport {
     behaviour: StoreBehaviour,
+    /// Errors to answer part `n` with, one an attempt, before it succeeds.
+    failures: RefCell<HashMap<u32, Vec<UploadError>>>,
+    /// Switched on when a failure is answered: the network went away with it.
+    offline_on_failure: Option<Rc<Flag>>,
+    attempts: Cell<u32>,
     in_flight: Cell<usize>,
     max_in_flight: Cell<usize>,
     bodies: RefCell<Vec<Range<u64>>>,
@@ -91,13 +98,22 @@ struct FakeTransport {
 
 impl FakeTransport {
     fn new(behaviour: StoreBehaviour) -> Self {
-        FakeTransport { behaviour, in_flight: Cell::new(0), max_in_flight: Cell::new(0), bodies: RefCell::new(vec![]) }
+        FakeTransport {
+            behaviour,
+            failures: RefCell::default(),
+            offline_on_failure: None,
+            attempts: Cell::new(0),
+            in_flight: Cell::new(0),
+            max_in_flight: Cell::new(0),
+            bodies: RefCell::new(vec![]),
+        }
     }
 }
 
 impl Transport for FakeTransport {
     type Body = Range<u64>;
     async fn put(&self, request: &SignedRequest, body: Range<u64>, what: &str) -> Result<PutOutcome, UploadError> {
+        self.attempts.set(self.attempts.get() + 1);
         self.in_flight.set(self.in_flight.get() + 1);
         self.max_in_flight.set(self.max_in_flight.get().max(self.in_flight.get()));
         for _ in 0..3 {
@@ -111,6 +127,12 @@ impl Transport for FakeTransport {
             }
             (StoreBehaviour::HangOnPart(n), Some(p)) if n == p => std::future::pending::<()>().await,
             _ => {}
+        }
+        if let Some(error) = part.and_then(|p| self.failures.borrow_mut().get_mut(&p).and_then(Vec::pop)) {
+            if let Some(offline) = &self.offline_on_failure {
+                offline.set(true);
+            }
+            return Err(error);
         }
         self.bodies.borrow_mut().push(body);
         let etag = (self.behaviour != StoreBehaviour::HideEtag).then(|| format!("\"etag-{}\"", part.unwrap_or(0)));
@@ -130,12 +152,24 @@ impl Source for FakeSource {
     }
 }
 
-struct TickClock(Cell<f64>);
+/// Time moves 1 ms a reading, and sleeping moves it on at once.
+struct FakeRuntime {
+    now: Cell<f64>,
+    slept_ms: Cell<f64>,
+}
 
-impl Clock for TickClock {
+impl Runtime for FakeRuntime {
     fn now_ms(&self) -> f64 {
-        self.0.set(self.0.get() + 1.0);
-        self.0.get()
+        self.now.set(self.now.get() + 1.0);
+        self.now.get()
+    }
+    async fn sleep(&self, ms: f64) {
+        self.now.set(self.now.get() + ms);
+        self.slept_ms.set(self.slept_ms.get() + ms);
+        yield_now().await;
+    }
+    fn random(&self) -> f64 {
+        0.5
     }
 }
 
@@ -153,8 +187,10 @@ struct Harness {
     backend: FakeBackend,
     transport: FakeTransport,
     budget: Semaphore,
-    clock: TickClock,
-    abort: AbortHandle,
+    runtime: FakeRuntime,
+    control: UploadControl,
+    offline: Rc<Flag>,
+    retry: RetryPolicy,
 }
 
 impl Harness {
@@ -163,26 +199,30 @@ impl Harness {
             backend: FakeBackend::default(),
             transport: FakeTransport::new(behaviour),
             budget: Semaphore::new(budget),
-            clock: TickClock(Cell::new(0.0)),
-            abort: AbortHandle::default(),
+            runtime: FakeRuntime { now: Cell::new(0.0), slept_ms: Cell::new(0.0) },
+            control: UploadControl::default(),
+            offline: Rc::default(),
+            retry: RetryPolicy::default(),
         }
     }
 
-    fn cx(&self, concurrency: usize) -> UploadContext<'_, FakeBackend, FakeTransport, TickClock> {
+    fn cx(&self, concurrency: usize) -> UploadContext<'_, FakeBackend, FakeTransport, FakeRuntime> {
         UploadContext {
             backend: &self.backend,
             transport: &self.transport,
             budget: &self.budget,
             concurrency,
             plan_options: PlanOptions::default(),
-            clock: &self.clock,
-            abort: &self.abort,
+            runtime: &self.runtime,
+            retry: self.retry,
+            control: &self.control,
+            offline: &self.offline,
         }
     }
 
     fn run(&self, size: u64) -> Result<StoredObject, UploadError> {
         let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
-        let progress = ProgressReporter::new(size, &self.clock, &sink);
+        let progress = ProgressReporter::new(size, &self.runtime, &sink);
         block_on(upload_file(&self.cx(6), &FakeSource(size), &file("a.bin", size), &progress))
     }
 }
@@ -219,8 +259,8 @@ fn one_budget_bounds_requests_across_files() {
     let h = Harness::new(StoreBehaviour::Accept, 3);
     let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
     let (a, b) = (FakeSource(40 * MIB), FakeSource(30 * MIB));
-    let pa = ProgressReporter::new(a.0, &h.clock, &sink);
-    let pb = ProgressReporter::new(b.0, &h.clock, &sink);
+    let pa = ProgressReporter::new(a.0, &h.runtime, &sink);
+    let pb = ProgressReporter::new(b.0, &h.runtime, &sink);
     let cx = h.cx(6);
     let (ra, rb) =
         block_on(join(upload_file(&cx, &a, &file("a", a.0), &pa), upload_file(&cx, &b, &file("b", b.0), &pb)));
@@ -260,13 +300,13 @@ fn a_part_the_backend_did_not_sign_is_a_backend_error() {
 fn abort_cancels_a_hanging_part_and_aborts_the_upload() {
     let h = Harness::new(StoreBehaviour::HangOnPart(1), 6);
     let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
-    let progress = ProgressReporter::new(12 * MIB, &h.clock, &sink);
+    let progress = ProgressReporter::new(12 * MIB, &h.runtime, &sink);
     let cx = h.cx(6);
     let aborter = async {
         for _ in 0..20 {
             yield_now().await;
         }
-        h.abort.abort();
+        h.control.aborted.set(true);
     };
     let (result, ()) =
         block_on(join(upload_file(&cx, &FakeSource(12 * MIB), &file("a", 12 * MIB), &progress), aborter));
@@ -290,10 +330,114 @@ fn progress_only_grows_and_reaches_the_total() {
     let seen = RefCell::new(Vec::new());
     let sink = |s: &ProgressSnapshot, _: Option<&str>| seen.borrow_mut().push(s.loaded);
     let size = 31 * MIB;
-    let progress = ProgressReporter::new(size, &h.clock, &sink);
+    let progress = ProgressReporter::new(size, &h.runtime, &sink);
     block_on(upload_file(&h.cx(6), &FakeSource(size), &file("a", size), &progress)).unwrap();
     progress.set_state(UploadState::Done);
     let seen = seen.borrow();
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     assert_eq!(*seen.last().unwrap(), size);
+}
+
+fn transient(status: u16) -> UploadError {
+    UploadError::new(ErrorCode::PartUploadFailed, "flaky").with_status(status).with_retry(RetryAction::Backoff)
+}
+
+#[test]
+fn transient_failures_are_retried_until_the_part_is_stored() {
+    let h = Harness::new(StoreBehaviour::Accept, 6);
+    h.transport.failures.borrow_mut().insert(2, vec![transient(500), transient(503), transient(429)]);
+    let stored = h.run(12 * MIB).unwrap();
+    assert_eq!(stored.parts, Some(3));
+    assert_eq!(h.transport.attempts.get(), 6, "3 parts + 3 retries of part 2");
+    assert!(h.runtime.slept_ms.get() >= 300.0, "backed off between retries");
+    assert_eq!(h.backend.aborted.get(), 0);
+}
+
+#[test]
+fn an_expired_url_is_signed_again_before_the_retry() {
+    let h = Harness::new(StoreBehaviour::Accept, 6);
+    let expired =
+        UploadError::new(ErrorCode::PartUploadFailed, "expired").with_status(403).with_retry(RetryAction::Resign);
+    h.transport.failures.borrow_mut().insert(3, vec![expired]);
+    h.run(12 * MIB).unwrap();
+    let calls = h.backend.sign_calls.borrow();
+    assert_eq!(calls.last().unwrap(), &vec![3], "part 3 alone was signed again: {calls:?}");
+}
+
+#[test]
+fn failures_that_never_stop_end_the_upload_within_the_retry_bound() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    h.retry = RetryPolicy { max_retries: 4, ..RetryPolicy::default() };
+    h.transport.failures.borrow_mut().insert(1, (0..100).map(|_| transient(503)).collect());
+    let err = h.run(12 * MIB).unwrap_err();
+    assert_eq!(err.code, ErrorCode::PartUploadFailed);
+    assert!(err.message.contains("gave up after 4 retries"), "{}", err.message);
+    assert_eq!(h.backend.aborted.get(), 1, "the multipart upload was aborted");
+}
+
+#[test]
+fn permanent_failures_are_not_retried() {
+    let h = Harness::new(StoreBehaviour::RejectPart(1), 6);
+    h.run(12 * MIB).unwrap_err();
+    assert_eq!(h.transport.attempts.get(), 3, "one attempt per part, none repeated");
+    assert_eq!(h.runtime.slept_ms.get(), 0.0);
+}
+
+#[test]
+fn failures_while_offline_wait_for_the_network_without_using_retries() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 1);
+    h.retry = RetryPolicy { max_retries: 0, ..RetryPolicy::default() };
+    h.transport.failures.borrow_mut().insert(1, vec![transient(500)]);
+    h.transport.offline_on_failure = Some(h.offline.clone());
+    let states = RefCell::new(Vec::new());
+    let sink = |s: &ProgressSnapshot, _: Option<&str>| states.borrow_mut().push(s.state);
+    let progress = ProgressReporter::new(12 * MIB, &h.runtime, &sink);
+    let cx = h.cx(1);
+    let network_returns = async {
+        h.offline.until(true).await;
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        h.offline.set(false);
+    };
+    let (result, ()) =
+        block_on(join(upload_file(&cx, &FakeSource(12 * MIB), &file("a", 12 * MIB), &progress), network_returns));
+    assert!(result.is_ok(), "{result:?}");
+    assert!(states.borrow().contains(&UploadState::WaitingForNetwork));
+}
+
+#[test]
+fn pause_cancels_parts_in_flight_and_resume_sends_them_again() {
+    let h = Harness::new(StoreBehaviour::Accept, 6);
+    let states = RefCell::new(Vec::new());
+    let sink = |s: &ProgressSnapshot, _: Option<&str>| states.borrow_mut().push(s.state);
+    let size = 30 * MIB;
+    let progress = ProgressReporter::new(size, &h.runtime, &sink);
+    let cx = h.cx(6);
+    let pauser = async {
+        for _ in 0..8 {
+            yield_now().await;
+        }
+        h.control.paused.set(true);
+        let in_flight_when_paused = h.transport.in_flight.get();
+        for _ in 0..100 {
+            yield_now().await;
+        }
+        let attempts_while_paused = h.transport.attempts.get();
+        for _ in 0..100 {
+            yield_now().await;
+        }
+        assert_eq!(h.transport.attempts.get(), attempts_while_paused, "nothing starts while paused");
+        h.control.paused.set(false);
+        in_flight_when_paused
+    };
+    let (result, in_flight_when_paused) =
+        block_on(join(upload_file(&cx, &FakeSource(size), &file("a", size), &progress), pauser));
+    assert_eq!(result.unwrap().parts, Some(6));
+    assert!(in_flight_when_paused > 0, "the pause caught parts in flight");
+    assert!(states.borrow().contains(&UploadState::Paused));
+    let mut bodies = h.transport.bodies.borrow().clone();
+    bodies.sort_by_key(|r| r.start);
+    bodies.dedup();
+    assert_eq!(bodies.len(), 6, "every part stored");
 }

@@ -4,6 +4,7 @@
 
 use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
 use crate::error::{ErrorCode, UploadError};
+use crate::retry::{Observed, RetryAction, classify};
 use crate::upload::{
     Backend, CompletedObject, CompletedPart, FileInfo, MultipartSession, SignedPart, SignedPut, SignedRequest,
 };
@@ -113,12 +114,14 @@ impl HttpBackend {
         }
         let request = builder.body(body).map_err(|e| backend_error(format!("could not build {what}: {e}")))?;
         let response = request.send().await.map_err(|_| {
-            let why = if guard.timed_out() {
-                format!("no answer within {} s", BACKEND_TIMEOUT_MS / 1000)
+            let (why, observed) = if guard.timed_out() {
+                (format!("no answer within {} s", BACKEND_TIMEOUT_MS / 1000), Observed::TimedOut)
             } else {
-                "the network failed, the server is down, or its CORS rules do not allow this page".to_owned()
+                let why = "the network failed, the server is down, or its CORS rules do not allow this page";
+                (why.to_owned(), Observed::Network)
             };
             UploadError::new(ErrorCode::BackendUnreachable, format!("could not reach the backend ({what}): {why}"))
+                .with_retry(classify(observed))
         })?;
         let status = response.status();
         let text = response
@@ -216,11 +219,14 @@ impl CallbackBackend {
                 return Err(UploadError::new(
                     ErrorCode::BackendUnreachable,
                     format!("the `{name}` callback did not settle within {} s", BACKEND_TIMEOUT_MS / 1000),
-                ));
+                )
+                .with_retry(classify(Observed::TimedOut)));
             }
             Some(Err(rejected)) => {
+                let retry = callback_retry(&rejected);
                 return Err(backend_error(format!("the `{name}` callback rejected: {}", js_message(&rejected)))
-                    .with_cause(rejected));
+                    .with_cause(rejected)
+                    .with_retry(retry));
             }
             Some(Ok(value)) => value,
         };
@@ -274,6 +280,21 @@ impl Backend for CallbackBackend {
 
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
         Self::call::<SignPutAnswer>("signPut", self.sign_put.as_ref(), file).await.map(|a| a.into_signed_put(file))
+    }
+}
+
+/// Whether a callback's rejection is worth retrying: a `TypeError` (what `fetch` rejects with
+/// when the network fails), or an error whose numeric `status` is transient (5xx, 429, 408).
+fn callback_retry(rejected: &JsValue) -> RetryAction {
+    if rejected.is_instance_of::<js_sys::TypeError>() {
+        return classify(Observed::Network);
+    }
+    let status = js_sys::Reflect::get(rejected, &"status".into()).ok().and_then(|s| s.as_f64());
+    match status {
+        Some(status) if (100.0..600.0).contains(&status) => {
+            classify(Observed::Status { status: status as u16, code: None, message: None })
+        }
+        _ => RetryAction::Fail,
     }
 }
 

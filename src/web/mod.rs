@@ -6,10 +6,11 @@ mod backend;
 pub(crate) use backend::{AnyBackend, CallbackBackend, HttpBackend};
 
 use crate::error::{ErrorCode, UploadError};
-use crate::upload::{Clock, PutOutcome, SignedRequest, Source, Transport};
+use crate::retry::{Observed, classify};
+use crate::upload::{Flag, PutOutcome, Runtime, SignedRequest, Source, Transport};
 use futures::future::{Either, select};
-use gloo_net::http::{Request, Response};
-use js_sys::{Function, Promise};
+use gloo_net::http::Request;
+use js_sys::{Function, Promise, Reflect};
 use std::cell::Cell;
 use std::future::Future;
 use std::ops::Range;
@@ -17,7 +18,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, AbortSignal, Blob};
+use web_sys::{AbortController, AbortSignal, Blob, EventTarget};
 
 #[wasm_bindgen]
 extern "C" {
@@ -30,8 +31,10 @@ extern "C" {
 
 /// Time given to every backend request or callback before it counts as unreachable.
 pub(crate) const BACKEND_TIMEOUT_MS: u32 = 30_000;
-/// A PUT may take 30 s plus the time to send its body at this slowest acceptable rate
-/// (400 kbit/s); past that the link is treated as broken rather than slow.
+/// Default `stallTimeoutMs`: how long a PUT may go without an answer beyond the time its body
+/// needs at the slowest acceptable rate.
+pub(crate) const DEFAULT_STALL_TIMEOUT_MS: u32 = 30_000;
+/// The slowest acceptable sending rate (400 kbit/s); slower counts as a stalled request.
 const SLOWEST_BYTES_PER_SECOND: f64 = 50_000.0;
 
 /// Owns one request's `AbortController` and time-out. Dropping it cancels the request, which
@@ -78,6 +81,46 @@ impl Drop for RequestGuard {
     }
 }
 
+/// Follows the browser's `online` and `offline` events into a [`Flag`] that is on while offline.
+/// The listeners are removed when it is dropped.
+pub(crate) struct NetworkWatch {
+    pub(crate) offline: Rc<Flag>,
+    target: EventTarget,
+    on_offline: Closure<dyn FnMut()>,
+    on_online: Closure<dyn FnMut()>,
+}
+
+impl NetworkWatch {
+    /// Starts watching; the flag starts from `navigator.onLine`.
+    pub(crate) fn new() -> Self {
+        let global = js_sys::global();
+        let online_now = Reflect::get(&global, &"navigator".into())
+            .and_then(|navigator| Reflect::get(&navigator, &"onLine".into()))
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        let offline = Rc::new(Flag::default());
+        offline.set(!online_now);
+        let switch = |to: bool| {
+            let offline = offline.clone();
+            Closure::<dyn FnMut()>::new(move || offline.set(to))
+        };
+        let (on_offline, on_online) = (switch(true), switch(false));
+        let target: EventTarget = global.unchecked_into();
+        // Adding a listener to the global object does not throw.
+        let _ = target.add_event_listener_with_callback("offline", on_offline.as_ref().unchecked_ref());
+        let _ = target.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+        NetworkWatch { offline, target, on_offline, on_online }
+    }
+}
+
+impl Drop for NetworkWatch {
+    fn drop(&mut self) {
+        let _ = self.target.remove_event_listener_with_callback("offline", self.on_offline.as_ref().unchecked_ref());
+        let _ = self.target.remove_event_listener_with_callback("online", self.on_online.as_ref().unchecked_ref());
+    }
+}
+
 /// Resolves after `ms` milliseconds.
 async fn sleep(ms: u32) {
     let ms = i32::try_from(ms).unwrap_or(i32::MAX);
@@ -120,14 +163,18 @@ impl Source for BlobSource {
     }
 }
 
-/// Sends bodies with `fetch`. Progress is per request: `fetch` cannot report upload bytes.
-pub(crate) struct FetchTransport;
+/// Sends bodies with `fetch`. Progress is per request: `fetch` cannot report upload bytes, so a
+/// stall shows only as a missing answer: a PUT is cancelled (and retried) when it has no answer
+/// `stall_timeout_ms` after the time its body needs at 50 kB/s.
+pub(crate) struct FetchTransport {
+    pub(crate) stall_timeout_ms: u32,
+}
 
 impl Transport for FetchTransport {
     type Body = Blob;
 
     async fn put(&self, request: &SignedRequest, body: Blob, what: &str) -> Result<PutOutcome, UploadError> {
-        let timeout_ms = 30_000.0 + body.size() / SLOWEST_BYTES_PER_SECOND * 1000.0;
+        let timeout_ms = f64::from(self.stall_timeout_ms) + body.size() / SLOWEST_BYTES_PER_SECOND * 1000.0;
         let guard = RequestGuard::new(timeout_ms.min(f64::from(i32::MAX)) as u32);
         let mut builder = Request::put(&request.url).abort_signal(Some(&guard.signal()));
         for (name, value) in &request.headers {
@@ -138,43 +185,53 @@ impl Transport for FetchTransport {
         let response = request.send().await.map_err(|_| {
             if guard.timed_out() {
                 failed(format!("{what} got no answer within {} s", (timeout_ms / 1000.0).round()))
+                    .with_retry(classify(Observed::TimedOut))
             } else {
                 failed(format!(
                     "{what} failed before the store answered: the network failed, or the bucket's CORS \
                      rule does not allow this origin, the PUT method or the request's headers"
                 ))
+                .with_retry(classify(Observed::Network))
             }
         })?;
         if !response.ok() {
             let status = response.status();
-            let detail = store_error_detail(&response).await;
-            return Err(failed(format!("the store rejected {what} with HTTP {status}{detail}")).with_status(status));
+            let body = response.text().await.unwrap_or_default();
+            let (code, message) = (xml_tag(&body, "Code"), xml_tag(&body, "Message"));
+            let detail = match (code, message) {
+                (Some(code), Some(message)) => format!(" ({code}: {message})"),
+                (Some(code), None) => format!(" ({code})"),
+                _ => String::new(),
+            };
+            return Err(failed(format!("the store rejected {what} with HTTP {status}{detail}"))
+                .with_status(status)
+                .with_retry(classify(Observed::Status { status, code, message })));
         }
         Ok(PutOutcome { etag: response.headers().get("ETag") })
     }
 }
 
-/// `" (Code: Message)"` from an S3 XML error body, or `""` when there is none.
-async fn store_error_detail(response: &Response) -> String {
-    let body = response.text().await.unwrap_or_default();
-    let tag = |name: &str| {
-        let open = format!("<{name}>");
-        let start = body.find(&open)? + open.len();
-        let end = body[start..].find("</")? + start;
-        Some(body[start..end].to_owned())
-    };
-    match (tag("Code"), tag("Message")) {
-        (Some(code), Some(message)) => format!(" ({code}: {message})"),
-        (Some(code), None) => format!(" ({code})"),
-        _ => String::new(),
-    }
+/// The text of the first `<name>` element of an S3 XML error body.
+fn xml_tag<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find("</")? + start;
+    Some(&body[start..end])
 }
 
-/// Milliseconds from `Date.now()`.
-pub(crate) struct DateClock;
+/// Time from `Date.now()`, waits from `setTimeout`, chance from `Math.random()`.
+pub(crate) struct BrowserRuntime;
 
-impl Clock for DateClock {
+impl Runtime for BrowserRuntime {
     fn now_ms(&self) -> f64 {
         js_sys::Date::now()
+    }
+
+    async fn sleep(&self, ms: f64) {
+        sleep(ms.clamp(0.0, f64::from(u32::MAX)) as u32).await;
+    }
+
+    fn random(&self) -> f64 {
+        js_sys::Math::random()
     }
 }
