@@ -5,6 +5,7 @@
 //! store on a second loopback port. Run with `--help` for the flags.
 
 mod api;
+mod faults;
 mod policy;
 mod store;
 
@@ -121,7 +122,8 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("s3du-store-{}", std::process::id())),
     };
-    let (endpoint, credentials, url_style, store_endpoint) = match &c.s3_endpoint {
+    let faults = c.test_hooks.then(|| Arc::new(faults::Faults::default()));
+    let (endpoint, credentials, url_style, store) = match &c.s3_endpoint {
         Some(endpoint) => {
             let credentials = Credentials::from_env()
                 .ok_or("--s3-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")?;
@@ -130,9 +132,9 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => {
             let cors = store::CorsRule::for_uploads(c.allowed_origins.clone(), c.expose_etag);
-            let embedded = store::start(c.store_listen, &data_dir, &c.bucket, cors).await?;
-            let credentials = Credentials::new(embedded.access_key, embedded.secret_key);
-            (embedded.endpoint.clone(), credentials, UrlStyle::Path, Some(embedded.endpoint))
+            let embedded = store::start(c.store_listen, &data_dir, &c.bucket, cors, faults.clone()).await?;
+            let credentials = Credentials::new(embedded.access_key.clone(), embedded.secret_key.clone());
+            (embedded.endpoint.clone(), credentials, UrlStyle::Path, Some(embedded))
         }
     };
     let bucket = Bucket::new(endpoint.parse()?, url_style, c.bucket.clone(), c.s3_region.clone())?;
@@ -150,8 +152,8 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         .route("/put", post(api::sign_put))
         .with_state(state.clone());
     let mut app = Router::new().nest("/api/uploads", api);
-    if c.test_hooks {
-        app = app.nest("/__test", test_hooks(state, data_dir.clone()));
+    if let Some(faults) = faults {
+        app = app.nest("/__test", test_hooks(state, data_dir.clone(), faults, store.as_ref().map(|s| s.restart.clone())));
     }
     let app = app
         .nest_service("/pkg", ServeDir::new(&c.pkg))
@@ -161,7 +163,8 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(c.listen).await?;
     let app_url = format!("http://{}", listener.local_addr()?);
     if let Some(file) = &c.ready_file {
-        let ready = serde_json::json!({ "app": app_url, "store": store_endpoint, "dataDir": data_dir });
+        let store_url = store.as_ref().map(|s| s.endpoint.clone());
+        let ready = serde_json::json!({ "app": app_url, "store": store_url, "dataDir": data_dir });
         std::fs::write(file, ready.to_string())?;
     }
     println!("s3-direct-upload demo: open {app_url}/ (API at {app_url}/api/uploads)");
@@ -173,13 +176,38 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Routes the browser tests use to look behind the API: open uploads in the store, and
-/// endpoints that misbehave on purpose. Only mounted with `--test-hooks`.
-fn test_hooks(state: Arc<AppState>, data_dir: PathBuf) -> Router {
+/// Routes the browser tests use to look behind the API (open uploads, counts of stored parts),
+/// to inject faults into the store, to restart it, and endpoints that misbehave on purpose.
+/// Only mounted with `--test-hooks`.
+fn test_hooks(
+    state: Arc<AppState>,
+    data_dir: PathBuf,
+    faults: Arc<faults::Faults>,
+    restart: Option<tokio::sync::mpsc::UnboundedSender<std::time::Duration>>,
+) -> Router {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
     use axum::{Json, extract::Path};
+    let report = faults.clone();
     Router::new()
+        .route(
+            "/faults",
+            post(move |Json(plan): Json<Option<faults::FaultPlan>>| async move {
+                faults.configure(plan);
+                Json(serde_json::json!({}))
+            })
+            .get(move || async move { Json(report.report()) }),
+        )
+        .route(
+            "/restart-store",
+            post(move |Json(body): Json<serde_json::Value>| async move {
+                let down = std::time::Duration::from_millis(body["downMs"].as_u64().unwrap_or(1000));
+                match restart.as_ref().map(|r| r.send(down)) {
+                    Some(Ok(())) => StatusCode::OK,
+                    _ => StatusCode::CONFLICT,
+                }
+            }),
+        )
         .route(
             "/open-uploads",
             get(move || async move {

@@ -1,7 +1,9 @@
 //! The embedded S3-compatible store: `s3s-fs` (which verifies SigV4 signatures, presigned ones
 //! included) on a loopback port, behind a CORS layer modelled on an S3 bucket CORS rule.
 
+use crate::faults::{self, Fault, Faults};
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -12,7 +14,10 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 /// One bucket CORS rule, as S3 holds it (`AllowedOrigins`, `AllowedMethods`, `AllowedHeaders`,
 /// `ExposeHeaders`, `MaxAgeSeconds`).
@@ -55,14 +60,19 @@ pub struct EmbeddedStore {
     pub access_key: String,
     /// Secret key (random per run; never leaves this process).
     pub secret_key: String,
+    /// Stops the store for the given time (closing every connection), then starts it again on
+    /// the same port: a real outage, for the tests.
+    pub restart: mpsc::UnboundedSender<Duration>,
 }
 
-/// Starts the store on `listen`, keeping objects under `data_dir/bucket`.
+/// Starts the store on `listen`, keeping objects under `data_dir/bucket`. With `faults`, part
+/// PUTs go through fault injection first.
 pub async fn start(
     listen: SocketAddr,
     data_dir: &Path,
     bucket: &str,
     cors: CorsRule,
+    faults: Option<Arc<Faults>>,
 ) -> std::io::Result<EmbeddedStore> {
     std::fs::create_dir_all(data_dir.join(bucket))?;
     let access_key = format!("AK{:016X}", rand::random::<u64>());
@@ -70,44 +80,123 @@ pub async fn start(
     let fs = s3s_fs::FileSystem::new(data_dir).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     let mut builder = S3ServiceBuilder::new(fs);
     builder.set_auth(SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
-    let s3 = builder.build();
+    let store = Store { s3: builder.build(), cors: Arc::new(cors), faults };
 
-    let listener = TcpListener::bind(listen).await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    let cors = Arc::new(cors);
+    let mut listener = TcpListener::bind(listen).await?;
+    let address = listener.local_addr()?;
+    let (restart, mut restarts) = mpsc::unbounded_channel::<Duration>();
     tokio::spawn(async move {
         loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
+            let down = store.serve_until_restart(listener, &mut restarts).await;
+            if let Some(faults) = &store.faults {
+                faults.on_restart(down);
+            }
+            tokio::time::sleep(down).await;
+            listener = loop {
+                match TcpListener::bind(address).await {
+                    Ok(listener) => break listener,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
             };
-            let (s3, cors) = (s3.clone(), cors.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req| handle(req, s3.clone(), cors.clone()));
-                let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
-            });
         }
     });
-    Ok(EmbeddedStore { endpoint, access_key, secret_key })
+    Ok(EmbeddedStore { endpoint: format!("http://{address}"), access_key, secret_key, restart })
+}
+
+#[derive(Clone)]
+struct Store {
+    s3: S3Service,
+    cors: Arc<CorsRule>,
+    faults: Option<Arc<Faults>>,
+}
+
+impl Store {
+    /// Serves connections until a restart is asked for; then drops the listener and every
+    /// connection, and returns how long to stay down.
+    async fn serve_until_restart(
+        &self,
+        listener: TcpListener,
+        restarts: &mut mpsc::UnboundedReceiver<Duration>,
+    ) -> Duration {
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    while connections.try_join_next().is_some() {}
+                    if let Ok((socket, _)) = accepted {
+                        connections.spawn(self.clone().serve(socket));
+                    }
+                }
+                down = restarts.recv() => return down.unwrap_or(Duration::MAX),
+            }
+        }
+    }
+
+    async fn serve(self, socket: TcpStream) {
+        let service = service_fn(move |req| self.clone().handle(req));
+        let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
+    }
+
+    async fn handle(self, req: Request<Incoming>) -> Result<StoreResponse, s3s::HttpError> {
+        let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+            return Ok(preflight(&req, origin.as_deref(), &self.cors));
+        }
+        let part_of = self.faults.as_ref().zip(part_upload_id(&req));
+        let fault = part_of.as_ref().and_then(|(faults, id)| faults.on_part_request(id));
+        let mut response = match fault {
+            Some((fault, stall)) => inject(req, fault, stall).await?,
+            None => self.s3.call(req.map(s3s::Body::from)).await?,
+        };
+        if let Some((faults, id)) = &part_of
+            && response.status().is_success()
+        {
+            faults.on_part_stored(id);
+        }
+        if let Some(origin) = origin.filter(|o| self.cors.allows_origin(o)) {
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value(&origin));
+            headers.append(header::VARY, HeaderValue::from_static("Origin"));
+            if !self.cors.expose_headers.is_empty() {
+                headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, value(&self.cors.expose_headers.join(", ")));
+            }
+        }
+        Ok(response)
+    }
+}
+
+/// The upload id of an `UploadPart` request (`PUT ...?partNumber=N&uploadId=ID`).
+fn part_upload_id(req: &Request<Incoming>) -> Option<String> {
+    if req.method() != Method::PUT {
+        return None;
+    }
+    let query = req.uri().query()?;
+    let mut pairs = query.split('&').filter_map(|pair| pair.split_once('='));
+    let has_part_number = query.split('&').any(|pair| pair.starts_with("partNumber="));
+    let upload_id = pairs.find(|(name, _)| *name == "uploadId").map(|(_, id)| id.to_owned());
+    upload_id.filter(|_| has_part_number)
+}
+
+/// Answers a request with `fault`: after reading the body as a store would, or, for a reset,
+/// by dropping the connection part-way through it.
+async fn inject(req: Request<Incoming>, fault: Fault, stall: Duration) -> Result<StoreResponse, s3s::HttpError> {
+    let mut body = req.into_body();
+    if fault == Fault::Reset {
+        let _ = body.frame().await;
+        return Err(s3s::HttpError::from_std_error("connection reset by fault injection".into()));
+    }
+    if fault == Fault::Stall {
+        tokio::time::sleep(stall).await;
+    }
+    let _ = body.collect().await;
+    let (status, xml) = faults::answer(fault).expect("every fault but a reset answers");
+    let mut response = Response::new(s3s::Body::from(Bytes::from_static(xml.as_bytes())));
+    *response.status_mut() = StatusCode::from_u16(status).expect("valid status");
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    Ok(response)
 }
 
 type StoreResponse = Response<s3s::Body>;
-
-async fn handle(req: Request<Incoming>, s3: S3Service, cors: Arc<CorsRule>) -> Result<StoreResponse, s3s::HttpError> {
-    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
-        return Ok(preflight(&req, origin.as_deref(), &cors));
-    }
-    let mut response = s3.call(req.map(s3s::Body::from)).await?;
-    if let Some(origin) = origin.filter(|o| cors.allows_origin(o)) {
-        let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value(&origin));
-        headers.append(header::VARY, HeaderValue::from_static("Origin"));
-        if !cors.expose_headers.is_empty() {
-            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, value(&cors.expose_headers.join(", ")));
-        }
-    }
-    Ok(response)
-}
 
 /// Answers a CORS preflight the way S3 does: 200 with the grants, or 403 when no rule matches.
 fn preflight(req: &Request<Incoming>, origin: Option<&str>, cors: &CorsRule) -> StoreResponse {
