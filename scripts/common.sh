@@ -12,11 +12,11 @@ build_server() {
   cargo build -p reference-server --profile server --quiet
 }
 
-# start_server NAME ARGS...: starts the reference server on free loopback ports, waits (10 s at
-# most) for its ready file .tmp/NAME.json, and appends its PID to .tmp/pids.
+# start_server NAME ARGS...: starts the reference server on free loopback ports with an empty
+# store, waits (10 s at most) for its ready file .tmp/NAME.json, and appends its PID to .tmp/pids.
 start_server() {
   local name=$1; shift
-  rm -f ".tmp/$name.json"
+  rm -rf ".tmp/$name.json" ".tmp/$name-store"
   target/server/reference-server --listen 127.0.0.1:0 --ready-file ".tmp/$name.json" \
     --data-dir ".tmp/$name-store" "$@" > ".tmp/$name.log" 2>&1 &
   echo $! >> .tmp/pids

@@ -45,8 +45,13 @@ impl Fault {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FaultPlan {
-    /// Share of part PUTs that fail, 0 to 1.
+    /// Share of part PUTs that fail at random, 0 to 1 (ignored with `every`).
+    #[serde(default)]
     pub rate: f64,
+    /// Fail exactly every `every`-th part PUT instead, cycling through `kinds`: a fixed share
+    /// with every kind represented.
+    #[serde(default)]
+    pub every: Option<u32>,
     /// Failures to choose from, uniformly.
     pub kinds: Vec<Fault>,
     /// Inject no more than this many (none: no limit).
@@ -99,11 +104,22 @@ impl Faults {
         if plan.kinds.is_empty() || plan.limit.is_some_and(|limit| injected >= limit) {
             return None;
         }
-        let rng = state.rng.get_or_insert_with(|| StdRng::seed_from_u64(plan.seed));
-        if !rng.random_bool(plan.rate.clamp(0.0, 1.0)) {
-            return None;
-        }
-        let fault = plan.kinds[rng.random_range(0..plan.kinds.len())];
+        let fault = match plan.every {
+            Some(every) => {
+                let requests: u32 = state.part_requests.values().sum();
+                if every == 0 || requests % every != 0 {
+                    return None;
+                }
+                plan.kinds[injected as usize % plan.kinds.len()]
+            }
+            None => {
+                let rng = state.rng.get_or_insert_with(|| StdRng::seed_from_u64(plan.seed));
+                if !rng.random_bool(plan.rate.clamp(0.0, 1.0)) {
+                    return None;
+                }
+                plan.kinds[rng.random_range(0..plan.kinds.len())]
+            }
+        };
         *state.injected.entry(fault.name()).or_default() += 1;
         Some((fault, Duration::from_millis(plan.stall_ms)))
     }
@@ -139,7 +155,9 @@ pub fn answer(fault: Fault) -> Option<(u16, &'static str)> {
             500,
             "<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>",
         )),
-        Fault::SlowDown => Some((503, "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>")),
+        Fault::SlowDown => {
+            Some((503, "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"))
+        }
         Fault::Expired => Some((403, "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")),
         Fault::Stall => Some((503, "<Error><Code>RequestTimeout</Code><Message>Stalled on purpose.</Message></Error>")),
         Fault::Reset => None,

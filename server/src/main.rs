@@ -153,7 +153,8 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         .with_state(state.clone());
     let mut app = Router::new().nest("/api/uploads", api);
     if let Some(faults) = faults {
-        app = app.nest("/__test", test_hooks(state, data_dir.clone(), faults, store.as_ref().map(|s| s.restart.clone())));
+        app =
+            app.nest("/__test", test_hooks(state, data_dir.clone(), faults, store.as_ref().map(|s| s.restart.clone())));
     }
     let app = app
         .nest_service("/pkg", ServeDir::new(&c.pkg))

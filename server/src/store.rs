@@ -3,8 +3,8 @@
 
 use crate::faults::{self, Fault, Faults};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};

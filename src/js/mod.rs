@@ -63,7 +63,10 @@ impl Uploader {
         Ok(Uploader {
             inner: Rc::new(UploaderInner {
                 backend: parsed.backend,
-                transport: FetchTransport { stall_timeout_ms: parsed.stall_timeout_ms },
+                transport: FetchTransport {
+                    stall_timeout_ms: parsed.stall_timeout_ms,
+                    min_bytes_per_second: parsed.min_bytes_per_second,
+                },
                 budget: Semaphore::new(parsed.concurrency),
                 concurrency: parsed.concurrency,
                 plan_options: parsed.plan_options,

@@ -3,7 +3,7 @@
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PlanOptions;
 use crate::retry::RetryPolicy;
-use crate::web::{AnyBackend, CallbackBackend, DEFAULT_STALL_TIMEOUT_MS, HttpBackend};
+use crate::web::{AnyBackend, CallbackBackend, DEFAULT_MIN_BYTES_PER_SECOND, DEFAULT_STALL_TIMEOUT_MS, HttpBackend};
 use js_sys::{Function, Reflect};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -42,6 +42,8 @@ struct RawUploaderOptions {
     retry: JsValue,
     #[serde(default)]
     stall_timeout_ms: Option<u32>,
+    #[serde(default)]
+    min_bytes_per_second: Option<u32>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     on_progress: JsValue,
 }
@@ -80,6 +82,7 @@ pub(crate) struct UploaderOptions {
     pub(crate) plan_options: PlanOptions,
     pub(crate) retry: RetryPolicy,
     pub(crate) stall_timeout_ms: u32,
+    pub(crate) min_bytes_per_second: u32,
     pub(crate) on_progress: Option<Function>,
 }
 
@@ -130,6 +133,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             "multipartThreshold",
             "retry",
             "stallTimeoutMs",
+            "minBytesPerSecond",
             "onProgress",
         ],
         "Uploader",
@@ -148,12 +152,17 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
     if !(100..=3_600_000).contains(&stall_timeout_ms) {
         return Err(invalid(format!("`stallTimeoutMs` is {stall_timeout_ms}; use 100 to 3600000 (default 30000)")));
     }
+    let min_bytes_per_second = raw.min_bytes_per_second.unwrap_or(DEFAULT_MIN_BYTES_PER_SECOND);
+    if min_bytes_per_second == 0 {
+        return Err(invalid("`minBytesPerSecond` must be at least 1 (default 50000)".into()));
+    }
     Ok(UploaderOptions {
         backend: parse_backend(raw.backend, raw.backend_headers)?,
         concurrency,
         plan_options,
         retry: parse_retry(raw.retry)?,
         stall_timeout_ms,
+        min_bytes_per_second,
         on_progress: optional_function(raw.on_progress, "onProgress")?,
     })
 }

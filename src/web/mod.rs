@@ -34,8 +34,9 @@ pub(crate) const BACKEND_TIMEOUT_MS: u32 = 30_000;
 /// Default `stallTimeoutMs`: how long a PUT may go without an answer beyond the time its body
 /// needs at the slowest acceptable rate.
 pub(crate) const DEFAULT_STALL_TIMEOUT_MS: u32 = 30_000;
-/// The slowest acceptable sending rate (400 kbit/s); slower counts as a stalled request.
-const SLOWEST_BYTES_PER_SECOND: f64 = 50_000.0;
+/// Default `minBytesPerSecond`, the slowest acceptable sending rate: 50 kB/s (400 kbit/s, a
+/// poor mobile link). Slower counts as stalled.
+pub(crate) const DEFAULT_MIN_BYTES_PER_SECOND: u32 = 50_000;
 
 /// Owns one request's `AbortController` and time-out. Dropping it cancels the request, which
 /// dropping the `fetch` future alone does not do.
@@ -165,16 +166,18 @@ impl Source for BlobSource {
 
 /// Sends bodies with `fetch`. Progress is per request: `fetch` cannot report upload bytes, so a
 /// stall shows only as a missing answer: a PUT is cancelled (and retried) when it has no answer
-/// `stall_timeout_ms` after the time its body needs at 50 kB/s.
+/// `stall_timeout_ms` after the time its body needs at `min_bytes_per_second`.
 pub(crate) struct FetchTransport {
     pub(crate) stall_timeout_ms: u32,
+    pub(crate) min_bytes_per_second: u32,
 }
 
 impl Transport for FetchTransport {
     type Body = Blob;
 
     async fn put(&self, request: &SignedRequest, body: Blob, what: &str) -> Result<PutOutcome, UploadError> {
-        let timeout_ms = f64::from(self.stall_timeout_ms) + body.size() / SLOWEST_BYTES_PER_SECOND * 1000.0;
+        let sending_ms = body.size() / f64::from(self.min_bytes_per_second) * 1000.0;
+        let timeout_ms = f64::from(self.stall_timeout_ms) + sending_ms;
         let guard = RequestGuard::new(timeout_ms.min(f64::from(i32::MAX)) as u32);
         let mut builder = Request::put(&request.url).abort_signal(Some(&guard.signal()));
         for (name, value) in &request.headers {

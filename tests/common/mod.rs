@@ -1,0 +1,227 @@
+//! Helpers shared by the browser test files: servers, files, uploads and read-backs.
+#![allow(dead_code)] // each test file uses its own share of the helpers
+
+use js_sys::{Array, JSON, Object, Promise, Reflect, Uint8Array};
+use s3_direct_upload::{UploadOptionsJs, Uploader, UploaderOptionsJs};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, File, FilePropertyBag};
+
+pub const MIB: usize = 1024 * 1024;
+
+/// A server URL that scripts/test.sh passes at compile time.
+pub fn server(url: Option<&str>) -> String {
+    match url {
+        Some(url) => url.to_owned(),
+        None => panic!("run the browser tests through scripts/test.sh, which starts the servers"),
+    }
+}
+
+pub fn app() -> String {
+    server(option_env!("S3DU_TEST_APP"))
+}
+
+pub fn api() -> String {
+    format!("{}/api/uploads", app())
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function post_json(url, body) {
+  return fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+    .then(r => r.json());
+}
+export function fetch_bytes(url) {
+  return fetch(url).then(r => { if (!r.ok) throw new Error("GET failed: " + r.status); return r.arrayBuffer(); });
+}
+export function get_json(url) { return fetch(url).then(r => r.json()); }
+export function sleep(ms) { return new Promise(resolve => setTimeout(resolve, ms)); }
+export function callbacks(api, options) {
+  const post = (path, body) => post_json(api + path, body).then(a => {
+    if (a.error) throw new Error(a.error);
+    return a;
+  });
+  const calls = { abort: 0, sign: 0 };
+  const backend = {
+    createMultipartUpload: f => post("/multipart", f),
+    completeMultipartUpload: r => post("/multipart/complete", r),
+    abortMultipartUpload: r => { calls.abort += 1; return post("/multipart/abort", r); },
+    signPut: f => post("/put", f),
+  };
+  if (options.perPart) {
+    // The per-part style of many existing backends: one URL a call.
+    backend.signPart = r => { calls.sign += 1; return post("/multipart/sign", { key: r.key, uploadId: r.uploadId, partNumbers: [r.partNumber] }).then(a => a.parts[0]); };
+  } else {
+    backend.signParts = r => {
+      calls.sign += 1;
+      return post("/multipart/sign", r).then(a => {
+        if (options.tamper) a.parts.forEach(p => { p.url = p.url.replace(/X-Amz-Signature=[0-9a-f]/, "X-Amz-Signature=0"); });
+        return options.bare ? a.parts : a;
+      });
+    };
+  }
+  if (options.throwOnCreate) backend.createMultipartUpload = () => { throw options.throwOnCreate; };
+  return { backend, calls };
+}
+"#)]
+extern "C" {
+    pub fn post_json(url: &str, body: &JsValue) -> Promise;
+    pub fn fetch_bytes(url: &str) -> Promise;
+    pub fn get_json(url: &str) -> Promise;
+    pub fn callbacks(api: &str, options: &JsValue) -> JsValue;
+    pub fn sleep(ms: u32) -> Promise;
+}
+
+/// Deterministic, incompressible bytes: the same `seed` always gives the same file.
+pub fn file_of(size: usize, seed: u64, name: &str, content_type: &str) -> File {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let chunks = Array::new();
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(MIB);
+        let bytes: Vec<u8> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        chunks.push(&Uint8Array::from(bytes.as_slice()));
+        left -= n;
+    }
+    let options = FilePropertyBag::new();
+    options.set_type(content_type);
+    File::new_with_u8_array_sequence_and_options(&chunks, name, &options).unwrap()
+}
+
+pub async fn blob_bytes(blob: &Blob) -> Vec<u8> {
+    let buffer = JsFuture::from(blob.array_buffer()).await.unwrap();
+    Uint8Array::new(&buffer).to_vec()
+}
+
+pub async fn stored_bytes(display_url: &str) -> Vec<u8> {
+    let buffer = JsFuture::from(fetch_bytes(display_url)).await.expect("the stored object can be read back");
+    Uint8Array::new(&buffer).to_vec()
+}
+
+pub fn assert_same_bytes(stored: &[u8], source: &[u8]) {
+    assert_eq!(stored.len(), source.len(), "stored size differs from the file");
+    if let Some(at) = stored.iter().zip(source).position(|(a, b)| a != b) {
+        panic!("stored object differs from the file at byte {at}");
+    }
+}
+
+pub fn get(value: &JsValue, name: &str) -> JsValue {
+    Reflect::get(value, &name.into()).unwrap()
+}
+
+pub fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (name, value) in fields {
+        Reflect::set(&o, &(*name).into(), value).unwrap();
+    }
+    o.into()
+}
+
+pub fn json(text: &str) -> JsValue {
+    JSON::parse(text).unwrap()
+}
+
+pub fn uploader(options: JsValue) -> Uploader {
+    Uploader::new(options.unchecked_into::<UploaderOptionsJs>()).expect("valid options")
+}
+
+/// Uploads `file` and returns the resolved result, or the error's `code`.
+pub async fn upload(uploader: &Uploader, file: &Blob, options: JsValue) -> Result<JsValue, JsValue> {
+    let handle = uploader.upload(file.into(), Some(options.unchecked_into::<UploadOptionsJs>())).unwrap();
+    JsFuture::from(handle.done()).await
+}
+
+pub fn code_of(error: &JsValue) -> String {
+    get(error, "code").as_string().unwrap_or_else(|| format!("no code on {error:?}"))
+}
+
+pub fn message_of(error: &JsValue) -> String {
+    get(error, "message").as_string().unwrap_or_default()
+}
+
+/// Uploads `file` through the default JSON backend and checks the stored bytes.
+pub async fn round_trip(file: &File, expect_parts: Option<u32>) -> JsValue {
+    let up = uploader(object(&[("backend", api().into())]));
+    let result = upload(&up, file, JsValue::UNDEFINED).await.expect("upload succeeds");
+    assert_eq!(get(&result, "size").as_f64(), Some(file.size()));
+    assert_eq!(get(&result, "parts").as_f64(), expect_parts.map(f64::from));
+    let display = get(&result, "displayUrl").as_string().expect("the reference backend gives a display URL");
+    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(file).await);
+    let location = get(&result, "location").as_string().unwrap();
+    assert!(!location.contains("Signature"), "location must carry no signature");
+    result
+}
+
+pub async fn open_uploads(app: &str) -> (u32, u32) {
+    let open = JsFuture::from(get_json(&format!("{app}/__test/open-uploads"))).await.unwrap();
+    let count = |side| Array::from(&get(&open, side)).length();
+    (count("store"), count("backend"))
+}
+
+/// Waits `ms` milliseconds.
+pub async fn pause_for(ms: u32) {
+    JsFuture::from(sleep(ms)).await.unwrap();
+}
+
+/// Sets the fault plan of the server at `app` (`null` clears it and zeroes its counts).
+pub async fn set_faults(app: &str, plan: &str) {
+    JsFuture::from(post_json(&format!("{app}/__test/faults"), &json(plan))).await.unwrap();
+}
+
+/// The fault server's counts: injected faults, part requests and stored parts by upload id.
+pub async fn fault_report(app: &str) -> JsValue {
+    JsFuture::from(get_json(&format!("{app}/__test/faults"))).await.unwrap()
+}
+
+/// Progress reports of one upload, as `(loaded, total, state)`, in order.
+#[derive(Clone, Default)]
+pub struct ProgressLog(pub Rc<RefCell<Vec<(f64, f64, String)>>>);
+
+impl ProgressLog {
+    /// A JS `onProgress` function that appends to this log. Keep it alive while uploading.
+    pub fn listener(&self) -> Closure<dyn Fn(JsValue)> {
+        let log = self.0.clone();
+        Closure::new(move |p: JsValue| {
+            let state = get(&p, "state").as_string().unwrap();
+            log.borrow_mut().push((get(&p, "loaded").as_f64().unwrap(), get(&p, "total").as_f64().unwrap(), state));
+        })
+    }
+
+    /// Whether some report had `state`.
+    pub fn saw(&self, state: &str) -> bool {
+        self.0.borrow().iter().any(|r| r.2 == state)
+    }
+
+    /// Bytes stored at the last report.
+    pub fn loaded(&self) -> f64 {
+        self.0.borrow().last().map_or(0.0, |r| r.0)
+    }
+
+    /// Checks the reports a user relies on: `loaded` never goes backwards, and the last one is
+    /// `done` with `loaded === total`.
+    pub fn assert_honest(&self, total: f64) {
+        let log = self.0.borrow();
+        assert!(log.windows(2).all(|w| w[0].0 <= w[1].0), "loaded went backwards");
+        let last = log.last().expect("progress was reported");
+        assert_eq!((last.0, last.1, last.2.as_str()), (total, total, "done"));
+    }
+
+    /// Waits (at most `ms`) until `loaded` is above zero.
+    pub async fn wait_for_bytes(&self, ms: u32) {
+        for _ in 0..ms / 20 {
+            if self.loaded() > 0.0 {
+                return;
+            }
+            pause_for(20).await;
+        }
+        panic!("no part was stored within {ms} ms");
+    }
+}

@@ -1,0 +1,171 @@
+//! Reliability tests in headless Chromium: uploads through a reference server whose store fails,
+//! stalls, expires URLs and restarts on purpose, checked byte for byte. Run by
+//! `scripts/browser-tests.sh`, which sets `S3DU_TEST_APP_FAULTS` to a server used by these tests
+//! alone (fault plans are server-wide).
+#![cfg(target_arch = "wasm32")]
+
+mod common;
+
+use common::*;
+use js_sys::Reflect;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn faults_app() -> String {
+    server(option_env!("S3DU_TEST_APP_FAULTS"))
+}
+
+fn faults_api() -> String {
+    format!("{}/api/uploads", faults_app())
+}
+
+/// Options that detect a stalled part within about 2 s; retries keep their defaults.
+fn quick_options(listener: &Closure<dyn Fn(JsValue)>) -> JsValue {
+    let options = json(r#"{"stallTimeoutMs": 1500, "minBytesPerSecond": 20000000}"#);
+    Reflect::set(&options, &"backend".into(), &faults_api().into()).unwrap();
+    Reflect::set(&options, &"onProgress".into(), listener.as_ref()).unwrap();
+    options
+}
+
+fn count(report: &JsValue, table: &str, upload_id: &str) -> f64 {
+    get(&get(report, table), upload_id).as_f64().unwrap_or(0.0)
+}
+
+#[wasm_bindgen_test]
+async fn a_large_file_survives_one_part_request_in_five_failing_in_mixed_ways() {
+    let app = faults_app();
+    set_faults(&app, r#"{"every": 5, "kinds": ["500", "slowdown", "reset", "stall", "expired"]}"#).await;
+    let log = ProgressLog::default();
+    let listener = log.listener();
+    let up = uploader(quick_options(&listener));
+    let file = file_of(128 * MIB, 21, "faulty.bin", "");
+    let result = upload(&up, &file, JsValue::UNDEFINED).await.expect("retries carry the upload through");
+    let report = fault_report(&app).await;
+    set_faults(&app, "null").await;
+
+    let display = get(&result, "displayUrl").as_string().unwrap();
+    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    log.assert_honest(file.size());
+    let upload_id = get(&result, "uploadId").as_string().unwrap();
+    let injected = get(&report, "injected");
+    let kinds = js_sys::Object::keys(injected.unchecked_ref::<js_sys::Object>()).length();
+    console_log!(
+        "faults injected: {}; part requests {}, parts stored {}",
+        js_sys::JSON::stringify(&injected).unwrap(),
+        count(&report, "partRequests", &upload_id),
+        count(&report, "storedParts", &upload_id)
+    );
+    assert_eq!(kinds, 5, "the mix covered every kind of failure");
+    assert_eq!(count(&report, "storedParts", &upload_id), 26.0, "each part stored once");
+    assert!(count(&report, "partRequests", &upload_id) > 26.0, "failed parts were sent again");
+    assert_eq!(open_uploads(&app).await, (0, 0));
+}
+
+#[wasm_bindgen_test]
+async fn expired_urls_are_signed_again_and_the_upload_finishes() {
+    let app = faults_app();
+    set_faults(&app, r#"{"rate": 0.5, "kinds": ["expired"], "seed": 3}"#).await;
+    let cb = callbacks(&faults_api(), &json("{}"));
+    let up = uploader(object(&[("backend", get(&cb, "backend")), ("retry", json(r#"{"maxBackoffMs": 200}"#))]));
+    let file = file_of(24 * MIB, 22, "expiring.bin", "");
+    let result = upload(&up, &file, JsValue::UNDEFINED).await.expect("expired URLs are re-signed");
+    let report = fault_report(&app).await;
+    set_faults(&app, "null").await;
+
+    let display = get(&result, "displayUrl").as_string().unwrap();
+    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    let expired = get(&get(&report, "injected"), "expired").as_f64().unwrap_or(0.0);
+    let signs = get(&get(&cb, "calls"), "sign").as_f64().unwrap();
+    assert!(expired > 0.0);
+    assert_eq!(signs, 1.0 + expired, "one batch for the 5 parts, then one re-sign per expired URL");
+}
+
+#[wasm_bindgen_test]
+async fn pause_stops_sending_and_resume_finishes_the_upload() {
+    let app = faults_app();
+    set_faults(&app, "null").await;
+    let log = ProgressLog::default();
+    let listener = log.listener();
+    let options = quick_options(&listener);
+    Reflect::set(&options, &"concurrency".into(), &2.into()).unwrap();
+    let up = uploader(options);
+    let file = file_of(48 * MIB, 23, "paused.bin", "");
+    let handle = up.upload(file.clone().into(), None).unwrap();
+    log.wait_for_bytes(20_000).await;
+    handle.pause();
+    pause_for(300).await; // requests cancelled by the pause settle
+    let before = fault_report(&app).await;
+    pause_for(1000).await;
+    let during = fault_report(&app).await;
+    assert_eq!(
+        js_sys::JSON::stringify(&get(&before, "partRequests")).unwrap(),
+        js_sys::JSON::stringify(&get(&during, "partRequests")).unwrap(),
+        "no part request while paused"
+    );
+    assert!(log.saw("paused"));
+    handle.resume();
+    let result = JsFuture::from(handle.done()).await.expect("resumed upload finishes");
+    let display = get(&result, "displayUrl").as_string().unwrap();
+    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    log.assert_honest(file.size());
+}
+
+#[wasm_bindgen_test]
+async fn a_store_restart_mid_upload_is_ridden_out() {
+    let app = faults_app();
+    set_faults(&app, "null").await;
+    let log = ProgressLog::default();
+    let listener = log.listener();
+    let up = uploader(quick_options(&listener));
+    let file = file_of(48 * MIB, 24, "restart.bin", "");
+    let handle = up.upload(file.clone().into(), None).unwrap();
+    log.wait_for_bytes(20_000).await;
+    let restart = post_json(&format!("{app}/__test/restart-store"), &json(r#"{"downMs": 2000}"#));
+    let _ = JsFuture::from(restart).await; // the answer is not JSON; the restart is what counts
+    let result = JsFuture::from(handle.done()).await.expect("the upload survives the outage");
+    assert_eq!(get(&fault_report(&app).await, "restarts").as_f64(), Some(1.0));
+    let display = get(&result, "displayUrl").as_string().unwrap();
+    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    log.assert_honest(file.size());
+}
+
+#[wasm_bindgen_test]
+async fn failures_that_never_stop_end_in_a_clear_error_within_the_bound() {
+    let app = faults_app();
+    set_faults(&app, r#"{"rate": 1, "kinds": ["500"]}"#).await;
+    let options = json(r#"{"retry": {"maxRetries": 3, "initialBackoffMs": 50, "maxBackoffMs": 200}}"#);
+    Reflect::set(&options, &"backend".into(), &faults_api().into()).unwrap();
+    let up = uploader(options);
+    let started = js_sys::Date::now();
+    let err = upload(&up, &file_of(12 * MIB, 25, "doomed.bin", ""), JsValue::UNDEFINED).await.unwrap_err();
+    let elapsed = js_sys::Date::now() - started;
+    set_faults(&app, "null").await;
+    assert_eq!(code_of(&err), "part_upload_failed");
+    let message = message_of(&err);
+    assert!(message.contains("gave up after 3 retries") && message.contains("InternalError"), "{message}");
+    assert!(elapsed < 10_000.0, "ended in {elapsed} ms");
+    assert_eq!(open_uploads(&app).await, (0, 0), "the failed upload was aborted");
+}
+
+#[wasm_bindgen_test]
+async fn offline_uploads_wait_for_the_network_and_then_finish() {
+    let app = faults_app();
+    set_faults(&app, "null").await;
+    let log = ProgressLog::default();
+    let listener = log.listener();
+    let up = uploader(quick_options(&listener));
+    let window = web_sys::window().unwrap();
+    window.dispatch_event(&web_sys::Event::new("offline").unwrap()).unwrap();
+    let file = file_of(12 * MIB, 26, "offline.bin", "");
+    let handle = up.upload(file.clone().into(), None).unwrap();
+    pause_for(500).await;
+    assert!(log.saw("waiting_for_network"));
+    assert_eq!(log.loaded(), 0.0, "nothing is sent while offline");
+    window.dispatch_event(&web_sys::Event::new("online").unwrap()).unwrap();
+    let result = JsFuture::from(handle.done()).await.expect("finishes once online");
+    let display = get(&result, "displayUrl").as_string().unwrap();
+    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+}
