@@ -107,7 +107,7 @@ impl Faults {
         let fault = match plan.every {
             Some(every) => {
                 let requests: u32 = state.part_requests.values().sum();
-                if every == 0 || requests % every != 0 {
+                if every == 0 || !requests.is_multiple_of(every) {
                     return None;
                 }
                 plan.kinds[injected as usize % plan.kinds.len()]
