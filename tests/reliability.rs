@@ -169,3 +169,58 @@ async fn offline_uploads_wait_for_the_network_and_then_finish() {
     let display = get(&result, "displayUrl").as_string().unwrap();
     assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
 }
+
+/// The `localStorage` keys this library wrote.
+fn resume_records() -> Vec<String> {
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    (0..storage.length().unwrap())
+        .filter_map(|i| storage.key(i).unwrap())
+        .filter(|k| k.starts_with("s3-direct-upload:"))
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_reloaded_page_resumes_and_sends_only_the_missing_parts() {
+    let app = faults_app();
+    set_faults(&app, "null").await;
+    let same_file = || file_dated(48 * MIB, 27, "resume.bin", "", Some(1_700_000_000_000.0));
+    let options = |listener: &Closure<dyn Fn(JsValue)>| {
+        object(&[
+            ("backend", faults_api().into()),
+            ("concurrency", 2.into()),
+            ("onProgress", listener.as_ref().clone()),
+        ])
+    };
+
+    // The first page stores some parts, then goes away: its requests are cut off, its objects dropped.
+    let first_log = ProgressLog::default();
+    let first_listener = first_log.listener();
+    let first = uploader(options(&first_listener));
+    let handle = first.upload(same_file().into(), None).unwrap();
+    first_log.wait_for_loaded((15 * MIB) as f64, 20_000).await;
+    handle.pause();
+    pause_for(300).await;
+    drop((handle, first));
+    assert_eq!(resume_records().len(), 1, "the upload is remembered");
+    let report = fault_report(&app).await;
+    let upload_id =
+        js_sys::Object::keys(get(&report, "storedParts").unchecked_ref::<js_sys::Object>()).get(0).as_string().unwrap();
+    let stored_by_first_page = count(&report, "storedParts", &upload_id);
+    assert!((3.0..10.0).contains(&stored_by_first_page), "{stored_by_first_page} parts stored before the reload");
+
+    // The reloaded page: a new uploader, a new File object for the same file.
+    let second_log = ProgressLog::default();
+    let second_listener = second_log.listener();
+    let second = uploader(options(&second_listener));
+    let file = same_file();
+    let result = upload(&second, &file, JsValue::UNDEFINED).await.expect("the resumed upload finishes");
+    assert_eq!(get(&result, "uploadId").as_string(), Some(upload_id.clone()), "the same multipart upload");
+    let display = get(&result, "displayUrl").as_string().unwrap();
+    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+
+    let report = fault_report(&app).await;
+    assert_eq!(count(&report, "storedParts", &upload_id), 10.0, "every part stored exactly once over both pages");
+    assert!(second_log.first_loaded() >= stored_by_first_page * (5 * MIB) as f64, "progress starts where it was");
+    second_log.assert_honest(file.size());
+    assert!(resume_records().is_empty(), "the record is removed once the upload is done");
+}

@@ -266,6 +266,53 @@ pub async fn abort(State(st): State<Arc<AppState>>, Json(req): Json<UploadRef>) 
     Ok(Json(json!({})))
 }
 
+/// `POST /multipart/list`: the parts the store holds for an open upload, so that a page can
+/// resume it and send only what is missing.
+pub async fn list_parts(State(st): State<Arc<AppState>>, Json(req): Json<UploadRef>) -> Result<Json<Value>, ApiError> {
+    let upload = st.open_upload(&req)?;
+    let mut parts = Vec::new();
+    let mut marker = None;
+    // At most 10,000 parts, 1,000 a page: the bound keeps a misbehaving store from looping us.
+    for _ in 0..11 {
+        let mut action = st.s3.bucket.list_parts(Some(&st.s3.credentials), &upload.key, &req.upload_id);
+        if let Some(marker) = marker {
+            action.set_part_number_marker(marker);
+        }
+        let body = send(st.s3.client.get(action.sign(URL_TTL)), "ListParts").await?;
+        let page = parse_list_parts(&body).ok_or_else(|| store_failed("ListParts", "unexpected answer"))?;
+        parts.extend(page.parts.iter().map(|(n, etag, size)| json!({ "partNumber": n, "etag": etag, "size": size })));
+        marker = page.next_marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    Ok(Json(json!({ "parts": parts })))
+}
+
+/// One page of a ListParts answer.
+struct PartsPage {
+    /// `(part number, ETag, size)` of each part.
+    parts: Vec<(u16, String, u64)>,
+    /// Where the next page starts, when the answer is truncated.
+    next_marker: Option<u16>,
+}
+
+/// Reads a ListParts answer. rusty-s3's parser insists on `<MaxParts>`, which s3s-fs leaves
+/// out, so this reads only what resuming needs.
+fn parse_list_parts(body: &str) -> Option<PartsPage> {
+    let mut parts = Vec::new();
+    for block in body.split("<Part>").skip(1) {
+        let block = block.split("</Part>").next()?;
+        let number = xml_text(block, "PartNumber")?.parse().ok()?;
+        let etag = xml_text(block, "ETag")?.replace("&quot;", "\"");
+        let size = xml_text(block, "Size")?.parse().ok()?;
+        parts.push((number, etag, size));
+    }
+    let truncated = xml_text(body, "IsTruncated") == Some("true");
+    let next_marker = xml_text(body, "NextPartNumberMarker").and_then(|m| m.parse().ok()).filter(|_| truncated);
+    Some(PartsPage { parts, next_marker })
+}
+
 /// `POST /put`: presigns a single `PutObject` with the content type and metadata signed in.
 pub async fn sign_put(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest>) -> Result<Json<Value>, ApiError> {
     check_metadata(&req.metadata)?;
@@ -293,7 +340,33 @@ async fn send(request: reqwest::RequestBuilder, operation: &str) -> Result<Strin
 
 /// The `<Code>` of an S3 XML error body.
 fn error_code(body: &str) -> Option<&str> {
-    let start = body.find("<Code>")? + "<Code>".len();
-    let end = body[start..].find("</Code>")? + start;
-    Some(&body[start..end])
+    xml_text(body, "Code")
+}
+
+/// The text of the first `<name>` element in `xml`.
+fn xml_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(&xml[start..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_parts_answers_are_read_with_or_without_optional_fields() {
+        let body = r#"<ListPartsResult><Bucket>b</Bucket><IsTruncated>true</IsTruncated>
+            <NextPartNumberMarker>2</NextPartNumberMarker>
+            <Part><PartNumber>1</PartNumber><ETag>&quot;aa&quot;</ETag><Size>5242880</Size></Part>
+            <Part><PartNumber>2</PartNumber><LastModified>x</LastModified><ETag>"bb"</ETag><Size>7</Size></Part>
+            </ListPartsResult>"#;
+        let page = parse_list_parts(body).unwrap();
+        assert_eq!(page.parts, vec![(1, "\"aa\"".to_owned(), 5_242_880), (2, "\"bb\"".to_owned(), 7)]);
+        assert_eq!(page.next_marker, Some(2));
+        let last = parse_list_parts("<ListPartsResult><IsTruncated>false</IsTruncated></ListPartsResult>").unwrap();
+        assert!(last.parts.is_empty() && last.next_marker.is_none());
+        assert!(parse_list_parts("<Part><PartNumber>x</PartNumber></Part>").is_none());
+    }
 }

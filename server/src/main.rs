@@ -149,6 +149,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         .route("/multipart/sign", post(api::sign_parts))
         .route("/multipart/complete", post(api::complete))
         .route("/multipart/abort", post(api::abort))
+        .route("/multipart/list", post(api::list_parts))
         .route("/put", post(api::sign_put))
         .with_state(state.clone());
     let mut app = Router::new().nest("/api/uploads", api);

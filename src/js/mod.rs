@@ -6,8 +6,8 @@ mod options;
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
-use crate::upload::{FileInfo, ProgressReporter, StoredObject, UploadContext, UploadControl, upload_file};
-use crate::web::{AnyBackend, BlobSource, BrowserRuntime, FetchTransport, NetworkWatch};
+use crate::upload::{FileInfo, ProgressReporter, Resume, StoredObject, UploadContext, UploadControl, upload_file};
+use crate::web::{AnyBackend, BlobSource, BrowserRuntime, FetchTransport, LocalStorageResumeStore, NetworkWatch};
 use async_lock::Semaphore;
 use js_sys::{Function, Object, Promise, Reflect};
 pub use options::{UploadOptionsJs, UploaderOptionsJs};
@@ -51,6 +51,7 @@ struct UploaderInner {
     plan_options: crate::plan::PlanOptions,
     retry: RetryPolicy,
     network: NetworkWatch,
+    resume: bool,
     on_progress: Option<Function>,
 }
 
@@ -72,6 +73,7 @@ impl Uploader {
                 plan_options: parsed.plan_options,
                 retry: parsed.retry,
                 network: NetworkWatch::new(),
+                resume: parsed.resume,
                 on_progress: parsed.on_progress,
             }),
         })
@@ -140,6 +142,8 @@ async fn run_upload(
     };
     let runtime = BrowserRuntime;
     let progress = ProgressReporter::new(info.size, &runtime, &sink);
+    let resume = resume_fingerprint(&inner, &blob, &info)
+        .map(|fingerprint| Resume { store: &LocalStorageResumeStore, fingerprint });
     let cx = UploadContext {
         backend: &inner.backend,
         transport: &inner.transport,
@@ -150,6 +154,7 @@ async fn run_upload(
         retry: inner.retry,
         control: &control,
         offline: &inner.network.offline,
+        resume,
     };
     let result = upload_file(&cx, &BlobSource(blob.clone()), &info, &progress).await;
     progress.set_state(match &result {
@@ -158,6 +163,22 @@ async fn run_upload(
         Err(_) => UploadState::Failed,
     });
     result.map(|stored| result_object(&stored)).map_err(to_js_error)
+}
+
+/// What identifies a file across page loads: the backend, and the file's name, size, last
+/// change, type and requested key. Only `File`s have one (a plain `Blob` has no name or date),
+/// and only backends that can list parts can resume.
+fn resume_fingerprint(inner: &UploaderInner, blob: &Blob, info: &FileInfo) -> Option<String> {
+    let file = blob.dyn_ref::<File>().filter(|_| inner.resume && inner.backend.can_list_parts())?;
+    Some(format!(
+        "{}|{}|{}|{}|{}|{}",
+        inner.backend.identity(),
+        info.filename,
+        info.size,
+        file.last_modified(),
+        info.content_type,
+        info.key.as_deref().unwrap_or("")
+    ))
 }
 
 fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot) -> JsValue {

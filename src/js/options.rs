@@ -44,6 +44,8 @@ struct RawUploaderOptions {
     stall_timeout_ms: Option<u32>,
     #[serde(default)]
     min_bytes_per_second: Option<u32>,
+    #[serde(default)]
+    resume: Option<bool>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     on_progress: JsValue,
 }
@@ -83,6 +85,7 @@ pub(crate) struct UploaderOptions {
     pub(crate) retry: RetryPolicy,
     pub(crate) stall_timeout_ms: u32,
     pub(crate) min_bytes_per_second: u32,
+    pub(crate) resume: bool,
     pub(crate) on_progress: Option<Function>,
 }
 
@@ -134,6 +137,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             "retry",
             "stallTimeoutMs",
             "minBytesPerSecond",
+            "resume",
             "onProgress",
         ],
         "Uploader",
@@ -163,6 +167,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
         retry: parse_retry(raw.retry)?,
         stall_timeout_ms,
         min_bytes_per_second,
+        resume: raw.resume.unwrap_or(true),
         on_progress: optional_function(raw.on_progress, "onProgress")?,
     })
 }
@@ -224,6 +229,7 @@ fn parse_backend(backend: JsValue, headers: BTreeMap<String, String>) -> Result<
         sign_part: get("signPart")?,
         complete_multipart_upload: get("completeMultipartUpload")?,
         abort_multipart_upload: get("abortMultipartUpload")?,
+        list_parts: get("listParts")?,
         sign_put: get("signPut")?,
     };
     if !callbacks.supports_multipart() && callbacks.sign_put.is_none() {

@@ -92,6 +92,55 @@ pub struct CompletedPart {
     pub etag: String,
 }
 
+/// A part the store already holds, as `listParts` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedPart {
+    /// 1-based part number.
+    pub part_number: u32,
+    /// Its `ETag`.
+    pub etag: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What the browser remembers of a multipart upload, so that it can be resumed after a reload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeRecord {
+    /// Object key.
+    pub key: String,
+    /// S3 upload id.
+    pub upload_id: String,
+    /// Part size the upload was planned with; a different plan cannot reuse its parts.
+    pub part_size: u64,
+    /// When the upload was created (ms, the runtime's clock).
+    pub created_ms: f64,
+}
+
+/// How long a resume record is trusted: 7 days, the usual period of an
+/// `AbortIncompleteMultipartUpload` lifecycle rule, after which the parts are gone anyway.
+pub const RESUME_RECORD_MAX_AGE_MS: f64 = 7.0 * 24.0 * 3600.0 * 1000.0;
+
+/// Where resume records are kept (browser storage). Failures are swallowed by implementations:
+/// a full or forbidden storage must never break an upload.
+pub trait ResumeStore {
+    /// The record kept under `fingerprint`, if any.
+    fn load(&self, fingerprint: &str) -> Option<ResumeRecord>;
+    /// Keeps `record` under `fingerprint`.
+    fn save(&self, fingerprint: &str, record: &ResumeRecord);
+    /// Forgets the record under `fingerprint`.
+    fn remove(&self, fingerprint: &str);
+}
+
+/// Resumption for one upload: where records live, and the file's fingerprint.
+pub struct Resume<'a> {
+    /// The record store.
+    pub store: &'a dyn ResumeStore,
+    /// Identifies the file (and backend) across page loads.
+    pub fingerprint: String,
+}
+
 /// What the backend says about the finished object.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -145,6 +194,8 @@ pub trait Backend {
     ) -> Result<CompletedObject, UploadError>;
     /// Abandons the upload so the store frees its parts.
     async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError>;
+    /// The parts the store already holds for the upload.
+    async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError>;
     /// Presigns a single `PutObject` for `file`.
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError>;
 }
@@ -207,6 +258,8 @@ pub struct UploadContext<'a, B, T, C> {
     pub control: &'a UploadControl,
     /// On while the browser is offline (shared by every upload of an uploader).
     pub offline: &'a Flag,
+    /// How to resume this upload after a reload; `None` turns resumption off.
+    pub resume: Option<Resume<'a>>,
 }
 
 /// An on/off switch that futures can wait on.

@@ -1,8 +1,8 @@
 //! The multipart flow: create, sign parts in batches, send parts in parallel, complete.
 
 use super::{
-    Backend, CompletedPart, FileInfo, Interrupt, MultipartSession, ProgressReporter, Runtime, Source, StoredObject,
-    Transport, UploadContext, etag_not_exposed, with_retries,
+    Backend, CompletedPart, FileInfo, Interrupt, MultipartSession, ProgressReporter, RESUME_RECORD_MAX_AGE_MS,
+    ResumeRecord, Runtime, Source, StoredObject, Transport, UploadContext, etag_not_exposed, with_retries,
 };
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PartPlan;
@@ -27,10 +27,31 @@ where
     S: Source<Body = T::Body>,
     C: Runtime,
 {
-    let create = with_retries(cx, progress, Interrupt::Never, |_| cx.backend.create_multipart(file));
-    let session = cx.control.unless_aborted(create).await?;
+    let (session, stored_parts) = match cx.control.unless_aborted(resumed(cx, plan, progress)).await? {
+        Some(resumed) => resumed,
+        None => {
+            let create = with_retries(cx, progress, Interrupt::Never, |_| cx.backend.create_multipart(file));
+            let session = cx.control.unless_aborted(create).await?;
+            if let Some(resume) = &cx.resume {
+                let record = ResumeRecord {
+                    key: session.key.clone(),
+                    upload_id: session.upload_id.clone(),
+                    part_size: plan.part_size,
+                    created_ms: cx.runtime.now_ms(),
+                };
+                resume.store.save(&resume.fingerprint, &record);
+            }
+            (session, Vec::new())
+        }
+    };
     progress.set_key(&session.key);
-    match cx.control.unless_aborted(send_and_complete(cx, source, &session, plan, progress)).await {
+    let outcome = send_and_complete(cx, source, &session, plan, stored_parts, progress);
+    let outcome = cx.control.unless_aborted(outcome).await;
+    if let Some(resume) = &cx.resume {
+        // Finished, failed or aborted: either way this upload is not to be resumed.
+        resume.store.remove(&resume.fingerprint);
+    }
+    match outcome {
         Ok(stored) => Ok(stored),
         Err(err) => match cx.backend.abort_multipart(&session).await {
             Ok(()) => Err(err),
@@ -43,11 +64,51 @@ where
     }
 }
 
+/// The upload this file was already part-way through on an earlier page load, with the parts the
+/// store holds that fit this plan; `None` to start afresh (no record, a stale or different one,
+/// or a backend that cannot list parts any more).
+async fn resumed<B, T, C>(
+    cx: &UploadContext<'_, B, T, C>,
+    plan: PartPlan,
+    progress: &ProgressReporter<'_, C>,
+) -> Result<Option<(MultipartSession, Vec<CompletedPart>)>, UploadError>
+where
+    B: Backend,
+    C: Runtime,
+{
+    let Some(resume) = &cx.resume else { return Ok(None) };
+    let Some(record) = resume.store.load(&resume.fingerprint) else { return Ok(None) };
+    let fresh = cx.runtime.now_ms() - record.created_ms < RESUME_RECORD_MAX_AGE_MS;
+    if !fresh || record.part_size != plan.part_size {
+        resume.store.remove(&resume.fingerprint);
+        return Ok(None);
+    }
+    let session = MultipartSession { key: record.key, upload_id: record.upload_id };
+    let Ok(listed) = with_retries(cx, progress, Interrupt::Never, |_| cx.backend.list_parts(&session)).await else {
+        resume.store.remove(&resume.fingerprint);
+        return Ok(None);
+    };
+    let mut stored: Vec<CompletedPart> = listed
+        .into_iter()
+        .filter(|p| {
+            (1..=plan.count).contains(&p.part_number) && {
+                let range = plan.range(p.part_number);
+                p.size == range.end - range.start && !p.etag.is_empty()
+            }
+        })
+        .map(|p| CompletedPart { part_number: p.part_number, etag: p.etag })
+        .collect();
+    stored.sort_by_key(|p| p.part_number);
+    stored.dedup_by_key(|p| p.part_number);
+    Ok(Some((session, stored)))
+}
+
 async fn send_and_complete<B, T, S, C>(
     cx: &UploadContext<'_, B, T, C>,
     source: &S,
     session: &MultipartSession,
     plan: PartPlan,
+    stored_parts: Vec<CompletedPart>,
     progress: &ProgressReporter<'_, C>,
 ) -> Result<StoredObject, UploadError>
 where
@@ -57,12 +118,17 @@ where
     C: Runtime,
 {
     let batch = u32::try_from(cx.concurrency * 2).unwrap_or(u32::MAX).max(MIN_SIGN_BATCH);
-    let signer = PartSigner { cx, progress, session, count: plan.count, batch, state: Mutex::default() };
-    let mut parts: Vec<CompletedPart> = stream::iter(plan.numbers())
+    let already: u64 = stored_parts.iter().map(|p| plan.range(p.part_number)).map(|r| r.end - r.start).sum();
+    progress.add(already);
+    let missing: Vec<u32> =
+        plan.numbers().filter(|n| stored_parts.binary_search_by_key(n, |p| p.part_number).is_err()).collect();
+    let signer = PartSigner { cx, progress, session, order: missing.clone(), batch, state: Mutex::default() };
+    let mut parts: Vec<CompletedPart> = stream::iter(missing)
         .map(|number| send_part(cx, source, &signer, plan, number, progress))
         .buffer_unordered(cx.concurrency)
         .try_collect()
         .await?;
+    parts.extend(stored_parts);
     parts.sort_by_key(|p| p.part_number);
     debug_assert_eq!(parts.len(), plan.count as usize);
 
@@ -119,7 +185,8 @@ struct PartSigner<'c, 'a, B, T, C> {
     cx: &'c UploadContext<'a, B, T, C>,
     progress: &'c ProgressReporter<'a, C>,
     session: &'c MultipartSession,
-    count: u32,
+    /// The part numbers to send, in the order they are sent.
+    order: Vec<u32>,
     batch: u32,
     state: Mutex<SignerState>,
 }
@@ -128,8 +195,8 @@ struct PartSigner<'c, 'a, B, T, C> {
 struct SignerState {
     /// Signed and not yet used.
     ready: HashMap<u32, SignedRequest>,
-    /// Highest part number signed so far (0: none).
-    signed_up_to: u32,
+    /// How many of `order` were ever signed.
+    signed: usize,
 }
 
 impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
@@ -143,16 +210,18 @@ impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
         } else if let Some(request) = state.ready.remove(&number) {
             return Ok(request);
         }
-        let numbers: Vec<u32> = if number <= state.signed_up_to {
-            vec![number]
-        } else {
-            let first = state.signed_up_to + 1;
-            let last = (first + self.batch - 1).max(number).min(self.count);
-            (first..=last).collect()
+        let position = self.order.iter().position(|&n| n == number);
+        // The next batch of never-signed parts, or this part alone when it was signed before.
+        let (numbers, signed_after) = match position {
+            Some(at) if at >= state.signed => {
+                let end = (state.signed + self.batch as usize).max(at + 1).min(self.order.len());
+                (self.order[state.signed..end].to_vec(), end)
+            }
+            _ => (vec![number], state.signed),
         };
         let sign = |_| self.cx.backend.sign_parts(self.session, &numbers);
         let signed = with_retries(self.cx, self.progress, Interrupt::Never, sign).await?;
-        state.signed_up_to = state.signed_up_to.max(numbers[numbers.len() - 1]);
+        state.signed = signed_after;
         for part in signed {
             if numbers.contains(&part.part_number) {
                 state.ready.insert(part.part_number, part.request);

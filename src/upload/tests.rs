@@ -31,10 +31,14 @@ struct FakeBackend {
     aborted: Cell<u32>,
     /// Part numbers the backend "forgets" to sign.
     skip_signing: Vec<u32>,
+    /// What `list_parts` answers.
+    listed: Vec<ListedPart>,
+    created: Cell<u32>,
 }
 
 impl Backend for FakeBackend {
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
+        self.created.set(self.created.get() + 1);
         yield_now().await;
         Ok(MultipartSession { key: format!("uploads/{}", file.filename), upload_id: "u-1".into() })
     }
@@ -64,6 +68,9 @@ impl Backend for FakeBackend {
     async fn abort_multipart(&self, _s: &MultipartSession) -> Result<(), UploadError> {
         self.aborted.set(self.aborted.get() + 1);
         Ok(())
+    }
+    async fn list_parts(&self, _s: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
+        Ok(self.listed.clone())
     }
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
         Ok(SignedPut {
@@ -217,6 +224,7 @@ impl Harness {
             retry: self.retry,
             control: &self.control,
             offline: &self.offline,
+            resume: None,
         }
     }
 
@@ -440,4 +448,98 @@ fn pause_cancels_parts_in_flight_and_resume_sends_them_again() {
     bodies.sort_by_key(|r| r.start);
     bodies.dedup();
     assert_eq!(bodies.len(), 6, "every part stored");
+}
+
+#[derive(Default)]
+struct MemoryResumeStore(RefCell<HashMap<String, ResumeRecord>>);
+
+impl ResumeStore for MemoryResumeStore {
+    fn load(&self, fingerprint: &str) -> Option<ResumeRecord> {
+        self.0.borrow().get(fingerprint).cloned()
+    }
+    fn save(&self, fingerprint: &str, record: &ResumeRecord) {
+        self.0.borrow_mut().insert(fingerprint.to_owned(), record.clone());
+    }
+    fn remove(&self, fingerprint: &str) {
+        self.0.borrow_mut().remove(fingerprint);
+    }
+}
+
+fn record(part_size: u64) -> ResumeRecord {
+    ResumeRecord { key: "uploads/a".into(), upload_id: "earlier".into(), part_size, created_ms: 0.0 }
+}
+
+fn listed(part_number: u32, size: u64) -> ListedPart {
+    ListedPart { part_number, etag: format!("\"stored-{part_number}\""), size }
+}
+
+/// Uploads 23 MiB + 5 (5 parts) with resumption through `store`.
+fn run_resumable(h: &Harness, store: &MemoryResumeStore) -> (Result<StoredObject, UploadError>, Vec<u64>) {
+    let size = 23 * MIB + 5;
+    let seen = RefCell::new(Vec::new());
+    let sink = |s: &ProgressSnapshot, _: Option<&str>| seen.borrow_mut().push(s.loaded);
+    let progress = ProgressReporter::new(size, &h.runtime, &sink);
+    let mut cx = h.cx(6);
+    cx.resume = Some(Resume { store, fingerprint: "a.bin".into() });
+    let result = block_on(upload_file(&cx, &FakeSource(size), &file("a.bin", size), &progress));
+    (result, seen.into_inner())
+}
+
+#[test]
+fn a_recorded_upload_resumes_and_sends_only_the_missing_parts() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    // Parts 1 and 3 are stored; part 4 is there but with the wrong size (a different file).
+    h.backend.listed = vec![listed(1, 5 * MIB), listed(3, 5 * MIB), listed(4, 123)];
+    let store = MemoryResumeStore::default();
+    store.save("a.bin", &record(5 * MIB));
+    let (result, seen) = run_resumable(&h, &store);
+    let stored = result.unwrap();
+    assert_eq!(stored.upload_id.as_deref(), Some("earlier"));
+    assert_eq!(h.backend.created.get(), 0, "no new upload was created");
+    let mut sent: Vec<u64> = h.transport.bodies.borrow().iter().map(|r| r.start / (5 * MIB) + 1).collect();
+    sent.sort();
+    assert_eq!(sent, vec![2, 4, 5], "only the missing parts were sent");
+    let signed: Vec<u32> = h.backend.sign_calls.borrow().iter().flatten().copied().collect();
+    assert_eq!(signed, vec![2, 4, 5], "only the missing parts were signed");
+    let completed = h.backend.completed.borrow().clone().unwrap();
+    assert_eq!(completed.iter().map(|p| p.part_number).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(completed[0].etag, "\"stored-1\"");
+    assert!(seen.iter().all(|&l| l >= 10 * MIB), "progress starts from the stored parts: {seen:?}");
+    assert!(store.0.borrow().is_empty(), "the record is removed once the upload is done");
+}
+
+#[test]
+fn a_record_from_another_plan_is_dropped_and_the_upload_starts_afresh() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    h.backend.listed = vec![listed(1, 8 * MIB)];
+    let store = MemoryResumeStore::default();
+    store.save("a.bin", &record(8 * MIB));
+    let (result, _) = run_resumable(&h, &store);
+    assert_eq!(result.unwrap().upload_id.as_deref(), Some("u-1"));
+    assert_eq!(h.backend.created.get(), 1);
+    assert_eq!(h.transport.bodies.borrow().len(), 5);
+}
+
+#[test]
+fn a_fresh_upload_keeps_a_record_until_it_ends() {
+    let h = Harness::new(StoreBehaviour::HangOnPart(5), 6);
+    let store = MemoryResumeStore::default();
+    let size = 23 * MIB + 5;
+    let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
+    let progress = ProgressReporter::new(size, &h.runtime, &sink);
+    let mut cx = h.cx(6);
+    cx.resume = Some(Resume { store: &store, fingerprint: "a.bin".into() });
+    let check = async {
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        let kept = store.load("a.bin");
+        h.control.aborted.set(true);
+        kept
+    };
+    let (result, kept) = block_on(join(upload_file(&cx, &FakeSource(size), &file("a.bin", size), &progress), check));
+    let kept = kept.expect("a record is kept while the upload runs");
+    assert_eq!((kept.upload_id.as_str(), kept.part_size), ("u-1", 5 * MIB));
+    assert_eq!(result.unwrap_err().code, ErrorCode::Aborted);
+    assert!(store.load("a.bin").is_none(), "an aborted upload is not resumed");
 }

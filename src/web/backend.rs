@@ -6,7 +6,8 @@ use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, RetryAction, classify};
 use crate::upload::{
-    Backend, CompletedObject, CompletedPart, FileInfo, MultipartSession, SignedPart, SignedPut, SignedRequest,
+    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignedPart, SignedPut,
+    SignedRequest,
 };
 use futures::future::try_join_all;
 use gloo_net::http::Request;
@@ -52,6 +53,22 @@ impl SignPartsAnswer {
     fn into_parts(self) -> Vec<SignedPart> {
         match self {
             SignPartsAnswer::Wrapped { parts } | SignPartsAnswer::Bare(parts) => parts,
+        }
+    }
+}
+
+/// `{ parts: [...] }`, or the bare array.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListPartsAnswer {
+    Wrapped { parts: Vec<ListedPart> },
+    Bare(Vec<ListedPart>),
+}
+
+impl ListPartsAnswer {
+    fn into_parts(self) -> Vec<ListedPart> {
+        match self {
+            ListPartsAnswer::Wrapped { parts } | ListPartsAnswer::Bare(parts) => parts,
         }
     }
 }
@@ -174,6 +191,10 @@ impl Backend for HttpBackend {
         self.post::<Ignored>("/multipart/abort", session).await.map(|_| ())
     }
 
+    async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
+        self.post::<ListPartsAnswer>("/multipart/list", session).await.map(ListPartsAnswer::into_parts)
+    }
+
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
         self.post::<SignPutAnswer>("/put", file).await.map(|a| a.into_signed_put(file))
     }
@@ -188,6 +209,7 @@ pub(crate) struct CallbackBackend {
     pub(crate) sign_part: Option<Function>,
     pub(crate) complete_multipart_upload: Option<Function>,
     pub(crate) abort_multipart_upload: Option<Function>,
+    pub(crate) list_parts: Option<Function>,
     pub(crate) sign_put: Option<Function>,
 }
 
@@ -278,6 +300,11 @@ impl Backend for CallbackBackend {
             .map(|_| ())
     }
 
+    async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
+        let answer: ListPartsAnswer = Self::call("listParts", self.list_parts.as_ref(), session).await?;
+        Ok(answer.into_parts())
+    }
+
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
         Self::call::<SignPutAnswer>("signPut", self.sign_put.as_ref(), file).await.map(|a| a.into_signed_put(file))
     }
@@ -337,10 +364,36 @@ impl Backend for AnyBackend {
         }
     }
 
+    async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.list_parts(session).await,
+            AnyBackend::Callbacks(b) => b.list_parts(session).await,
+        }
+    }
+
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
         match self {
             AnyBackend::Http(b) => b.sign_put(file).await,
             AnyBackend::Callbacks(b) => b.sign_put(file).await,
+        }
+    }
+}
+
+impl AnyBackend {
+    /// Whether uploads can be resumed: the backend can list the parts a store holds.
+    pub(crate) fn can_list_parts(&self) -> bool {
+        match self {
+            AnyBackend::Http(_) => true,
+            AnyBackend::Callbacks(b) => b.list_parts.is_some(),
+        }
+    }
+
+    /// Names the backend in resume fingerprints, so that one backend's records never steer
+    /// another's uploads.
+    pub(crate) fn identity(&self) -> &str {
+        match self {
+            AnyBackend::Http(b) => &b.base,
+            AnyBackend::Callbacks(_) => "callbacks",
         }
     }
 }

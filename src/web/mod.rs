@@ -7,10 +7,11 @@ pub(crate) use backend::{AnyBackend, CallbackBackend, HttpBackend};
 
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, classify};
-use crate::upload::{Flag, PutOutcome, Runtime, SignedRequest, Source, Transport};
+use crate::upload::{Flag, PutOutcome, ResumeRecord, ResumeStore, Runtime, SignedRequest, Source, Transport};
 use futures::future::{Either, select};
 use gloo_net::http::Request;
 use js_sys::{Function, Promise, Reflect};
+use serde::Serialize;
 use std::cell::Cell;
 use std::future::Future;
 use std::ops::Range;
@@ -220,6 +221,46 @@ fn xml_tag<'a>(body: &'a str, name: &str) -> Option<&'a str> {
     let start = body.find(&open)? + open.len();
     let end = body[start..].find("</")? + start;
     Some(&body[start..end])
+}
+
+/// Resume records in `localStorage`, as JSON under `s3-direct-upload:<fingerprint>`. Every
+/// storage failure (none in workers, private mode, quota, blocked) is ignored: without the
+/// record the upload simply starts afresh.
+pub(crate) struct LocalStorageResumeStore;
+
+impl LocalStorageResumeStore {
+    fn storage() -> Option<JsValue> {
+        Reflect::get(&js_sys::global(), &"localStorage".into()).ok().filter(|s| s.is_object())
+    }
+
+    fn call(method: &str, args: &[&str]) -> Option<JsValue> {
+        let storage = Self::storage()?;
+        let function: Function = Reflect::get(&storage, &method.into()).ok()?.dyn_into().ok()?;
+        let args: js_sys::Array = args.iter().map(|a| JsValue::from_str(a)).collect();
+        function.apply(&storage, &args).ok()
+    }
+
+    fn item_key(fingerprint: &str) -> String {
+        format!("s3-direct-upload:{fingerprint}")
+    }
+}
+
+impl ResumeStore for LocalStorageResumeStore {
+    fn load(&self, fingerprint: &str) -> Option<ResumeRecord> {
+        let text = Self::call("getItem", &[&Self::item_key(fingerprint)])?.as_string()?;
+        serde_wasm_bindgen::from_value(js_sys::JSON::parse(&text).ok()?).ok()
+    }
+
+    fn save(&self, fingerprint: &str, record: &ResumeRecord) {
+        let value = record.serialize(&serde_wasm_bindgen::Serializer::json_compatible());
+        if let Some(text) = value.ok().and_then(|v| js_sys::JSON::stringify(&v).ok()).and_then(|t| t.as_string()) {
+            Self::call("setItem", &[&Self::item_key(fingerprint), &text]);
+        }
+    }
+
+    fn remove(&self, fingerprint: &str) {
+        Self::call("removeItem", &[&Self::item_key(fingerprint)]);
+    }
 }
 
 /// Time from `Date.now()`, waits from `setTimeout`, chance from `Math.random()`.

@@ -75,6 +75,11 @@ extern "C" {
 
 /// Deterministic, incompressible bytes: the same `seed` always gives the same file.
 pub fn file_of(size: usize, seed: u64, name: &str, content_type: &str) -> File {
+    file_dated(size, seed, name, content_type, None)
+}
+
+/// [`file_of`] with a fixed `lastModified`, so that two `File` objects are the same file.
+pub fn file_dated(size: usize, seed: u64, name: &str, content_type: &str, last_modified: Option<f64>) -> File {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let chunks = Array::new();
     let mut left = size;
@@ -93,6 +98,9 @@ pub fn file_of(size: usize, seed: u64, name: &str, content_type: &str) -> File {
     }
     let options = FilePropertyBag::new();
     options.set_type(content_type);
+    if let Some(ms) = last_modified {
+        options.set_last_modified(ms);
+    }
     File::new_with_u8_array_sequence_and_options(&chunks, name, &options).unwrap()
 }
 
@@ -216,12 +224,22 @@ impl ProgressLog {
 
     /// Waits (at most `ms`) until `loaded` is above zero.
     pub async fn wait_for_bytes(&self, ms: u32) {
+        self.wait_for_loaded(1.0, ms).await;
+    }
+
+    /// Waits (at most `ms`) until `loaded` reaches `bytes`.
+    pub async fn wait_for_loaded(&self, bytes: f64, ms: u32) {
         for _ in 0..ms / 20 {
-            if self.loaded() > 0.0 {
+            if self.loaded() >= bytes {
                 return;
             }
             pause_for(20).await;
         }
-        panic!("no part was stored within {ms} ms");
+        panic!("{bytes} bytes were not stored within {ms} ms");
+    }
+
+    /// `loaded` at the first report.
+    pub fn first_loaded(&self) -> f64 {
+        self.0.borrow().first().map_or(0.0, |r| r.0)
     }
 }
