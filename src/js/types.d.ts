@@ -21,7 +21,15 @@ export interface S3DirectUploadError extends Error {
 }
 
 /** Life-cycle state of one upload. */
-export type UploadState = "queued" | "uploading" | "completing" | "done" | "failed" | "aborted";
+export type UploadState =
+  | "queued"
+  | "uploading"
+  | "paused"
+  | "waiting_for_network"
+  | "completing"
+  | "done"
+  | "failed"
+  | "aborted";
 
 /** A progress report; at most ~10 a second per file, and always a last one with `loaded === total` on success. */
 export interface UploadProgress {
@@ -95,7 +103,31 @@ export interface BackendCallbacks {
   completeMultipartUpload?: (request: MultipartSession & { parts: CompletedPart[] }) =>
     CompletedObject | void | Promise<CompletedObject | void>;
   abortMultipartUpload?: (request: MultipartSession) => unknown;
+  /** The parts the store holds; needed to resume an upload after a page reload. */
+  listParts?: (request: MultipartSession) =>
+    { parts: ListedPart[] } | ListedPart[] | Promise<{ parts: ListedPart[] } | ListedPart[]>;
   signPut?: (file: FileDescription) => SignedPut | Promise<SignedPut>;
+}
+
+export interface ListedPart {
+  partNumber: number;
+  etag: string;
+  size: number;
+}
+
+/**
+ * How failed requests are retried: network failures, time-outs, 5xx, 429/503 SlowDown and 408,
+ * with decorrelated-jitter backoff. Other 4xx fail at once; an expired URL is signed again.
+ */
+export interface RetryOptions {
+  /** Retries of one request after its first attempt; default 10. */
+  maxRetries?: number;
+  /** Stop retrying one request this long after its first attempt; default 180000 (3 min). */
+  retryTimeoutMs?: number;
+  /** First wait; default 100. */
+  initialBackoffMs?: number;
+  /** Longest wait; default 15000. */
+  maxBackoffMs?: number;
 }
 
 export interface CompletedObject {
@@ -122,6 +154,21 @@ export interface UploaderOptions {
   partSize?: number;
   /** Files up to this many bytes go up in one PUT; default 5 MiB. 0-byte files always do. */
   multipartThreshold?: number;
+  /** Retry policy; see `RetryOptions` for the defaults. */
+  retry?: RetryOptions;
+  /**
+   * A PUT with no answer this long after the time its body needs at `minBytesPerSecond` is
+   * cancelled and retried (`fetch` cannot report upload progress, so a stall shows as silence).
+   * Default 30000.
+   */
+  stallTimeoutMs?: number;
+  /** The slowest acceptable upload rate, for stall detection; default 50000 (400 kbit/s). */
+  minBytesPerSecond?: number;
+  /**
+   * Remember multipart uploads of `File`s in localStorage so that the same file, given again
+   * after a reload, sends only its missing parts. Needs a backend that lists parts. Default true.
+   */
+  resume?: boolean;
   /** Called with the progress of every file. */
   onProgress?: (progress: UploadProgress) => void;
 }
