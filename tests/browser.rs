@@ -42,8 +42,7 @@ async fn sixty_four_mib_goes_up_in_parallel_parts_with_honest_progress() {
     let seconds = (js_sys::Date::now() - started) / 1000.0;
     assert_eq!(get(&result, "parts").as_f64(), Some(13.0));
     assert!(get(&result, "key").as_string().unwrap().ends_with("/big_video.mp4"));
-    let display = get(&result, "displayUrl").as_string().unwrap();
-    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    assert_stored(&result, &file).await;
     log.assert_honest(file.size());
     // At most ~10 a second, plus one per change of state (queued, uploading, completing, done).
     let reports = log.0.borrow().len();
@@ -57,8 +56,7 @@ async fn one_uploader_runs_several_files_under_one_budget() {
     let (ha, hb) = (up.upload(a.clone().into(), None).unwrap(), up.upload(b.clone().into(), None).unwrap());
     for (handle, file) in [(ha, a), (hb, b)] {
         let result = JsFuture::from(handle.done()).await.unwrap();
-        let display = get(&result, "displayUrl").as_string().unwrap();
-        assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+        assert_stored(&result, &file).await;
     }
 }
 
@@ -70,8 +68,7 @@ async fn callbacks_drive_any_backend_batch_or_per_part() {
         let file = file_of(17 * MIB, 7, "cb.bin", "application/octet-stream");
         let result = upload(&up, &file, json(r#"{"key":"callbacks/cb.bin"}"#)).await.unwrap();
         assert_eq!(get(&result, "key").as_string().unwrap(), "uploads/callbacks/cb.bin");
-        let display = get(&result, "displayUrl").as_string().unwrap();
-        assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+        assert_stored(&result, &file).await;
         let signs = get(&get(&cb, "calls"), "sign").as_f64().unwrap();
         let expected = if options.contains("perPart") { 4.0 } else { 1.0 };
         assert_eq!(signs, expected, "signing calls for 4 parts with {options}");
@@ -81,8 +78,7 @@ async fn callbacks_drive_any_backend_batch_or_per_part() {
     let up = uploader(object(&[("backend", get(&cb, "backend"))]));
     let file = file_of(1000, 8, "note.txt", "text/plain");
     let result = upload(&up, &file, JsValue::UNDEFINED).await.unwrap();
-    let display = get(&result, "displayUrl").as_string().unwrap();
-    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    assert_stored(&result, &file).await;
 }
 
 #[wasm_bindgen_test]

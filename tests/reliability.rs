@@ -46,8 +46,7 @@ async fn a_large_file_survives_one_part_request_in_five_failing_in_mixed_ways() 
     let report = fault_report(&app).await;
     set_faults(&app, "null").await;
 
-    let display = get(&result, "displayUrl").as_string().unwrap();
-    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    assert_stored(&result, &file).await;
     log.assert_honest(file.size());
     let upload_id = get(&result, "uploadId").as_string().unwrap();
     let injected = get(&report, "injected");
@@ -75,8 +74,7 @@ async fn expired_urls_are_signed_again_and_the_upload_finishes() {
     let report = fault_report(&app).await;
     set_faults(&app, "null").await;
 
-    let display = get(&result, "displayUrl").as_string().unwrap();
-    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    assert_stored(&result, &file).await;
     let expired = get(&get(&report, "injected"), "expired").as_f64().unwrap_or(0.0);
     let signs = get(&get(&cb, "calls"), "sign").as_f64().unwrap();
     assert!(expired > 0.0);
@@ -108,8 +106,7 @@ async fn pause_stops_sending_and_resume_finishes_the_upload() {
     assert!(log.saw("paused"));
     handle.resume();
     let result = JsFuture::from(handle.done()).await.expect("resumed upload finishes");
-    let display = get(&result, "displayUrl").as_string().unwrap();
-    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    assert_stored(&result, &file).await;
     log.assert_honest(file.size());
 }
 
@@ -127,8 +124,7 @@ async fn a_store_restart_mid_upload_is_ridden_out() {
     let _ = JsFuture::from(restart).await; // the answer is not JSON; the restart is what counts
     let result = JsFuture::from(handle.done()).await.expect("the upload survives the outage");
     assert_eq!(get(&fault_report(&app).await, "restarts").as_f64(), Some(1.0));
-    let display = get(&result, "displayUrl").as_string().unwrap();
-    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    assert_stored(&result, &file).await;
     log.assert_honest(file.size());
 }
 
@@ -166,8 +162,7 @@ async fn offline_uploads_wait_for_the_network_and_then_finish() {
     assert_eq!(log.loaded(), 0.0, "nothing is sent while offline");
     window.dispatch_event(&web_sys::Event::new("online").unwrap()).unwrap();
     let result = JsFuture::from(handle.done()).await.expect("finishes once online");
-    let display = get(&result, "displayUrl").as_string().unwrap();
-    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    assert_stored(&result, &file).await;
 }
 
 /// The `localStorage` keys this library wrote.
@@ -215,8 +210,7 @@ async fn a_reloaded_page_resumes_and_sends_only_the_missing_parts() {
     let file = same_file();
     let result = upload(&second, &file, JsValue::UNDEFINED).await.expect("the resumed upload finishes");
     assert_eq!(get(&result, "uploadId").as_string(), Some(upload_id.clone()), "the same multipart upload");
-    let display = get(&result, "displayUrl").as_string().unwrap();
-    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(&file).await);
+    assert_stored(&result, &file).await;
 
     let report = fault_report(&app).await;
     assert_eq!(count(&report, "storedParts", &upload_id), 10.0, "every part stored exactly once over both pages");

@@ -44,31 +44,15 @@ struct CompleteRequest<'a> {
 /// `{ parts: [...] }`, or the bare array, which callbacks often return.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum SignPartsAnswer {
-    Wrapped { parts: Vec<SignedPart> },
-    Bare(Vec<SignedPart>),
+enum PartsAnswer<T> {
+    Wrapped { parts: Vec<T> },
+    Bare(Vec<T>),
 }
 
-impl SignPartsAnswer {
-    fn into_parts(self) -> Vec<SignedPart> {
+impl<T> PartsAnswer<T> {
+    fn into_parts(self) -> Vec<T> {
         match self {
-            SignPartsAnswer::Wrapped { parts } | SignPartsAnswer::Bare(parts) => parts,
-        }
-    }
-}
-
-/// `{ parts: [...] }`, or the bare array.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ListPartsAnswer {
-    Wrapped { parts: Vec<ListedPart> },
-    Bare(Vec<ListedPart>),
-}
-
-impl ListPartsAnswer {
-    fn into_parts(self) -> Vec<ListedPart> {
-        match self {
-            ListPartsAnswer::Wrapped { parts } | ListPartsAnswer::Bare(parts) => parts,
+            PartsAnswer::Wrapped { parts } | PartsAnswer::Bare(parts) => parts,
         }
     }
 }
@@ -175,7 +159,7 @@ impl Backend for HttpBackend {
 
     async fn sign_parts(&self, session: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError> {
         let request = SignPartsRequest { key: &session.key, upload_id: &session.upload_id, part_numbers: numbers };
-        self.post::<SignPartsAnswer>("/multipart/sign", &request).await.map(SignPartsAnswer::into_parts)
+        self.post::<PartsAnswer<SignedPart>>("/multipart/sign", &request).await.map(PartsAnswer::into_parts)
     }
 
     async fn complete_multipart(
@@ -192,7 +176,7 @@ impl Backend for HttpBackend {
     }
 
     async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
-        self.post::<ListPartsAnswer>("/multipart/list", session).await.map(ListPartsAnswer::into_parts)
+        self.post::<PartsAnswer<ListedPart>>("/multipart/list", session).await.map(PartsAnswer::into_parts)
     }
 
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
@@ -265,7 +249,7 @@ impl Backend for CallbackBackend {
     async fn sign_parts(&self, session: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError> {
         if self.sign_parts.is_some() || self.sign_part.is_none() {
             let request = SignPartsRequest { key: &session.key, upload_id: &session.upload_id, part_numbers: numbers };
-            let answer: SignPartsAnswer = Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
+            let answer: PartsAnswer<SignedPart> = Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
             return Ok(answer.into_parts());
         }
         try_join_all(numbers.iter().map(|&part_number| async move {
@@ -301,7 +285,7 @@ impl Backend for CallbackBackend {
     }
 
     async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
-        let answer: ListPartsAnswer = Self::call("listParts", self.list_parts.as_ref(), session).await?;
+        let answer: PartsAnswer<ListedPart> = Self::call("listParts", self.list_parts.as_ref(), session).await?;
         Ok(answer.into_parts())
     }
 

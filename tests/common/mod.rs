@@ -121,6 +121,12 @@ pub fn assert_same_bytes(stored: &[u8], source: &[u8]) {
     }
 }
 
+/// Reads the stored object back through the result's display URL and compares it with `file`.
+pub async fn assert_stored(result: &JsValue, file: &Blob) {
+    let display = get(result, "displayUrl").as_string().expect("the reference backend gives a display URL");
+    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(file).await);
+}
+
 pub fn get(value: &JsValue, name: &str) -> JsValue {
     Reflect::get(value, &name.into()).unwrap()
 }
@@ -161,8 +167,7 @@ pub async fn round_trip(file: &File, expect_parts: Option<u32>) -> JsValue {
     let result = upload(&up, file, JsValue::UNDEFINED).await.expect("upload succeeds");
     assert_eq!(get(&result, "size").as_f64(), Some(file.size()));
     assert_eq!(get(&result, "parts").as_f64(), expect_parts.map(f64::from));
-    let display = get(&result, "displayUrl").as_string().expect("the reference backend gives a display URL");
-    assert_same_bytes(&stored_bytes(&display).await, &blob_bytes(file).await);
+    assert_stored(&result, file).await;
     let location = get(&result, "location").as_string().unwrap();
     assert!(!location.contains("Signature"), "location must carry no signature");
     result
