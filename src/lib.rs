@@ -7,6 +7,7 @@
 //! - [`plan`]: how a file is cut into parts under the S3 limits (pure).
 //! - [`progress`]: loaded/total, speed, ETA and report throttling (pure).
 //! - [`retry`]: which failures are retried, backoff with jitter, time and count bounds (pure).
+//! - [`sigv4`]: what the uploader reads from SigV4 presigned URLs, such as their expiry (pure).
 //! - [`upload`]: the orchestrator, generic over backend, transport and source (pure).
 //! - [`error`]: the error type and its stable codes.
 //! - `web`: browser edges: `Blob` slicing, `fetch`, the JSON and callback backends.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod plan;
 pub mod progress;
 pub mod retry;
+pub mod sigv4;
 pub mod upload;
 
 mod js;

@@ -10,6 +10,7 @@ use crate::error::{ErrorCode, UploadError};
 use crate::plan::{PlanOptions, UploadPlan, plan_upload};
 use crate::progress::{ProgressSnapshot, ProgressTracker, UploadState};
 use crate::retry::{Backoff, RetryAction, RetryPolicy};
+use crate::sigv4::is_expiring;
 use async_lock::Semaphore;
 use futures::future::{Either, select};
 use serde::{Deserialize, Serialize};
@@ -405,12 +406,27 @@ where
     S: Source<Body = T::Body>,
     C: Runtime,
 {
-    let signed = with_retries(cx, progress, Interrupt::Never, |_| cx.backend.sign_put(file)).await?;
-    progress.set_key(&signed.key);
-    let outcome = with_retries(cx, progress, Interrupt::OnPause, |_| async {
-        let _slot = cx.budget.acquire().await;
-        progress.set_state(UploadState::Uploading);
-        cx.transport.put(&signed.request, source.slice(0..size), "the file").await
+    // The URL is signed inside the attempt, so an expired one (refused, or past its expiry
+    // before it is sent) is replaced by a fresh one on the retry.
+    let signed: RefCell<Option<SignedPut>> = RefCell::new(None);
+    let (signed, outcome) = with_retries(cx, progress, Interrupt::OnPause, |resign| {
+        let signed = &signed;
+        async move {
+            let current = signed.borrow().clone();
+            let put = match current.filter(|p| !resign && !is_expiring(&p.request.url, cx.runtime.now_ms())) {
+                Some(put) => put,
+                None => {
+                    let put = cx.backend.sign_put(file).await?;
+                    progress.set_key(&put.key);
+                    *signed.borrow_mut() = Some(put.clone());
+                    put
+                }
+            };
+            let _slot = cx.budget.acquire().await;
+            progress.set_state(UploadState::Uploading);
+            let outcome = cx.transport.put(&put.request, source.slice(0..size), "the file").await?;
+            Ok((put, outcome))
+        }
     })
     .await?;
     progress.add(size);

@@ -7,6 +7,7 @@ use super::{
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PartPlan;
 use crate::progress::UploadState;
+use crate::sigv4::is_expiring;
 use crate::upload::SignedRequest;
 use futures::lock::Mutex;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -200,14 +201,14 @@ struct SignerState {
 }
 
 impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
-    /// The URL for part `number`: a fresh one when `resign` (the last one expired), else from
-    /// the batch, signing the next batch when it is not ready. Parts waiting for the same batch
+    /// The URL for part `number`: a fresh one when `resign` (the last one expired) or when the
+    /// batch's URL is past (or near) its expiry, else from the batch, signing the next batch when
+    /// it is not ready. Parts waiting for the same batch
     /// wait on the lock instead of asking again.
     async fn request_for(&self, number: u32, resign: bool) -> Result<SignedRequest, UploadError> {
         let mut state = self.state.lock().await;
-        if resign {
-            state.ready.remove(&number);
-        } else if let Some(request) = state.ready.remove(&number) {
+        let cached = state.ready.remove(&number);
+        if let Some(request) = cached.filter(|r| !resign && !is_expiring(&r.url, self.cx.runtime.now_ms())) {
             return Ok(request);
         }
         let position = self.order.iter().position(|&n| n == number);

@@ -33,6 +33,8 @@ struct FakeBackend {
     skip_signing: Vec<u32>,
     /// What `list_parts` answers.
     listed: Vec<ListedPart>,
+    /// Appended to every signed URL (e.g. a SigV4 date and lifetime).
+    url_suffix: String,
     created: Cell<u32>,
 }
 
@@ -51,7 +53,7 @@ impl Backend for FakeBackend {
             .map(|&n| SignedPart {
                 part_number: n,
                 request: SignedRequest {
-                    url: format!("https://store/part{n}?X-Amz-Signature=s"),
+                    url: format!("https://store/part{n}?X-Amz-Signature=s{}", self.url_suffix),
                     headers: BTreeMap::new(),
                 },
             })
@@ -542,4 +544,18 @@ fn a_fresh_upload_keeps_a_record_until_it_ends() {
     assert_eq!((kept.upload_id.as_str(), kept.part_size), ("u-1", 5 * MIB));
     assert_eq!(result.unwrap_err().code, ErrorCode::Aborted);
     assert!(store.load("a.bin").is_none(), "an aborted upload is not resumed");
+}
+
+#[test]
+fn a_batch_url_past_its_expiry_is_signed_again_before_it_is_sent() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    // Signed at the epoch for 1 s: expired by the time the fake clock reads it.
+    h.backend.url_suffix = "&X-Amz-Date=19700101T000000Z&X-Amz-Expires=1".into();
+    h.run(12 * MIB).unwrap();
+    let calls = h.backend.sign_calls.borrow();
+    assert_eq!(calls[0], vec![1, 2, 3], "one batch");
+    let mut singles: Vec<u32> = calls[1..].iter().map(|c| c[0]).collect();
+    singles.sort();
+    assert_eq!(singles, vec![2, 3], "each expiring batch URL signed again alone: {calls:?}");
+    assert_eq!(h.transport.attempts.get(), 3, "no request was sent with an expired URL");
 }
