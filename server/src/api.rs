@@ -3,6 +3,7 @@
 //! uploads this server opened before anything is signed.
 
 use crate::policy::{Refusal, UploadPolicy};
+use crate::registry::{OpenUpload, Registry};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,8 +13,8 @@ use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Bucket, Credentials, S3Action};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long presigned URLs stay valid: long enough for a slow part, short enough to limit harm.
@@ -35,13 +36,6 @@ pub struct S3Target {
     pub client: reqwest::Client,
 }
 
-/// A multipart upload this server created and has not seen completed or aborted.
-#[derive(Debug, Clone)]
-pub struct OpenUpload {
-    key: String,
-    size: u64,
-}
-
 /// Shared state of the API handlers.
 pub struct AppState {
     /// Where uploads go.
@@ -49,7 +43,7 @@ pub struct AppState {
     /// What is allowed.
     pub policy: UploadPolicy,
     /// Open multipart uploads by upload id.
-    pub open: Mutex<HashMap<String, OpenUpload>>,
+    pub open: Registry,
 }
 
 /// An API failure: status and a message for the page, as `{"error": "..."}`.
@@ -155,8 +149,7 @@ impl AppState {
 
     /// The open upload `r` names, if it is one of ours and the key matches.
     fn open_upload(&self, r: &UploadRef) -> Result<OpenUpload, ApiError> {
-        let open = self.open.lock().expect("lock").get(&r.upload_id).cloned();
-        match open {
+        match self.open.get(&r.upload_id) {
             Some(upload) if upload.key == r.key && self.policy.owns(&r.key) => Ok(upload),
             _ => Err(ApiError(StatusCode::NOT_FOUND, "no open upload with this key and uploadId".into())),
         }
@@ -167,7 +160,7 @@ impl AppState {
 pub async fn create(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest>) -> Result<Json<Value>, ApiError> {
     check_metadata(&req.metadata)?;
     let key = st.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
-    if st.open.lock().expect("lock").len() >= MAX_OPEN_UPLOADS {
+    if st.open.len() >= MAX_OPEN_UPLOADS {
         return Err(ApiError(StatusCode::TOO_MANY_REQUESTS, "too many open uploads; complete or abort some".into()));
     }
     let headers = signed_headers(&req.content_type, &req.metadata);
@@ -182,7 +175,7 @@ pub async fn create(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest
     let body = send(request, "CreateMultipartUpload").await?;
     let parsed = CreateMultipartUpload::parse_response(&body).map_err(|e| store_failed("CreateMultipartUpload", e))?;
     let upload_id = parsed.upload_id().to_owned();
-    st.open.lock().expect("lock").insert(upload_id.clone(), OpenUpload { key: key.clone(), size: req.size });
+    st.open.insert(upload_id.clone(), OpenUpload { key: key.clone(), size: req.size });
     Ok(Json(json!({ "key": key, "uploadId": upload_id })))
 }
 
@@ -235,7 +228,7 @@ pub async fn complete(
     // S3 may answer 200 and still fail: the body then holds an <Error>.
     let parsed = CompleteMultipartUploadResponse::parse(&body)
         .map_err(|_| store_failed("CompleteMultipartUpload", error_code(&body).unwrap_or("unexpected answer")))?;
-    st.open.lock().expect("lock").remove(&req.upload.upload_id);
+    st.open.remove(&req.upload.upload_id);
 
     let head = st.s3.bucket.head_object(creds, &upload.key).sign(URL_TTL);
     let stored = st.s3.client.head(head).send().await.map_err(|e| store_failed("HeadObject", e))?;
@@ -262,7 +255,7 @@ pub async fn abort(State(st): State<Arc<AppState>>, Json(req): Json<UploadRef>) 
     let upload = st.open_upload(&req)?;
     let action = st.s3.bucket.abort_multipart_upload(Some(&st.s3.credentials), &upload.key, &req.upload_id);
     send(st.s3.client.delete(action.sign(URL_TTL)), "AbortMultipartUpload").await?;
-    st.open.lock().expect("lock").remove(&req.upload_id);
+    st.open.remove(&req.upload_id);
     Ok(Json(json!({})))
 }
 

@@ -7,6 +7,7 @@
 mod api;
 mod faults;
 mod policy;
+mod registry;
 mod store;
 
 use api::{AppState, S3Target};
@@ -16,7 +17,7 @@ use policy::UploadPolicy;
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
 
@@ -25,7 +26,9 @@ reference-server: the s3-direct-upload reference backend
 
   --listen ADDR           API and demo page (default 127.0.0.1:8080; port 0 picks a free one)
   --store-listen ADDR     embedded S3 store (default 127.0.0.1:0)
-  --data-dir DIR          where the embedded store keeps objects (default: a new temp dir)
+  --data-dir DIR          the embedded store's objects and the open-upload registry; reuse it
+                          so a restarted server still serves uploads begun before
+                          (default: a new temp dir)
   --bucket NAME           bucket (default direct-uploads)
   --no-expose-etag        leave ETag out of the store's CORS ExposeHeaders (to test that mistake)
   --allowed-origins LIST  comma-separated origins for the store's CORS rule (default *)
@@ -122,6 +125,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("s3du-store-{}", std::process::id())),
     };
+    std::fs::create_dir_all(&data_dir)?;
     let faults = c.test_hooks.then(|| Arc::new(faults::Faults::default()));
     let (endpoint, credentials, url_style, store) = match &c.s3_endpoint {
         Some(endpoint) => {
@@ -141,7 +145,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
     let state = Arc::new(AppState {
         s3: S3Target { bucket, credentials, client: reqwest::Client::new() },
         policy: c.policy.clone(),
-        open: Mutex::new(Default::default()),
+        open: registry::Registry::open(data_dir.join(".open-uploads.json")),
     });
 
     let api = Router::new()
@@ -214,7 +218,7 @@ fn test_hooks(
             "/open-uploads",
             get(move || async move {
                 let in_store = store::open_multipart_uploads(&data_dir).unwrap_or_default();
-                let in_backend: Vec<String> = state.open.lock().expect("lock").keys().cloned().collect();
+                let in_backend = state.open.ids();
                 Json(serde_json::json!({ "store": in_store, "backend": in_backend }))
             }),
         )
