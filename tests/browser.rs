@@ -168,6 +168,8 @@ async fn backend_failures_end_with_typed_errors() {
         let err = upload(&up, &file, JsValue::UNDEFINED).await.unwrap_err();
         assert_eq!(code_of(&err), code, "{backend}: {}", message_of(&err));
         assert_eq!(get(&err, "status").as_f64(), status, "{backend}");
+        let transient = code == "backend_unreachable" || status == Some(500.0);
+        assert_eq!(message_of(&err).contains("gave up after 2 retries"), transient, "{}", message_of(&err));
     }
     // The backend refuses a content type it does not accept, and says why.
     let up = uploader(object(&[("backend", api().into())]));

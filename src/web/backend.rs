@@ -137,9 +137,10 @@ impl HttpBackend {
                 .and_then(|v| v.as_string())
                 .map(|s| format!(": {s}"))
                 .unwrap_or_default();
-            return Err(
-                backend_error(format!("the backend answered {what} with HTTP {status}{said}")).with_status(status)
-            );
+            let retry = classify(Observed::Status { status, code: None, message: None });
+            return Err(backend_error(format!("the backend answered {what} with HTTP {status}{said}"))
+                .with_status(status)
+                .with_retry(retry));
         }
         let Some(parsed) = parsed else {
             return Err(backend_error(format!(
