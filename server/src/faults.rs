@@ -57,6 +57,9 @@ pub struct FaultPlan {
     /// Inject no more than this many (none: no limit).
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Let the first `skip` part PUTs through untouched.
+    #[serde(default)]
+    pub skip: u32,
     /// How long a stalled request waits before the store gives up on it.
     #[serde(default = "default_stall_ms")]
     pub stall_ms: u64,
@@ -101,13 +104,16 @@ impl Faults {
         *state.part_requests.entry(upload_id.to_owned()).or_default() += 1;
         let plan = state.plan.clone()?;
         let injected: u32 = state.injected.values().sum();
+        let requests: u32 = state.part_requests.values().sum();
+        if requests <= plan.skip {
+            return None;
+        }
         if plan.kinds.is_empty() || plan.limit.is_some_and(|limit| injected >= limit) {
             return None;
         }
         let fault = match plan.every {
             Some(every) => {
-                let requests: u32 = state.part_requests.values().sum();
-                if every == 0 || !requests.is_multiple_of(every) {
+                if every == 0 || !(requests - plan.skip).is_multiple_of(every) {
                     return None;
                 }
                 plan.kinds[injected as usize % plan.kinds.len()]

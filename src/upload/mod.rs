@@ -8,7 +8,7 @@ mod multipart;
 
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::{PlanOptions, UploadPlan, plan_upload};
-use crate::progress::{ProgressSnapshot, ProgressTracker, UploadState};
+use crate::progress::{MIN_REPORT_INTERVAL_MS, ProgressSnapshot, ProgressTracker, UploadState};
 use crate::retry::{Backoff, RetryAction, RetryPolicy};
 use crate::sigv4::is_expiring;
 use async_lock::Semaphore;
@@ -333,6 +333,8 @@ pub struct ProgressReporter<'a, C> {
     key: RefCell<Option<String>>,
     runtime: &'a C,
     sink: &'a dyn Fn(&ProgressSnapshot, Option<&str>),
+    /// On while a report is held back by the throttle.
+    held: Flag,
 }
 
 impl<'a, C: Runtime> ProgressReporter<'a, C> {
@@ -343,6 +345,7 @@ impl<'a, C: Runtime> ProgressReporter<'a, C> {
             key: RefCell::new(None),
             runtime,
             sink,
+            held: Flag::default(),
         }
     }
 
@@ -363,9 +366,26 @@ impl<'a, C: Runtime> ProgressReporter<'a, C> {
 
     fn emit(&self) {
         let report = self.tracker.borrow_mut().report(self.runtime.now_ms());
-        if let Some(snapshot) = report {
-            let key = self.key.borrow().clone();
-            (self.sink)(&snapshot, key.as_deref());
+        match report {
+            Some(snapshot) => {
+                self.held.set(false);
+                let key = self.key.borrow().clone();
+                (self.sink)(&snapshot, key.as_deref());
+            }
+            None => self.held.set(true),
+        }
+    }
+
+    /// Sends a report the throttle held back once it is due. Without this, the last figures
+    /// before progress stops (a stall, a pause, a slow part) would never reach the page.
+    /// Runs until dropped.
+    async fn send_held_reports(&self) -> std::convert::Infallible {
+        loop {
+            self.held.until(true).await;
+            self.runtime.sleep(MIN_REPORT_INTERVAL_MS).await;
+            if self.held.is_on() {
+                self.emit();
+            }
         }
     }
 }
@@ -387,9 +407,17 @@ where
     S: Source<Body = T::Body>,
     C: Runtime,
 {
-    match plan_upload(source.size(), &cx.plan_options)? {
-        UploadPlan::SinglePut { size } => cx.control.unless_aborted(single_put(cx, source, file, size, progress)).await,
-        UploadPlan::Multipart(plan) => multipart::run(cx, source, file, plan, progress).await,
+    let work = async {
+        match plan_upload(source.size(), &cx.plan_options)? {
+            UploadPlan::SinglePut { size } => {
+                cx.control.unless_aborted(single_put(cx, source, file, size, progress)).await
+            }
+            UploadPlan::Multipart(plan) => multipart::run(cx, source, file, plan, progress).await,
+        }
+    };
+    match select(pin!(work), pin!(progress.send_held_reports())).await {
+        Either::Left((result, _)) => result,
+        Either::Right((never, _)) => match never {},
     }
 }
 
