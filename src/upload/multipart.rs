@@ -54,14 +54,15 @@ where
     }
     match outcome {
         Ok(stored) => Ok(stored),
-        Err(err) => match cx.backend.abort_multipart(&session).await {
-            Ok(()) => Err(err),
-            Err(abort_err) => Err(err.context(&format!(
-                "(aborting multipart upload {} also failed: {}; it may need to be aborted by a \
-                 lifecycle rule)",
-                session.upload_id, abort_err.message
-            ))),
-        },
+        Err(mut err) => {
+            if let Err(abort_err) = cx.backend.abort_multipart(&session).await {
+                err.message.push_str(&format!(
+                    " (aborting multipart upload {} also failed: {}; a lifecycle rule must remove its parts)",
+                    session.upload_id, abort_err.message
+                ));
+            }
+            Err(err)
+        }
     }
 }
 
