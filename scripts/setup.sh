@@ -42,8 +42,9 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version"
   cargo install wasm-bindgen-cli --version "$wb_version" --force
 fi
 
-# npm packages of the end-to-end test (playwright-core drives Debian's chromium).
-if [ ! -d e2e/node_modules/playwright-core ]; then
+# npm packages of the end-to-end and type tests (playwright-core drives Debian's chromium; tsc
+# checks the shipped TypeScript definitions).
+if [ ! -d e2e/node_modules/playwright-core ] || [ ! -x e2e/node_modules/.bin/tsc ]; then
   log "installing e2e npm packages"
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -23,6 +23,9 @@ step "build"
 build_pkg
 build_server
 
+step "TypeScript: examples/typed.ts compiles with --strict against the shipped definitions"
+e2e/node_modules/.bin/tsc -p examples/tsconfig.json && echo "types: ok"
+
 rm -rf .tmp && mkdir -p .tmp
 step "browser tests (headless Chromium)"
 bash scripts/browser-tests.sh

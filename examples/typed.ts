@@ -1,0 +1,80 @@
+// A typed use of s3-direct-upload, compiled with `tsc --strict` by scripts/test.sh against the
+// generated pkg/ definitions: if the shipped types drift from how the library is meant to be
+// used, the tests fail. Not run; compiled only.
+import init, {
+  Uploader,
+  type BackendCallbacks,
+  type S3DirectUploadError,
+  type UploadProgress,
+  type UploadResult,
+} from "../pkg/s3_direct_upload.js";
+
+declare const file: File;
+declare function render(progress: UploadProgress): void;
+
+export async function uploadWithJsonBackend(): Promise<UploadResult> {
+  await init();
+  const uploader = new Uploader({
+    backend: "/api/uploads",
+    backendHeaders: { Authorization: "Bearer token" },
+    concurrency: 6,
+    partSize: 8 * 1024 * 1024,
+    retry: { maxRetries: 5, maxBackoffMs: 10_000 },
+    stallTimeoutMs: 20_000,
+    resume: true,
+    onProgress: (p) => {
+      const fraction: number = p.total ? p.loaded / p.total : 1;
+      const eta: number | null = p.etaSeconds;
+      if (p.state === "waiting_for_network" || fraction > 0.5 || eta === 0) render(p);
+    },
+  });
+  const upload = uploader.upload(file, { key: "videos/a.mp4", contentType: "video/mp4", metadata: { owner: "42" } });
+  upload.pause();
+  upload.resume();
+  try {
+    const result = await upload.done;
+    const shown: string | null = result.displayUrl;
+    console.log(result.key, result.parts ?? 1, shown);
+    return result;
+  } catch (e) {
+    const error = e as S3DirectUploadError;
+    if (error.code === "etag_not_exposed") console.error("add ETag to the bucket's CORS ExposeHeaders");
+    throw error;
+  } finally {
+    uploader.free();
+  }
+}
+
+// An existing Flask/boto3-style backend, adapted with callbacks.
+const post = (path: string, body: unknown): Promise<any> =>
+  fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }).then((r) => r.json());
+
+export const flaskBackend: BackendCallbacks = {
+  createMultipartUpload: async (f) => ({
+    key: f.filename,
+    uploadId: (await post("/initiate-multipart-upload/", { file_name: f.filename })).upload_id,
+  }),
+  signPart: async (r) => ({
+    url: (await post("/get-s3-presigned-url/", { file_name: r.key, upload_id: r.uploadId, part_number: r.partNumber }))
+      .presigned_url,
+  }),
+  completeMultipartUpload: (r) =>
+    post("/complete-multipart-upload/", {
+      file_name: r.key,
+      upload_id: r.uploadId,
+      parts: r.parts.map((p) => ({ ETag: p.etag, PartNumber: p.partNumber })),
+    }),
+  abortMultipartUpload: (r) => post("/abort-multipart-upload/", { file_name: r.key, upload_id: r.uploadId }),
+  listParts: async (r) => (await post("/list-parts/", { file_name: r.key, upload_id: r.uploadId })).parts,
+  signPut: async (f) => ({
+    url: (await post("/get-s3-presigned-url/", { file_name: f.filename, file_type: f.contentType })).presigned_url,
+    headers: { "Content-Type": f.contentType },
+  }),
+};
+
+export async function abortable(): Promise<void> {
+  const uploader = new Uploader({ backend: flaskBackend, concurrency: 4 });
+  const upload = uploader.upload(file);
+  await upload.abort();
+  await upload.done.catch((e: S3DirectUploadError) => e.code === "aborted");
+}
