@@ -22,10 +22,11 @@ export async function uploadWithJsonBackend(): Promise<UploadResult> {
     retry: { maxRetries: 5, maxBackoffMs: 10_000 },
     stallTimeoutMs: 20_000,
     resume: true,
+    transport: "xhr",
     onProgress: (p) => {
       const fraction: number = p.total ? p.loaded / p.total : 1;
       const eta: number | null = p.etaSeconds;
-      if (p.state === "waiting_for_network" || fraction > 0.5 || eta === 0) render(p);
+      if (p.state === "waiting_for_network" || p.restarted || fraction > 0.5 || eta === 0) render(p);
     },
   });
   const upload = uploader.upload(file, { key: "videos/a.mp4", contentType: "video/mp4", metadata: { owner: "42" } });

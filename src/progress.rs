@@ -2,7 +2,7 @@
 //!
 //! Pure: the caller passes the current time in milliseconds, so tests drive the clock.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Least time between two progress reports; the last report is never held back.
 pub const MIN_REPORT_INTERVAL_MS: f64 = 100.0;
@@ -49,7 +49,7 @@ impl UploadState {
 /// One progress report.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProgressSnapshot {
-    /// Bytes stored so far.
+    /// Bytes stored, plus bytes of parts on their way (with a transport that reports them).
     pub loaded: u64,
     /// Bytes in the file.
     pub total: u64,
@@ -59,15 +59,25 @@ pub struct ProgressSnapshot {
     pub eta_seconds: Option<f64>,
     /// Life-cycle state.
     pub state: UploadState,
+    /// `loaded` went back since the last report: a part's attempt failed or was interrupted,
+    /// and its bytes will be sent again.
+    pub restarted: bool,
 }
 
 /// Tracks the bytes of one file and decides when a report is due.
 #[derive(Debug)]
 pub struct ProgressTracker {
     total: u64,
-    loaded: u64,
+    /// Bytes of stored parts.
+    stored: u64,
+    /// Bytes sent so far by each part's current attempt.
+    in_flight: BTreeMap<u32, u64>,
+    /// Every byte put on the wire (retries included): what speed is measured from.
+    transferred: u64,
+    /// Set when in-flight bytes were dropped; cleared by the next report.
+    restarted: bool,
     state: UploadState,
-    /// `(time_ms, loaded)` samples within the speed window, oldest first.
+    /// `(time_ms, transferred)` samples within the speed window, oldest first.
     samples: VecDeque<(f64, u64)>,
     last_report_ms: Option<f64>,
     last_reported_state: Option<UploadState>,
@@ -78,7 +88,10 @@ impl ProgressTracker {
     pub fn new(total: u64, now_ms: f64) -> Self {
         ProgressTracker {
             total,
-            loaded: 0,
+            stored: 0,
+            in_flight: BTreeMap::new(),
+            transferred: 0,
+            restarted: false,
             state: UploadState::Queued,
             samples: VecDeque::from([(now_ms, 0)]),
             last_report_ms: None,
@@ -86,13 +99,44 @@ impl ProgressTracker {
         }
     }
 
-    /// Records `bytes` more stored at `now_ms`. `loaded` never passes `total`.
-    pub fn add(&mut self, bytes: u64, now_ms: f64) {
-        self.loaded = (self.loaded + bytes).min(self.total);
-        self.samples.push_back((now_ms, self.loaded));
+    /// Counts parts stored before this page's upload began (a resumed upload). They are not
+    /// part of the speed.
+    pub fn already_stored(&mut self, bytes: u64) {
+        self.stored += bytes;
+    }
+
+    /// Records that part `part`'s current attempt has sent `sent` bytes.
+    pub fn sending(&mut self, part: u32, sent: u64, now_ms: f64) {
+        let before = self.in_flight.insert(part, sent).unwrap_or(0);
+        self.count_transfer(sent.saturating_sub(before), now_ms);
+    }
+
+    /// Records part `part` stored, `bytes` long.
+    pub fn stored(&mut self, part: u32, bytes: u64, now_ms: f64) {
+        let counted = self.in_flight.remove(&part).unwrap_or(0);
+        self.stored += bytes;
+        self.count_transfer(bytes.saturating_sub(counted), now_ms);
+    }
+
+    /// Drops what part `part`'s failed or interrupted attempt had sent: `loaded` goes back, and
+    /// the next report says so.
+    pub fn restart(&mut self, part: u32) {
+        if self.in_flight.remove(&part).is_some_and(|sent| sent > 0) {
+            self.restarted = true;
+        }
+    }
+
+    fn count_transfer(&mut self, bytes: u64, now_ms: f64) {
+        self.transferred += bytes;
+        self.samples.push_back((now_ms, self.transferred));
         while self.samples.len() > 2 && now_ms - self.samples[1].0 >= SPEED_WINDOW_MS {
             self.samples.pop_front();
         }
+    }
+
+    /// Stored plus in-flight bytes, never past `total`.
+    fn loaded(&self) -> u64 {
+        (self.stored + self.in_flight.values().sum::<u64>()).min(self.total)
     }
 
     /// Moves to a new state.
@@ -110,15 +154,18 @@ impl ProgressTracker {
         }
         self.last_report_ms = Some(now_ms);
         self.last_reported_state = Some(self.state);
-        Some(self.snapshot(now_ms))
+        let snapshot = self.snapshot(now_ms);
+        self.restarted = false;
+        Some(snapshot)
     }
 
     /// The current figures, whether or not a report is due.
     pub fn snapshot(&self, now_ms: f64) -> ProgressSnapshot {
-        let (t0, l0) = self.samples.front().copied().unwrap_or((now_ms, 0));
+        let (t0, sent0) = self.samples.front().copied().unwrap_or((now_ms, 0));
         let elapsed_s = (now_ms - t0) / 1000.0;
-        let bytes_per_second = if elapsed_s > 0.0 { (self.loaded - l0) as f64 / elapsed_s } else { 0.0 };
-        let remaining = (self.total - self.loaded) as f64;
+        let bytes_per_second = if elapsed_s > 0.0 { (self.transferred - sent0) as f64 / elapsed_s } else { 0.0 };
+        let loaded = self.loaded();
+        let remaining = (self.total - loaded) as f64;
         let eta_seconds = if remaining == 0.0 {
             Some(0.0)
         } else if bytes_per_second > 0.0 {
@@ -126,7 +173,14 @@ impl ProgressTracker {
         } else {
             None
         };
-        ProgressSnapshot { loaded: self.loaded, total: self.total, bytes_per_second, eta_seconds, state: self.state }
+        ProgressSnapshot {
+            loaded,
+            total: self.total,
+            bytes_per_second,
+            eta_seconds,
+            state: self.state,
+            restarted: self.restarted,
+        }
     }
 }
 
@@ -140,7 +194,7 @@ mod tests {
         t.set_state(UploadState::Uploading);
         let mut reports = 0;
         for ms in 0..1000 {
-            t.add(1, f64::from(ms));
+            t.stored(ms, 1, f64::from(ms));
             if t.report(f64::from(ms)).is_some() {
                 reports += 1;
             }
@@ -153,7 +207,7 @@ mod tests {
         let mut t = ProgressTracker::new(10, 0.0);
         t.set_state(UploadState::Uploading);
         assert!(t.report(0.0).is_some());
-        t.add(10, 1.0);
+        t.stored(1, 10, 1.0);
         assert!(t.report(2.0).is_none(), "throttled inside 100 ms");
         t.set_state(UploadState::Done);
         let last = t.report(3.0).expect("end state is always reported");
@@ -175,22 +229,48 @@ mod tests {
     #[test]
     fn speed_and_eta_follow_recent_bytes() {
         let mut t = ProgressTracker::new(100 * 1000, 0.0);
-        t.add(10 * 1000, 1000.0);
+        t.stored(1, 10 * 1000, 1000.0);
         let s = t.snapshot(1000.0);
         assert!((s.bytes_per_second - 10_000.0).abs() < 1e-6);
         assert!((s.eta_seconds.unwrap() - 9.0).abs() < 1e-6);
         // After a long pause the old fast sample leaves the window and speed drops.
-        t.add(1000, 20_000.0);
-        t.add(1000, 21_000.0);
+        t.stored(2, 1000, 20_000.0);
+        t.stored(3, 1000, 21_000.0);
         let s = t.snapshot(21_000.0);
         assert!(s.bytes_per_second < 2_000.0, "{}", s.bytes_per_second);
+    }
+
+    #[test]
+    fn bytes_in_flight_count_and_a_restart_takes_them_back_and_says_so() {
+        let mut t = ProgressTracker::new(100, 0.0);
+        t.sending(1, 30, 1.0);
+        t.sending(2, 20, 2.0);
+        assert_eq!(t.report(2.0).map(|s| (s.loaded, s.restarted)), Some((50, false)));
+        t.restart(2); // part 2's attempt failed: its 20 bytes will be sent again
+        let s = t.report(200.0).unwrap();
+        assert_eq!((s.loaded, s.restarted), (30, true));
+        assert!(!t.report(400.0).unwrap().restarted, "said once");
+        t.stored(1, 60, 500.0);
+        t.sending(2, 40, 600.0);
+        t.stored(2, 40, 700.0);
+        assert_eq!(t.report(800.0).map(|s| s.loaded), Some(100));
+        // Speed counts every byte put on the wire, the retried 20 too: 30 + 20 + 30 + 40.
+        assert!((t.snapshot(1000.0).bytes_per_second - 120.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn resumed_bytes_count_as_loaded_but_not_as_speed() {
+        let mut t = ProgressTracker::new(100, 0.0);
+        t.already_stored(50);
+        let s = t.snapshot(1000.0);
+        assert_eq!((s.loaded, s.bytes_per_second), (50, 0.0));
     }
 
     #[test]
     fn unknown_speed_gives_no_eta_and_loaded_is_capped() {
         let mut t = ProgressTracker::new(5, 0.0);
         assert_eq!(t.snapshot(0.0).eta_seconds, None);
-        t.add(9, 10.0);
+        t.stored(1, 9, 10.0);
         assert_eq!(t.snapshot(10.0).loaded, 5);
     }
 }

@@ -135,6 +135,7 @@ fn bad_arguments_throw_invalid_option_or_invalid_file() {
         (r#"{"partSize": 1048576}"#, "partSize"),
         (r#"{"partSize": 6000000000}"#, "partSize"),
         (r#"{"concurency": 4}"#, "concurency"),
+        (r#"{"transport": "pigeon"}"#, "transport"),
     ] {
         let options = json(options);
         Reflect::set(&options, &"backend".into(), &api().into()).unwrap();

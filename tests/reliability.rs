@@ -220,3 +220,33 @@ async fn a_reloaded_page_resumes_and_sends_only_the_missing_parts() {
     second_log.assert_honest(file.size());
     assert!(resume_records().is_empty(), "the record is removed once the upload is done");
 }
+
+#[wasm_bindgen_test]
+async fn with_xhr_bytes_show_as_they_leave_and_a_stall_is_seen_as_no_progress() {
+    let app = faults_app();
+    // Every 3rd part request is held for 60 s by the store. No minBytesPerSecond here: with
+    // XHR a stall is "no progress for stallTimeoutMs", whatever the part size.
+    set_faults(&app, r#"{"every": 3, "kinds": ["stall"], "stallMs": 60000}"#).await;
+    let log = ProgressLog::default();
+    let listener = log.listener();
+    let options = json(r#"{"transport": "xhr", "stallTimeoutMs": 1500, "partSize": 16777216}"#);
+    Reflect::set(&options, &"backend".into(), &faults_api().into()).unwrap();
+    Reflect::set(&options, &"onProgress".into(), listener.as_ref()).unwrap();
+    let up = uploader(options);
+    let file = file_of(64 * MIB, 28, "xhr.bin", "");
+    let started = js_sys::Date::now();
+    let result = upload(&up, &file, JsValue::UNDEFINED).await.expect("stalled parts are sent again");
+    let seconds = (js_sys::Date::now() - started) / 1000.0;
+    let report = fault_report(&app).await;
+    set_faults(&app, "null").await;
+
+    assert_stored(&result, &file).await;
+    let stalls = get(&get(&report, "injected"), "stall").as_f64().unwrap_or(0.0);
+    assert!(stalls >= 1.0, "a part was stalled");
+    assert!(seconds < 30.0, "stalls were cut after 1.5 s without progress, not after 60 s: {seconds} s");
+    log.assert_honest(file.size());
+    let part = (16 * MIB) as f64;
+    let within_a_part = log.0.borrow().iter().any(|r| r.loaded % part != 0.0 && r.loaded < r.total);
+    assert!(within_a_part, "progress between part boundaries, which fetch cannot give");
+    assert!(log.saw_restart(), "the stalled part's bytes were taken back, and the report said so");
+}

@@ -7,7 +7,7 @@ use crate::error::{ErrorCode, UploadError};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
 use crate::upload::{FileInfo, ProgressReporter, Resume, StoredObject, UploadContext, UploadControl, upload_file};
-use crate::web::{AnyBackend, BlobSource, BrowserRuntime, FetchTransport, LocalStorageResumeStore, NetworkWatch};
+use crate::web::{AnyBackend, AnyTransport, BlobSource, BrowserRuntime, LocalStorageResumeStore, NetworkWatch};
 use async_lock::Semaphore;
 use js_sys::{Function, Object, Promise, Reflect};
 pub use options::{UploadOptionsJs, UploaderOptionsJs};
@@ -45,7 +45,7 @@ pub struct Uploader {
 
 struct UploaderInner {
     backend: AnyBackend,
-    transport: FetchTransport,
+    transport: AnyTransport,
     budget: Semaphore,
     concurrency: usize,
     plan_options: crate::plan::PlanOptions,
@@ -64,10 +64,7 @@ impl Uploader {
         Ok(Uploader {
             inner: Rc::new(UploaderInner {
                 backend: parsed.backend,
-                transport: FetchTransport {
-                    stall_timeout_ms: parsed.stall_timeout_ms,
-                    min_bytes_per_second: parsed.min_bytes_per_second,
-                },
+                transport: parsed.transport,
                 budget: Semaphore::new(parsed.concurrency),
                 concurrency: parsed.concurrency,
                 plan_options: parsed.plan_options,
@@ -193,6 +190,7 @@ fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot) -> JsVa
     set("bytesPerSecond", p.bytes_per_second.into());
     set("etaSeconds", p.eta_seconds.map_or(JsValue::NULL, JsValue::from));
     set("state", p.state.as_str().into());
+    set("restarted", p.restarted.into());
     report.into()
 }
 

@@ -3,7 +3,10 @@
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PlanOptions;
 use crate::retry::RetryPolicy;
-use crate::web::{AnyBackend, CallbackBackend, DEFAULT_MIN_BYTES_PER_SECOND, DEFAULT_STALL_TIMEOUT_MS, HttpBackend};
+use crate::web::{
+    AnyBackend, AnyTransport, CallbackBackend, DEFAULT_MIN_BYTES_PER_SECOND, DEFAULT_STALL_TIMEOUT_MS, FetchTransport,
+    HttpBackend, XhrTransport,
+};
 use js_sys::{Function, Reflect};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -46,6 +49,8 @@ struct RawUploaderOptions {
     min_bytes_per_second: Option<u32>,
     #[serde(default)]
     resume: Option<bool>,
+    #[serde(default)]
+    transport: Option<String>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     on_progress: JsValue,
 }
@@ -83,8 +88,7 @@ pub(crate) struct UploaderOptions {
     pub(crate) concurrency: usize,
     pub(crate) plan_options: PlanOptions,
     pub(crate) retry: RetryPolicy,
-    pub(crate) stall_timeout_ms: u32,
-    pub(crate) min_bytes_per_second: u32,
+    pub(crate) transport: AnyTransport,
     pub(crate) resume: bool,
     pub(crate) on_progress: Option<Function>,
 }
@@ -138,6 +142,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             "stallTimeoutMs",
             "minBytesPerSecond",
             "resume",
+            "transport",
             "onProgress",
         ],
         "Uploader",
@@ -165,8 +170,15 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
         concurrency,
         plan_options,
         retry: parse_retry(raw.retry)?,
-        stall_timeout_ms,
-        min_bytes_per_second,
+        transport: match raw.transport.as_deref().unwrap_or("fetch") {
+            "fetch" => AnyTransport::Fetch(FetchTransport { stall_timeout_ms, min_bytes_per_second }),
+            "xhr" => AnyTransport::Xhr(XhrTransport { stall_timeout_ms }),
+            other => {
+                return Err(invalid(format!(
+                    "`transport` is {other:?}; use \"fetch\" (default) or \"xhr\" (per-byte progress)"
+                )));
+            }
+        },
         resume: raw.resume.unwrap_or(true),
         on_progress: optional_function(raw.on_progress, "onProgress")?,
     })

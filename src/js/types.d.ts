@@ -42,6 +42,11 @@ export interface UploadProgress {
   /** Seconds left at the recent speed; null while unknown. */
   etaSeconds: number | null;
   state: UploadState;
+  /**
+   * `loaded` went back since the last report: an attempt failed or was paused, and its bytes
+   * will be sent again (only with `transport: "xhr"`, which counts bytes in flight).
+   */
+  restarted: boolean;
 }
 
 /** What `upload.done` resolves with. */
@@ -157,13 +162,18 @@ export interface UploaderOptions {
   /** Retry policy; see `RetryOptions` for the defaults. */
   retry?: RetryOptions;
   /**
-   * A PUT with no answer this long after the time its body needs at `minBytesPerSecond` is
-   * cancelled and retried (`fetch` cannot report upload progress, so a stall shows as silence).
-   * Default 30000.
+   * How long a PUT may make no progress before it is cancelled and retried. With "xhr", no byte
+   * sent and no answer for this long; with "fetch" (which cannot see bytes leave), no answer this
+   * long after the time the body needs at `minBytesPerSecond`. Default 30000.
    */
   stallTimeoutMs?: number;
-  /** The slowest acceptable upload rate, for stall detection; default 50000 (400 kbit/s). */
+  /** The slowest acceptable upload rate, for stall detection with fetch; default 50000 (400 kbit/s). */
   minBytesPerSecond?: number;
+  /**
+   * "fetch" (default): progress per stored part. "xhr": XMLHttpRequest, with progress per byte
+   * sent, and a stall detected as no progress for `stallTimeoutMs`.
+   */
+  transport?: "fetch" | "xhr";
   /**
    * Remember multipart uploads of `File`s in localStorage so that the same file, given again
    * after a reload, sends only its missing parts. Needs a backend that lists parts. Default true.

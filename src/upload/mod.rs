@@ -214,8 +214,15 @@ pub trait Transport {
     /// A request body: a slice of the file, never a copy of its bytes.
     type Body;
     /// PUTs `body` to the presigned `request`. `what` names the request in errors
-    /// ("part 3", "the file"), since the URL may not appear there.
-    async fn put(&self, request: &SignedRequest, body: Self::Body, what: &str) -> Result<PutOutcome, UploadError>;
+    /// ("part 3", "the file"), since the URL may not appear there. A transport that can see
+    /// upload progress calls `sent` with the bytes of the body sent so far.
+    async fn put(
+        &self,
+        request: &SignedRequest,
+        body: Self::Body,
+        what: &str,
+        sent: &dyn Fn(u64),
+    ) -> Result<PutOutcome, UploadError>;
 }
 
 /// The file being uploaded.
@@ -353,9 +360,25 @@ impl<'a, C: Runtime> ProgressReporter<'a, C> {
         *self.key.borrow_mut() = Some(key.to_owned());
     }
 
-    fn add(&self, bytes: u64) {
-        self.tracker.borrow_mut().add(bytes, self.runtime.now_ms());
+    /// Parts a resumed upload finds already stored.
+    fn already_stored(&self, bytes: u64) {
+        self.tracker.borrow_mut().already_stored(bytes);
         self.emit();
+    }
+
+    fn sending(&self, part: u32, sent: u64) {
+        self.tracker.borrow_mut().sending(part, sent, self.runtime.now_ms());
+        self.emit();
+    }
+
+    fn stored(&self, part: u32, bytes: u64) {
+        self.tracker.borrow_mut().stored(part, bytes, self.runtime.now_ms());
+        self.emit();
+    }
+
+    /// Takes back what a failed or interrupted attempt of `part` had sent.
+    fn restart(&self, part: u32) {
+        self.tracker.borrow_mut().restart(part);
     }
 
     /// Moves to `state` and reports it.
@@ -450,14 +473,19 @@ where
                     put
                 }
             };
+            progress.restart(1);
             let _slot = cx.budget.acquire().await;
             progress.set_state(UploadState::Uploading);
-            let outcome = cx.transport.put(&put.request, source.slice(0..size), "the file").await?;
-            Ok((put, outcome))
+            let sent = |bytes| progress.sending(1, bytes);
+            let outcome = cx.transport.put(&put.request, source.slice(0..size), "the file", &sent).await;
+            if outcome.is_err() {
+                progress.restart(1);
+            }
+            Ok((put, outcome?))
         }
     })
     .await?;
-    progress.add(size);
+    progress.stored(1, size);
     Ok(StoredObject {
         location: Some(without_query(&signed.request.url)),
         key: signed.key,

@@ -121,7 +121,7 @@ where
 {
     let batch = u32::try_from(cx.concurrency * 2).unwrap_or(u32::MAX).max(MIN_SIGN_BATCH);
     let already: u64 = stored_parts.iter().map(|p| plan.range(p.part_number)).map(|r| r.end - r.start).sum();
-    progress.add(already);
+    progress.already_stored(already);
     let missing: Vec<u32> =
         plan.numbers().filter(|n| stored_parts.binary_search_by_key(n, |p| p.part_number).is_err()).collect();
     let signer = PartSigner { cx, progress, session, order: missing.clone(), batch, state: Mutex::default() };
@@ -167,15 +167,22 @@ where
     let outcome = with_retries(cx, progress, Interrupt::OnPause, |resign| {
         let (range, what) = (range.clone(), &what);
         async move {
+            // A pause may have cut the last attempt short: take back what it had counted.
+            progress.restart(number);
             let request = signer.request_for(number, resign).await?;
             let _slot = cx.budget.acquire().await;
             progress.set_state(UploadState::Uploading);
-            cx.transport.put(&request, source.slice(range), what).await
+            let sent = |bytes| progress.sending(number, bytes);
+            let outcome = cx.transport.put(&request, source.slice(range), what, &sent).await;
+            if outcome.is_err() {
+                progress.restart(number);
+            }
+            outcome
         }
     })
     .await?;
     let etag = outcome.etag.ok_or_else(|| etag_not_exposed(&what))?;
-    progress.add(range.end - range.start);
+    progress.stored(number, range.end - range.start);
     Ok(CompletedPart { part_number: number, etag })
 }
 

@@ -2,8 +2,10 @@
 //! clock, and request guards that cancel by drop.
 
 mod backend;
+mod xhr;
 
 pub(crate) use backend::{AnyBackend, CallbackBackend, HttpBackend};
+pub(crate) use xhr::XhrTransport;
 
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, classify};
@@ -176,7 +178,13 @@ pub(crate) struct FetchTransport {
 impl Transport for FetchTransport {
     type Body = Blob;
 
-    async fn put(&self, request: &SignedRequest, body: Blob, what: &str) -> Result<PutOutcome, UploadError> {
+    async fn put(
+        &self,
+        request: &SignedRequest,
+        body: Blob,
+        what: &str,
+        _sent: &dyn Fn(u64),
+    ) -> Result<PutOutcome, UploadError> {
         let sending_ms = body.size() / f64::from(self.min_bytes_per_second) * 1000.0;
         let timeout_ms = f64::from(self.stall_timeout_ms) + sending_ms;
         let guard = RequestGuard::new(timeout_ms.min(f64::from(i32::MAX)) as u32);
@@ -199,19 +207,47 @@ impl Transport for FetchTransport {
             }
         })?;
         if !response.ok() {
-            let status = response.status();
             let body = response.text().await.unwrap_or_default();
-            let (code, message) = (xml_tag(&body, "Code"), xml_tag(&body, "Message"));
-            let detail = match (code, message) {
-                (Some(code), Some(message)) => format!(" ({code}: {message})"),
-                (Some(code), None) => format!(" ({code})"),
-                _ => String::new(),
-            };
-            return Err(failed(format!("the store rejected {what} with HTTP {status}{detail}"))
-                .with_status(status)
-                .with_retry(classify(Observed::Status { status, code, message })));
+            return Err(store_rejection(response.status(), &body, what));
         }
         Ok(PutOutcome { etag: response.headers().get("ETag") })
+    }
+}
+
+/// The error for a PUT the store answered with `status` and an S3 XML error `body`: the S3
+/// code and message in the text (never the URL), and the retry class they call for.
+fn store_rejection(status: u16, body: &str, what: &str) -> UploadError {
+    let (code, message) = (xml_tag(body, "Code"), xml_tag(body, "Message"));
+    let detail = match (code, message) {
+        (Some(code), Some(message)) => format!(" ({code}: {message})"),
+        (Some(code), None) => format!(" ({code})"),
+        _ => String::new(),
+    };
+    UploadError::new(ErrorCode::PartUploadFailed, format!("the store rejected {what} with HTTP {status}{detail}"))
+        .with_status(status)
+        .with_retry(classify(Observed::Status { status, code, message }))
+}
+
+/// The transport an `Uploader` was configured with.
+pub(crate) enum AnyTransport {
+    Fetch(FetchTransport),
+    Xhr(XhrTransport),
+}
+
+impl Transport for AnyTransport {
+    type Body = Blob;
+
+    async fn put(
+        &self,
+        request: &SignedRequest,
+        body: Blob,
+        what: &str,
+        sent: &dyn Fn(u64),
+    ) -> Result<PutOutcome, UploadError> {
+        match self {
+            AnyTransport::Fetch(t) => t.put(request, body, what, sent).await,
+            AnyTransport::Xhr(t) => t.put(request, body, what, sent).await,
+        }
     }
 }
 

@@ -194,9 +194,17 @@ pub async fn fault_report(app: &str) -> JsValue {
     JsFuture::from(get_json(&format!("{app}/__test/faults"))).await.unwrap()
 }
 
-/// Progress reports of one upload, as `(loaded, total, state)`, in order.
+/// One progress report, as the page received it.
+pub struct Report {
+    pub loaded: f64,
+    pub total: f64,
+    pub state: String,
+    pub restarted: bool,
+}
+
+/// Progress reports of one upload, in order.
 #[derive(Clone, Default)]
-pub struct ProgressLog(pub Rc<RefCell<Vec<(f64, f64, String)>>>);
+pub struct ProgressLog(pub Rc<RefCell<Vec<Report>>>);
 
 impl ProgressLog {
     /// A JS `onProgress` function that appends to this log. Keep it alive while uploading.
@@ -204,27 +212,35 @@ impl ProgressLog {
         let log = self.0.clone();
         Closure::new(move |p: JsValue| {
             let state = get(&p, "state").as_string().unwrap();
-            log.borrow_mut().push((get(&p, "loaded").as_f64().unwrap(), get(&p, "total").as_f64().unwrap(), state));
+            let restarted = get(&p, "restarted").as_bool().expect("every report says whether it restarted");
+            let (loaded, total) = (get(&p, "loaded").as_f64().unwrap(), get(&p, "total").as_f64().unwrap());
+            log.borrow_mut().push(Report { loaded, total, state, restarted });
         })
+    }
+
+    /// Whether some report said `loaded` went back because a part is sent again.
+    pub fn saw_restart(&self) -> bool {
+        self.0.borrow().iter().any(|r| r.restarted)
     }
 
     /// Whether some report had `state`.
     pub fn saw(&self, state: &str) -> bool {
-        self.0.borrow().iter().any(|r| r.2 == state)
+        self.0.borrow().iter().any(|r| r.state == state)
     }
 
     /// Bytes stored at the last report.
     pub fn loaded(&self) -> f64 {
-        self.0.borrow().last().map_or(0.0, |r| r.0)
+        self.0.borrow().last().map_or(0.0, |r| r.loaded)
     }
 
-    /// Checks the reports a user relies on: `loaded` never goes backwards, and the last one is
-    /// `done` with `loaded === total`.
+    /// Checks the reports a user relies on: `loaded` goes back only in a report flagged
+    /// `restarted`, and the last one is `done` with `loaded === total`.
     pub fn assert_honest(&self, total: f64) {
         let log = self.0.borrow();
-        assert!(log.windows(2).all(|w| w[0].0 <= w[1].0), "loaded went backwards");
+        let honest = log.windows(2).all(|w| w[0].loaded <= w[1].loaded || w[1].restarted);
+        assert!(honest, "loaded went back without saying so");
         let last = log.last().expect("progress was reported");
-        assert_eq!((last.0, last.1, last.2.as_str()), (total, total, "done"));
+        assert_eq!((last.loaded, last.total, last.state.as_str()), (total, total, "done"));
     }
 
     /// Waits (at most `ms`) until `loaded` is above zero.
@@ -245,6 +261,6 @@ impl ProgressLog {
 
     /// `loaded` at the first report.
     pub fn first_loaded(&self) -> f64 {
-        self.0.borrow().first().map_or(0.0, |r| r.0)
+        self.0.borrow().first().map_or(0.0, |r| r.loaded)
     }
 }

@@ -1,0 +1,145 @@
+//! The `XMLHttpRequest` transport: per-byte upload progress, which `fetch` cannot give, and
+//! stalls detected as what they are: no progress for `stall_timeout_ms`.
+
+use super::{clear_timeout, set_timeout, store_rejection};
+use crate::error::{ErrorCode, UploadError};
+use crate::retry::{Observed, classify};
+use crate::upload::{PutOutcome, SignedRequest, Transport};
+use futures::StreamExt;
+use futures::channel::mpsc::{UnboundedSender, unbounded};
+use std::cell::Cell;
+use wasm_bindgen::prelude::*;
+use web_sys::{Blob, ProgressEvent, XmlHttpRequest};
+
+/// Sends bodies with `XMLHttpRequest`, reporting bytes as they leave.
+pub(crate) struct XhrTransport {
+    pub(crate) stall_timeout_ms: u32,
+}
+
+/// What the request's handlers tell the sending task.
+enum XhrEvent {
+    /// Bytes of the body sent so far.
+    Progress(f64),
+    /// An HTTP answer arrived (any status).
+    Answered,
+    /// The request failed without an answer: network, CORS.
+    Failed,
+    /// No progress and no answer for the stall time.
+    Stalled,
+}
+
+/// Owns the request and its handlers; dropping it unhooks them and aborts an unfinished request.
+struct XhrGuard {
+    xhr: XmlHttpRequest,
+    handlers: Vec<Closure<dyn FnMut(ProgressEvent)>>,
+    stall: Closure<dyn FnMut()>,
+    stall_timer: Cell<Option<JsValue>>,
+    stall_timeout_ms: i32,
+}
+
+impl XhrGuard {
+    /// Restarts the stall countdown (on every sign of progress).
+    fn arm_stall_timer(&self) {
+        if let Some(timer) = self.stall_timer.take() {
+            clear_timeout(&timer);
+        }
+        self.stall_timer.set(Some(set_timeout(self.stall.as_ref().unchecked_ref(), self.stall_timeout_ms)));
+    }
+}
+
+impl Drop for XhrGuard {
+    fn drop(&mut self) {
+        if let Some(timer) = self.stall_timer.take() {
+            clear_timeout(&timer);
+        }
+        self.xhr.set_onload(None);
+        self.xhr.set_onerror(None);
+        if let Ok(upload) = self.xhr.upload() {
+            upload.set_onprogress(None);
+        }
+        if self.xhr.ready_state() != XmlHttpRequest::DONE {
+            let _ = self.xhr.abort();
+        }
+        self.handlers.clear();
+    }
+}
+
+fn on(tx: &UnboundedSender<XhrEvent>, event: fn(&ProgressEvent) -> XhrEvent) -> Closure<dyn FnMut(ProgressEvent)> {
+    let tx = tx.clone();
+    Closure::new(move |e: ProgressEvent| {
+        let _ = tx.unbounded_send(event(&e));
+    })
+}
+
+impl Transport for XhrTransport {
+    type Body = Blob;
+
+    async fn put(
+        &self,
+        request: &SignedRequest,
+        body: Blob,
+        what: &str,
+        sent: &dyn Fn(u64),
+    ) -> Result<PutOutcome, UploadError> {
+        let failed = |message: String| UploadError::new(ErrorCode::PartUploadFailed, message);
+        let build = |_| failed(format!("could not build the request for {what}"));
+        let xhr = XmlHttpRequest::new().map_err(build)?;
+        xhr.open_with_async("PUT", &request.url, true).map_err(build)?;
+        for (name, value) in &request.headers {
+            xhr.set_request_header(name, value).map_err(build)?;
+        }
+        let (tx, mut events) = unbounded();
+        let stall = {
+            let tx = tx.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                let _ = tx.unbounded_send(XhrEvent::Stalled);
+            })
+        };
+        let guard = XhrGuard {
+            handlers: vec![
+                on(&tx, |e| XhrEvent::Progress(e.loaded())),
+                on(&tx, |_| XhrEvent::Answered),
+                on(&tx, |_| XhrEvent::Failed),
+            ],
+            xhr,
+            stall,
+            stall_timer: Cell::new(None),
+            stall_timeout_ms: i32::try_from(self.stall_timeout_ms).unwrap_or(i32::MAX),
+        };
+        let handler = |i: usize| Some(guard.handlers[i].as_ref().unchecked_ref());
+        guard.xhr.upload().map_err(build)?.set_onprogress(handler(0));
+        guard.xhr.set_onload(handler(1));
+        guard.xhr.set_onerror(handler(2));
+        guard.arm_stall_timer();
+        guard.xhr.send_with_opt_blob(Some(&body)).map_err(build)?;
+
+        loop {
+            match events.next().await {
+                Some(XhrEvent::Progress(bytes)) => {
+                    sent(bytes as u64);
+                    guard.arm_stall_timer();
+                }
+                Some(XhrEvent::Answered) => break,
+                Some(XhrEvent::Failed) | None => {
+                    return Err(failed(format!(
+                        "{what} failed before the store answered: the network failed, or the bucket's CORS \
+                         rule does not allow this origin, the PUT method or the request's headers"
+                    ))
+                    .with_retry(classify(Observed::Network)));
+                }
+                Some(XhrEvent::Stalled) => {
+                    let seconds = self.stall_timeout_ms / 1000;
+                    return Err(failed(format!("{what} made no progress for {seconds} s"))
+                        .with_retry(classify(Observed::TimedOut)));
+                }
+            }
+        }
+        let status = guard.xhr.status().unwrap_or(0);
+        if !(200..300).contains(&status) {
+            let body = guard.xhr.response_text().ok().flatten().unwrap_or_default();
+            return Err(store_rejection(status, &body, what));
+        }
+        let etag = guard.xhr.get_response_header("ETag").ok().flatten();
+        Ok(PutOutcome { etag })
+    }
+}
