@@ -5,7 +5,7 @@
 // Env: APP (reference server URL), STORE_DIR (embedded store's bucket directory), FILE (the file
 // to upload), ARTIFACTS (where the screenshot goes). Prints the throughput it measured.
 import { chromium } from "playwright-core";
-import { open, readFile, mkdir } from "node:fs/promises";
+import { open, readFile, mkdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 
 const { APP, STORE_DIR, FILE, ARTIFACTS } = process.env;
@@ -62,7 +62,7 @@ try {
     failure = `the page threw: ${pageErrors.join("; ")}`;
   } else {
     failure = await sameBytes(join(STORE_DIR, data.key), FILE);
-    const { size } = await (await open(FILE)).stat();
+    const { size } = await stat(FILE);
     console.log(`e2e: ${basename(FILE)}: ${(size / 2 ** 20).toFixed(0)} MiB stored byte-identical as ${data.key} ` +
       `in ${seconds.toFixed(1)} s = ${(size / 2 ** 20 / seconds).toFixed(0)} MiB/s (demo page, headless Chromium, loopback)`);
   }
