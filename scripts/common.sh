@@ -1,10 +1,11 @@
 # Shared by scripts/demo.sh and scripts/test.sh: build steps and server start-up.
 # Source it from the repository root.
 
-# Builds the library into pkg/ (wasm-pack, release profile).
+# Builds the library into pkg/ as an npm package (wasm-pack, release profile).
 build_pkg() {
-  wasm-pack build --target web --release --out-dir pkg --no-pack 2>&1 | grep -v '^\[INFO\]' || true
+  wasm-pack build --target web --release --out-dir pkg 2>&1 | grep -v '^\[INFO\]' || true
   test -f pkg/s3_direct_upload_bg.wasm
+  node scripts/finish-package.mjs
 }
 
 # Builds the reference server.

@@ -26,6 +26,9 @@ build_server
 step "TypeScript: examples/typed.ts compiles with --strict against the shipped definitions"
 e2e/node_modules/.bin/tsc -p examples/tsconfig.json && echo "types: ok"
 
+step "npm package: what npm pack ships"
+node e2e/pack.mjs
+
 rm -rf .tmp && mkdir -p .tmp
 step "browser tests (headless Chromium)"
 bash scripts/browser-tests.sh

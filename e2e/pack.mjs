@@ -1,0 +1,34 @@
+// Checks the npm package in pkg/: `npm pack` ships exactly the library's files, and every path
+// package.json names exists in the tarball.
+import { execFileSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
+
+const pkg = new URL("../pkg/", import.meta.url);
+const [report] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json"], { cwd: pkg, encoding: "utf8" }));
+const shipped = report.files.map((f) => f.path).sort();
+const expected = [
+  "README.md",
+  "package.json",
+  "s3_direct_upload.d.ts",
+  "s3_direct_upload.js",
+  "s3_direct_upload_bg.wasm",
+  "s3_direct_upload_bg.wasm.d.ts",
+].sort();
+const manifest = JSON.parse(await readFile(new URL("package.json", pkg), "utf8"));
+const named = [manifest.main, manifest.module, manifest.types, ...Object.values(manifest.exports).flatMap((e) =>
+  typeof e === "string" ? [e] : Object.values(e))].map((p) => p.replace(/^\.\//, ""));
+const failures = [];
+if (JSON.stringify(shipped) !== JSON.stringify(expected)) failures.push(`tarball holds ${shipped.join(", ")}`);
+for (const path of named) if (!shipped.includes(path)) failures.push(`package.json names ${path}, not in the tarball`);
+for (const field of ["name", "version", "description", "license", "repository", "types", "exports"]) {
+  if (!manifest[field]) failures.push(`package.json lacks ${field}`);
+}
+if (manifest.sideEffects !== false) failures.push("sideEffects is not false");
+if (manifest.type !== "module") failures.push("not an ES module package");
+if (failures.length) {
+  failures.forEach((f) => console.log(`pack: ${f}`));
+  console.log("pack: 0 passed, 1 failed");
+  process.exit(1);
+}
+console.log(`pack: ${report.filename}, ${shipped.length} files, ${report.size} bytes packed, ${report.unpackedSize} unpacked`);
+console.log("pack: 1 passed, 0 failed");

@@ -1,0 +1,16 @@
+// Completes the package.json that wasm-pack writes into pkg/: an `exports` map (the module, its
+// types, and the .wasm for tools that want the file itself) and `sideEffects: false`, so that
+// bundlers tree-shake it. Run by scripts/common.sh after every build.
+import { readFile, writeFile } from "node:fs/promises";
+
+const path = new URL("../pkg/package.json", import.meta.url);
+const manifest = JSON.parse(await readFile(path, "utf8"));
+manifest.exports = {
+  ".": { types: "./s3_direct_upload.d.ts", default: "./s3_direct_upload.js" },
+  "./s3_direct_upload_bg.wasm": "./s3_direct_upload_bg.wasm",
+  "./package.json": "./package.json",
+};
+manifest.module = manifest.main;
+manifest.sideEffects = false;
+manifest.files = [...new Set([...manifest.files, "s3_direct_upload_bg.wasm.d.ts", "README.md"])];
+await writeFile(path, JSON.stringify(manifest, null, 2) + "\n");
