@@ -1,6 +1,7 @@
 // End-to-end test of the demo page: headless Chromium (Debian's, driven by playwright-core)
-// picks a file from disk, the page uploads it through the reference server to the embedded
-// store, and the stored object is compared with the source byte for byte.
+// picks a file from disk, the page (which loads the drop-in script) uploads it through the
+// reference server to the embedded store, and the stored object is compared with the source
+// byte for byte. Also checks the drop-in build's promises: no separate .wasm request, one global.
 //
 // Env: APP (reference server URL), STORE_DIR (embedded store's bucket directory), FILE (the file
 // to upload), ARTIFACTS (where the screenshot goes). Prints the throughput it measured.
@@ -41,9 +42,13 @@ try {
   const page = await browser.newPage({ viewport: { width: 900, height: 600 } });
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
+  const wasmRequests = [];
+  page.on("request", (r) => r.url().endsWith(".wasm") && wasmRequests.push(r.url()));
   await page.goto(`${APP}/`);
   await page.waitForSelector("body[data-ready=true]", { timeout: 30_000 });
 
+  // The drop-in build: one script, the .wasm inside it, one global.
+  const globals = await page.evaluate(() => [typeof S3DirectUpload?.Uploader, typeof globalThis.wasm_bindgen]);
   const started = Date.now();
   await page.setInputFiles("#picker", FILE);
   const row = await page.waitForSelector('.file[data-state="done"], .file[data-state="failed"], .file[data-state="aborted"]', {
@@ -60,6 +65,10 @@ try {
     failure = `the progress bar stopped at ${data.bar}`;
   } else if (pageErrors.length) {
     failure = `the page threw: ${pageErrors.join("; ")}`;
+  } else if (wasmRequests.length) {
+    failure = `the drop-in script fetched ${wasmRequests.join(", ")}`;
+  } else if (globals.join() !== "function,undefined") {
+    failure = `globals S3DirectUpload.Uploader/wasm_bindgen are ${globals.join("/")}`;
   } else {
     failure = await sameBytes(join(STORE_DIR, data.key), FILE);
     const { size } = await stat(FILE);

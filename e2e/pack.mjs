@@ -13,6 +13,7 @@ const expected = [
   "s3_direct_upload.js",
   "s3_direct_upload_bg.wasm",
   "s3_direct_upload_bg.wasm.d.ts",
+  "s3-direct-upload.global.js",
 ].sort();
 const manifest = JSON.parse(await readFile(new URL("package.json", pkg), "utf8"));
 const named = [manifest.main, manifest.module, manifest.types, ...Object.values(manifest.exports).flatMap((e) =>
@@ -23,7 +24,9 @@ for (const path of named) if (!shipped.includes(path)) failures.push(`package.js
 for (const field of ["name", "version", "description", "license", "repository", "types", "exports"]) {
   if (!manifest[field]) failures.push(`package.json lacks ${field}`);
 }
-if (manifest.sideEffects !== false) failures.push("sideEffects is not false");
+if (JSON.stringify(manifest.sideEffects) !== '["./s3-direct-upload.global.js"]') {
+  failures.push("sideEffects must name only the drop-in script");
+}
 if (manifest.type !== "module") failures.push("not an ES module package");
 if (failures.length) {
   failures.forEach((f) => console.log(`pack: ${f}`));

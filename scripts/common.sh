@@ -1,11 +1,14 @@
 # Shared by scripts/demo.sh and scripts/test.sh: build steps and server start-up.
 # Source it from the repository root.
 
-# Builds the library into pkg/ as an npm package (wasm-pack, release profile).
+# Builds the library into pkg/ as an npm package (wasm-pack, release profile), with the
+# drop-in script pkg/s3-direct-upload.global.js beside the ES module.
 build_pkg() {
   wasm-pack build --target web --release --out-dir pkg 2>&1 | grep -v '^\[INFO\]' || true
   test -f pkg/s3_direct_upload_bg.wasm
+  wasm-pack build --target no-modules --release --out-dir target/drop-in --no-pack 2>&1 | grep -v '^\[INFO\]' || true
   node scripts/finish-package.mjs
+  node scripts/build-drop-in.mjs
 }
 
 # Builds the reference server.

@@ -8,9 +8,13 @@ const manifest = JSON.parse(await readFile(path, "utf8"));
 manifest.exports = {
   ".": { types: "./s3_direct_upload.d.ts", default: "./s3_direct_upload.js" },
   "./s3_direct_upload_bg.wasm": "./s3_direct_upload_bg.wasm",
+  "./global": "./s3-direct-upload.global.js",
   "./package.json": "./package.json",
 };
 manifest.module = manifest.main;
-manifest.sideEffects = false;
-manifest.files = [...new Set([...manifest.files, "s3_direct_upload_bg.wasm.d.ts", "README.md"])];
+// The drop-in script defines a global when loaded; the ES module has no side effects.
+manifest.sideEffects = ["./s3-direct-upload.global.js"];
+manifest.files = [
+  ...new Set([...manifest.files, "s3_direct_upload_bg.wasm.d.ts", "s3-direct-upload.global.js", "README.md"]),
+];
 await writeFile(path, JSON.stringify(manifest, null, 2) + "\n");
