@@ -29,15 +29,23 @@ e2e/node_modules/.bin/tsc -p examples/tsconfig.json && echo "types: ok"
 step "npm package: what npm pack ships"
 node e2e/pack.mjs
 
+step "Vite example: a bundler build of an SPA importing the npm package"
+(cd examples/vite && { [ -d node_modules/vite ] || npm ci --no-audit --no-fund --loglevel=error; } && npx vite build --logLevel warn)
+
 rm -rf .tmp && mkdir -p .tmp
 step "browser tests (headless Chromium)"
 bash scripts/browser-tests.sh
 
 trap stop_servers EXIT
 start_server main
-step "end-to-end: the demo page uploads ${E2E_SIZE_MIB:=1024} MiB"
+start_server vite --www examples/vite/dist
+step "end-to-end: the demo page (drop-in script) uploads ${E2E_SIZE_MIB:=1024} MiB; the Vite SPA 64 MiB"
 head -c $((E2E_SIZE_MIB * 1024 * 1024)) /dev/urandom > .tmp/e2e-upload.bin
 APP=$(ready_field main app) STORE_DIR="$(ready_field main dataDir)/direct-uploads" \
-FILE=.tmp/e2e-upload.bin ARTIFACTS=e2e/artifacts \
+FILE=.tmp/e2e-upload.bin ARTIFACTS=e2e/artifacts SHOT=demo.png DROP_IN=1 \
   timeout 900 node e2e/demo.mjs
-rm -f .tmp/e2e-upload.bin
+head -c $((64 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-vite.bin
+APP=$(ready_field vite app) STORE_DIR="$(ready_field vite dataDir)/direct-uploads" \
+FILE=.tmp/e2e-vite.bin ARTIFACTS=e2e/artifacts SHOT=vite.png \
+  timeout 300 node e2e/demo.mjs
+rm -f .tmp/e2e-upload.bin .tmp/e2e-vite.bin
