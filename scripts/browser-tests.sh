@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# Starts the three reference servers the browser tests use and runs the tests in headless
-# Chromium (extra arguments go to the test binary, e.g. a test name). Called by scripts/test.sh;
-# run it alone, after one scripts/test.sh, to iterate on browser tests.
+# Runs the browser tests (tests/browser.rs, tests/reliability.rs) in headless Chromium and then
+# in headless Firefox, each against three fresh reference servers: a normal one, one whose store
+# hides ETag, and one for fault injection. Extra arguments go to the test binaries (e.g. a test
+# name). Called by scripts/test.sh; run it alone, after one scripts/test.sh, to iterate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
 build_server
 mkdir -p .tmp
 trap stop_servers EXIT
-start_server main --test-hooks \
-  --allowed-types "image/*,video/*,audio/*,text/*,application/octet-stream,application/pdf,application/zip"
-start_server no-etag --test-hooks --no-expose-etag
-start_server faults --test-hooks
-S3DU_TEST_APP=$(ready_field main app) \
-S3DU_TEST_APP_NO_ETAG=$(ready_field no-etag app) \
-S3DU_TEST_APP_FAULTS=$(ready_field faults app) \
-CHROMEDRIVER=/usr/bin/chromedriver \
-WASM_BINDGEN_TEST_TIMEOUT=600 \
-  cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser --test reliability -- "$@"
+
+# run_in DRIVER_VARIABLE DRIVER_PATH: the browser tests in the browser that driver drives.
+run_in() {
+  stop_servers
+  start_server main --test-hooks \
+    --allowed-types "image/*,video/*,audio/*,text/*,application/octet-stream,application/pdf,application/zip"
+  start_server no-etag --test-hooks --no-expose-etag
+  start_server faults --test-hooks
+  env "$1=$2" \
+    S3DU_TEST_APP="$(ready_field main app)" \
+    S3DU_TEST_APP_NO_ETAG="$(ready_field no-etag app)" \
+    S3DU_TEST_APP_FAULTS="$(ready_field faults app)" \
+    WASM_BINDGEN_TEST_TIMEOUT=600 \
+    cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser --test reliability -- "${@:3}"
+}
+
+printf '\n-- in Chromium\n'
+run_in CHROMEDRIVER /usr/bin/chromedriver "$@"
+printf '\n-- in Firefox\n'
+run_in GECKODRIVER "$(command -v geckodriver)" "$@"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing s3-direct-upload needs, skipping what is already there:
 # the Rust toolchain pinned in rust-toolchain.toml (with the wasm32 target), wasm-pack,
-# wasm-bindgen-cli at exactly the version in Cargo.lock, Debian's chromium and chromium-driver,
+# wasm-bindgen-cli at exactly the version in Cargo.lock, Debian's chromium, chromium-driver and
+# firefox-esr, geckodriver,
 # and the e2e test's npm packages. Safe to run again. (Debian's binaryen is too old for the wasm
 # rustc emits, so wasm-opt is off in Cargo.toml and binaryen is not installed.)
 set -euo pipefail
@@ -19,9 +20,9 @@ if ! rustup target list --installed --toolchain "$toolchain" | grep -q wasm32-un
   rustup target add wasm32-unknown-unknown --toolchain "$toolchain"
 fi
 
-# Debian packages: the browser and its driver (wasm-pack cannot download them here).
+# Debian packages: the browsers (wasm-pack cannot download them here).
 missing=()
-for pair in chromium:/usr/bin/chromium chromium-driver:/usr/bin/chromedriver; do
+for pair in chromium:/usr/bin/chromium chromium-driver:/usr/bin/chromedriver firefox-esr:/usr/bin/firefox-esr; do
   [ -x "${pair#*:}" ] || missing+=("${pair%%:*}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -40,6 +41,12 @@ wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, "");
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]; then
   log "installing wasm-bindgen-cli $wb_version (a few minutes)"
   cargo install wasm-bindgen-cli --version "$wb_version" --force
+fi
+
+# Firefox's WebDriver, from crates.io.
+if ! command -v geckodriver >/dev/null; then
+  log "installing geckodriver (a few minutes)"
+  cargo install geckodriver
 fi
 
 # npm packages of the end-to-end and type tests (playwright-core drives Debian's chromium; tsc
