@@ -14,6 +14,7 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy -p s3-direct-upload --target wasm32-unknown-unknown --all-targets --quiet -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc -p s3-direct-upload --no-deps --quiet
 
 step "native unit tests"
 cargo test -p s3-direct-upload --lib
