@@ -37,6 +37,11 @@ step "Vite example: a bundler build of an SPA importing the npm package"
 (cd examples/vite && { [ -x node_modules/.bin/vite ] || npm install --no-audit --no-fund --loglevel=error; } \
   && node_modules/.bin/vite build --logLevel warn)
 
+step "webpack 5: the package bundles with no configuration and its .wasm is emitted unchanged"
+(cd examples/webpack && { [ -x node_modules/.bin/webpack ] || npm install --no-audit --no-fund --loglevel=error; } \
+  && rm -rf dist && node_modules/.bin/webpack --mode production --entry ./src/index.js --output-path dist --stats errors-only)
+cmp pkg/s3_direct_upload_bg.wasm examples/webpack/dist/*.wasm && echo "webpack: ok"
+
 rm -rf .tmp && mkdir -p .tmp
 step "browser tests (headless Chromium, then headless Firefox)"
 bash scripts/browser-tests.sh
