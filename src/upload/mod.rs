@@ -1,8 +1,9 @@
 //! The upload orchestrator: single PUT and multipart flows, generic over where requests go.
 //!
 //! Nothing here touches the browser. The flows talk to a [`Backend`] (who authorizes), a
-//! [`Transport`] (who sends bytes to the store) and a [`Source`] (who cuts the file), so they run
-//! under plain `cargo test` with fakes and in the browser with the real edges in `crate::web`.
+//! [`Transport`] (who sends bytes to the store), a [`Source`] (who cuts the file), a [`Runtime`]
+//! (time, timers, chance) and a [`ResumeStore`] (what survives a reload), so they run under plain
+//! `cargo test` with fakes and in the browser with the real edges in `crate::web`.
 
 mod multipart;
 

@@ -1,5 +1,6 @@
-//! Browser edges of the orchestrator: the file as a `Blob`, `fetch` as the transport, the
-//! clock, and request guards that cancel by drop.
+//! Browser edges of the orchestrator: the file as a `Blob`, the `fetch` and XHR transports,
+//! the backends, the runtime (time, timers, chance), online/offline tracking, localStorage
+//! resume records, and request guards that cancel by drop.
 
 mod backend;
 mod xhr;
@@ -199,11 +200,7 @@ impl Transport for FetchTransport {
                 failed(format!("{what} got no answer within {} s", (timeout_ms / 1000.0).round()))
                     .with_retry(classify(Observed::TimedOut))
             } else {
-                failed(format!(
-                    "{what} failed before the store answered: the network failed, or the bucket's CORS \
-                     rule does not allow this origin, the PUT method or the request's headers"
-                ))
-                .with_retry(classify(Observed::Network))
+                store_unreachable(what)
             }
         })?;
         if !response.ok() {
@@ -212,6 +209,19 @@ impl Transport for FetchTransport {
         }
         Ok(PutOutcome { etag: response.headers().get("ETag") })
     }
+}
+
+/// The error for a PUT that got no answer at all: a network failure, or a CORS refusal, which
+/// the browser does not tell apart.
+fn store_unreachable(what: &str) -> UploadError {
+    UploadError::new(
+        ErrorCode::PartUploadFailed,
+        format!(
+            "{what} failed before the store answered: the network failed, or the bucket's CORS rule \
+             does not allow this origin, the PUT method or the request's headers"
+        ),
+    )
+    .with_retry(classify(Observed::Network))
 }
 
 /// The error for a PUT the store answered with `status` and an S3 XML error `body`: the S3

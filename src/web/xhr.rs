@@ -1,7 +1,7 @@
 //! The `XMLHttpRequest` transport: per-byte upload progress, which `fetch` cannot give, and
 //! stalls detected as what they are: no progress for `stall_timeout_ms`.
 
-use super::{clear_timeout, set_timeout, store_rejection};
+use super::{clear_timeout, set_timeout, store_rejection, store_unreachable};
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, classify};
 use crate::upload::{PutOutcome, SignedRequest, Transport};
@@ -120,13 +120,7 @@ impl Transport for XhrTransport {
                     guard.arm_stall_timer();
                 }
                 Some(XhrEvent::Answered) => break,
-                Some(XhrEvent::Failed) | None => {
-                    return Err(failed(format!(
-                        "{what} failed before the store answered: the network failed, or the bucket's CORS \
-                         rule does not allow this origin, the PUT method or the request's headers"
-                    ))
-                    .with_retry(classify(Observed::Network)));
-                }
+                Some(XhrEvent::Failed) | None => return Err(store_unreachable(what)),
                 Some(XhrEvent::Stalled) => {
                     let seconds = self.stall_timeout_ms / 1000;
                     return Err(failed(format!("{what} made no progress for {seconds} s"))
