@@ -4,6 +4,7 @@
 //! Large files go up as multipart uploads whose parts are sent in parallel, small ones in one PUT.
 //!
 //! Module map:
+//! - [`checksum`]: part and whole-object checksums as S3 computes them (pure).
 //! - [`plan`]: how a file is cut into parts under the S3 limits (pure).
 //! - [`progress`]: loaded/total, speed, ETA and report throttling (pure).
 //! - [`retry`]: which failures are retried, backoff with jitter, time and count bounds (pure).
@@ -13,6 +14,7 @@
 //! - `web`: browser edges: `Blob` slicing, `fetch`, the JSON and callback backends.
 //! - `js`: the JS-facing `Uploader` class and its TypeScript definitions.
 
+pub mod checksum;
 pub mod error;
 pub mod plan;
 pub mod progress;
