@@ -7,11 +7,13 @@
 //! part count (`COMPOSITE`); MD5 gives the multipart `ETag` (`hex(md5(part md5s))-N`).
 
 use md5::Md5;
+use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-/// A checksum algorithm the library can compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A checksum algorithm the library can compute. In JSON it is S3's name (`"CRC32C"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum ChecksumAlgorithm {
     /// CRC-32C (Castagnoli): the default; fast, and S3 combines it into a whole-object checksum.
     Crc32c,
@@ -26,7 +28,8 @@ pub enum ChecksumAlgorithm {
 }
 
 /// How the checksum of a multipart object relates to its bytes (S3's `ChecksumType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChecksumType {
     /// The checksum of the whole object's bytes.
     FullObject,
@@ -162,12 +165,14 @@ impl PartDigest {
     }
 }
 
-/// A whole object's checksum, as the library expects the store to report it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A whole object's checksum, as the library expects the store to report it. In JSON:
+/// `{algorithm, type, value}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObjectChecksum {
     /// The algorithm.
     pub algorithm: ChecksumAlgorithm,
     /// Full-object or composite.
+    #[serde(rename = "type")]
     pub kind: ChecksumType,
     /// base64 (with `-N` when composite); for MD5, the multipart `ETag` without quotes.
     pub value: String,
@@ -302,7 +307,8 @@ mod tests {
 
     #[test]
     fn base64_pads_like_rfc_4648() {
-        let cases = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")];
+        let cases =
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")];
         for (input, encoded) in cases {
             assert_eq!(base64(input.as_bytes()), encoded);
         }

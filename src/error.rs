@@ -26,6 +26,9 @@ pub enum ErrorCode {
     /// The storage service accepted a part but the browser could not read its `ETag` header:
     /// the bucket's CORS rule must list `ETag` in `ExposeHeaders`.
     EtagNotExposed,
+    /// The store assembled an object whose checksum is not the file's: the stored object is not
+    /// this file.
+    ChecksumMismatch,
     /// The upload was aborted by the caller.
     Aborted,
 }
@@ -41,6 +44,7 @@ impl ErrorCode {
             ErrorCode::BackendError => "backend_error",
             ErrorCode::PartUploadFailed => "part_upload_failed",
             ErrorCode::EtagNotExposed => "etag_not_exposed",
+            ErrorCode::ChecksumMismatch => "checksum_mismatch",
             ErrorCode::Aborted => "aborted",
         }
     }

@@ -62,6 +62,9 @@ pub struct ProgressSnapshot {
     /// `loaded` went back since the last report: a part's attempt failed or was interrupted,
     /// and its bytes will be sent again.
     pub restarted: bool,
+    /// Bytes read and checksummed so far (0 without checksums). Hashing runs ahead of sending,
+    /// so while it is the slower of the two, this is what moves.
+    pub hashed: u64,
 }
 
 /// Tracks the bytes of one file and decides when a report is due.
@@ -76,6 +79,8 @@ pub struct ProgressTracker {
     transferred: u64,
     /// Set when in-flight bytes were dropped; cleared by the next report.
     restarted: bool,
+    /// Bytes checksummed.
+    hashed: u64,
     state: UploadState,
     /// `(time_ms, transferred)` samples within the speed window, oldest first.
     samples: VecDeque<(f64, u64)>,
@@ -92,6 +97,7 @@ impl ProgressTracker {
             in_flight: BTreeMap::new(),
             transferred: 0,
             restarted: false,
+            hashed: 0,
             state: UploadState::Queued,
             samples: VecDeque::from([(now_ms, 0)]),
             last_report_ms: None,
@@ -103,6 +109,11 @@ impl ProgressTracker {
     /// part of the speed.
     pub fn already_stored(&mut self, bytes: u64) {
         self.stored += bytes;
+    }
+
+    /// Records `bytes` more read and checksummed.
+    pub fn hashed(&mut self, bytes: u64) {
+        self.hashed += bytes;
     }
 
     /// Records that part `part`'s current attempt has sent `sent` bytes.
@@ -180,6 +191,7 @@ impl ProgressTracker {
             eta_seconds,
             state: self.state,
             restarted: self.restarted,
+            hashed: self.hashed.min(self.total),
         }
     }
 }
@@ -264,6 +276,14 @@ mod tests {
         t.already_stored(50);
         let s = t.snapshot(1000.0);
         assert_eq!((s.loaded, s.bytes_per_second), (50, 0.0));
+    }
+
+    #[test]
+    fn hashing_is_reported_apart_from_sending() {
+        let mut t = ProgressTracker::new(100, 0.0);
+        t.hashed(60);
+        let s = t.snapshot(10.0);
+        assert_eq!((s.hashed, s.loaded, s.bytes_per_second), (60, 0, 0.0));
     }
 
     #[test]

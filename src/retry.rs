@@ -27,8 +27,9 @@ pub enum Observed<'a> {
 }
 
 /// Decides what to do about a failure. Network failures, time-outs, 5xx, 429 (and S3's
-/// `SlowDown`) and 408 are transient; a 403 whose code or message says the request expired
-/// means re-signing; every other 4xx is permanent.
+/// `SlowDown`) and 408 are transient, and so is `BadDigest` (the bytes changed on the way: send
+/// them again); a 403 whose code or message says the request expired means re-signing; every
+/// other 4xx is permanent.
 pub fn classify(observed: Observed<'_>) -> RetryAction {
     match observed {
         Observed::Network | Observed::TimedOut => RetryAction::Backoff,
@@ -38,7 +39,7 @@ pub fn classify(observed: Observed<'_>) -> RetryAction {
             match status {
                 403 | 400 if expired => RetryAction::Resign,
                 408 | 429 | 500..=599 => RetryAction::Backoff,
-                _ if code == Some("SlowDown") || code == Some("RequestTimeout") => RetryAction::Backoff,
+                _ if matches!(code, Some("SlowDown" | "RequestTimeout" | "BadDigest")) => RetryAction::Backoff,
                 _ => RetryAction::Fail,
             }
         }
@@ -134,6 +135,9 @@ mod tests {
             assert_eq!(status(s, None, None), RetryAction::Fail, "{s}");
         }
         assert_eq!(status(403, Some("SignatureDoesNotMatch"), None), RetryAction::Fail);
+        // A checksum mismatch means corruption on the way: the part is sent again.
+        assert_eq!(status(400, Some("BadDigest"), Some("checksum_crc32c mismatch")), RetryAction::Backoff);
+        assert_eq!(status(400, Some("InvalidDigest"), None), RetryAction::Fail);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod options;
 
+use crate::checksum::ChecksumAlgorithm;
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
@@ -52,6 +53,7 @@ struct UploaderInner {
     retry: RetryPolicy,
     network: NetworkWatch,
     resume: bool,
+    checksum: Option<ChecksumAlgorithm>,
     on_progress: Option<Function>,
 }
 
@@ -71,6 +73,7 @@ impl Uploader {
                 retry: parsed.retry,
                 network: NetworkWatch::new(),
                 resume: parsed.resume,
+                checksum: parsed.checksum,
                 on_progress: parsed.on_progress,
             }),
         })
@@ -95,6 +98,8 @@ impl Uploader {
                 .unwrap_or_else(|| "application/octet-stream".to_owned()),
             key: options.key,
             metadata: options.metadata,
+            checksum_algorithm: None,
+            checksum: None,
         };
         if let AnyBackend::Callbacks(callbacks) = &self.inner.backend
             && !callbacks.supports_multipart()
@@ -152,6 +157,7 @@ async fn run_upload(
         control: &control,
         offline: &inner.network.offline,
         resume,
+        checksum: inner.checksum,
     };
     let result = upload_file(&cx, &BlobSource(blob.clone()), &info, &progress).await;
     progress.set_state(match &result {
@@ -191,6 +197,7 @@ fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot) -> JsVa
     set("etaSeconds", p.eta_seconds.map_or(JsValue::NULL, JsValue::from));
     set("state", p.state.as_str().into());
     set("restarted", p.restarted.into());
+    set("hashed", (p.hashed as f64).into());
     report.into()
 }
 

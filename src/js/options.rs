@@ -1,5 +1,6 @@
 //! Parsing and checking the option objects given to `new Uploader(...)` and `upload(...)`.
 
+use crate::checksum::ChecksumAlgorithm;
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PlanOptions;
 use crate::retry::RetryPolicy;
@@ -52,6 +53,8 @@ struct RawUploaderOptions {
     #[serde(default)]
     transport: Option<String>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    checksum: JsValue,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
     on_progress: JsValue,
 }
 
@@ -90,6 +93,7 @@ pub(crate) struct UploaderOptions {
     pub(crate) retry: RetryPolicy,
     pub(crate) transport: AnyTransport,
     pub(crate) resume: bool,
+    pub(crate) checksum: Option<ChecksumAlgorithm>,
     pub(crate) on_progress: Option<Function>,
 }
 
@@ -143,6 +147,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             "minBytesPerSecond",
             "resume",
             "transport",
+            "checksum",
             "onProgress",
         ],
         "Uploader",
@@ -180,7 +185,21 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             }
         },
         resume: raw.resume.unwrap_or(true),
+        checksum: parse_checksum(&raw.checksum)?,
         on_progress: optional_function(raw.on_progress, "onProgress")?,
+    })
+}
+
+/// `checksum`: an algorithm name, or `false` for none; CRC32C when left out.
+fn parse_checksum(value: &JsValue) -> Result<Option<ChecksumAlgorithm>, UploadError> {
+    if value.is_undefined() {
+        return Ok(Some(ChecksumAlgorithm::Crc32c));
+    }
+    if value.as_bool() == Some(false) {
+        return Ok(None);
+    }
+    value.as_string().and_then(|name| ChecksumAlgorithm::parse(&name)).map(Some).ok_or_else(|| {
+        invalid("`checksum` must be \"crc32c\" (default), \"crc32\", \"sha256\", \"sha1\", \"md5\" or false".into())
     })
 }
 

@@ -5,8 +5,10 @@
 //! (time, timers, chance) and a [`ResumeStore`] (what survives a reload), so they run under plain
 //! `cargo test` with fakes and in the browser with the real edges in `crate::web`.
 
+mod hashing;
 mod multipart;
 
+use crate::checksum::{ChecksumAlgorithm, ObjectChecksum, object_checksum};
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::{PlanOptions, UploadPlan, plan_upload};
 use crate::progress::{MIN_REPORT_INTERVAL_MS, ProgressSnapshot, ProgressTracker, UploadState};
@@ -37,6 +39,13 @@ pub struct FileInfo {
     pub key: Option<String>,
     /// User metadata (`x-amz-meta-*`), for the backend to sign or set.
     pub metadata: BTreeMap<String, String>,
+    /// The checksum algorithm the parts will carry; the backend creates the upload with it (and
+    /// echoes it) or leaves checksums out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// The file's checksum (base64), for a single PUT: the backend signs it into the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 /// A multipart upload the backend created.
@@ -47,6 +56,10 @@ pub struct MultipartSession {
     pub key: String,
     /// S3 upload id.
     pub upload_id: String,
+    /// The checksum algorithm the backend created the upload with. When set, every part must
+    /// carry a checksum the backend signed; when absent, the backend does not do checksums.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
 }
 
 /// A presigned request: the URL and the headers that were signed with it.
@@ -92,6 +105,9 @@ pub struct CompletedPart {
     pub part_number: u32,
     /// The `ETag` the store answered with.
     pub etag: String,
+    /// The part's checksum (base64), when the upload has a checksum algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 /// A part the store already holds, as `listParts` reports it.
@@ -118,6 +134,9 @@ pub struct ResumeRecord {
     pub part_size: u64,
     /// When the upload was created (ms, the runtime's clock).
     pub created_ms: f64,
+    /// The upload's checksum algorithm; parts must go on carrying the same.
+    #[serde(default)]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
 }
 
 /// How long a resume record is trusted: 7 days, the usual period of an
@@ -159,6 +178,13 @@ pub struct CompletedObject {
     /// A URL to show the object (a presigned GET), if the backend gives one.
     #[serde(default)]
     pub display_url: Option<String>,
+    /// The object checksum the store reported when it assembled the object (base64, with `-N`
+    /// when composite), as the backend passes it on.
+    #[serde(default)]
+    pub checksum: Option<String>,
+    /// `FULL_OBJECT` or `COMPOSITE`, as the store reported it.
+    #[serde(default)]
+    pub checksum_type: Option<String>,
 }
 
 /// The result of a finished upload, as `upload.done` resolves.
@@ -179,6 +205,9 @@ pub struct StoredObject {
     pub upload_id: Option<String>,
     /// Number of parts, for multipart uploads.
     pub parts: Option<u32>,
+    /// The object's checksum as computed from the file, when the store checked the bytes against
+    /// checksums; `None` when the backend did not sign any.
+    pub checksum: Option<ObjectChecksum>,
 }
 
 /// The application's backend: it decides keys and limits and signs requests.
@@ -186,13 +215,21 @@ pub struct StoredObject {
 pub trait Backend {
     /// Starts a multipart upload for `file`.
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError>;
-    /// Presigns `UploadPart` for each of `numbers`.
-    async fn sign_parts(&self, session: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError>;
-    /// Assembles the object from `parts` (sorted by number).
+    /// Presigns `UploadPart` for each of `numbers`, with `checksums[i]` (base64) signed into the
+    /// URL of `numbers[i]` when the upload has a checksum algorithm.
+    async fn sign_parts(
+        &self,
+        session: &MultipartSession,
+        numbers: &[u32],
+        checksums: Option<&[String]>,
+    ) -> Result<Vec<SignedPart>, UploadError>;
+    /// Assembles the object from `parts` (sorted by number); `checksum` is the object checksum
+    /// the store is to check the assembled object against.
     async fn complete_multipart(
         &self,
         session: &MultipartSession,
         parts: &[CompletedPart],
+        checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError>;
     /// Abandons the upload so the store frees its parts.
     async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError>;
@@ -227,6 +264,7 @@ pub trait Transport {
 }
 
 /// The file being uploaded.
+#[allow(async_fn_in_trait)]
 pub trait Source {
     /// What a slice of it is, as the transport sends it.
     type Body;
@@ -234,6 +272,8 @@ pub trait Source {
     fn size(&self) -> u64;
     /// The bytes in `range`, as a body.
     fn slice(&self, range: Range<u64>) -> Self::Body;
+    /// Reads the bytes in `range` into `into` (replacing its contents), for hashing.
+    async fn read(&self, range: Range<u64>, into: &mut Vec<u8>) -> Result<(), UploadError>;
 }
 
 /// Time and chance, as the orchestrator needs them.
@@ -269,22 +309,50 @@ pub struct UploadContext<'a, B, T, C> {
     pub offline: &'a Flag,
     /// How to resume this upload after a reload; `None` turns resumption off.
     pub resume: Option<Resume<'a>>,
+    /// The checksum every part carries, or `None` for none.
+    pub checksum: Option<ChecksumAlgorithm>,
+}
+
+/// The wakers of futures waiting for a condition on some shared value.
+#[derive(Debug, Default)]
+struct Waiters(RefCell<Vec<Waker>>);
+
+impl Waiters {
+    /// Wakes every waiter, to check its condition again.
+    fn wake_all(&self) {
+        for waker in self.0.take() {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once `ready()` holds; it is checked again after each `wake_all`.
+    async fn until(&self, ready: impl Fn() -> bool) {
+        poll_fn(|cx| {
+            if ready() {
+                return Poll::Ready(());
+            }
+            let mut waiting = self.0.borrow_mut();
+            if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                waiting.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await;
+    }
 }
 
 /// An on/off switch that futures can wait on.
 #[derive(Debug, Default)]
 pub struct Flag {
     on: Cell<bool>,
-    waiting: RefCell<Vec<Waker>>,
+    waiting: Waiters,
 }
 
 impl Flag {
     /// Turns the switch on or off, waking whoever waits for a change.
     pub fn set(&self, on: bool) {
         if self.on.replace(on) != on {
-            for waker in self.waiting.take() {
-                waker.wake();
-            }
+            self.waiting.wake_all();
         }
     }
 
@@ -295,17 +363,32 @@ impl Flag {
 
     /// Resolves once the switch is `on` (at once if it already is).
     pub async fn until(&self, on: bool) {
-        poll_fn(|cx| {
-            if self.on.get() == on {
-                return Poll::Ready(());
-            }
-            let mut waiting = self.waiting.borrow_mut();
-            if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
-                waiting.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-        .await;
+        self.waiting.until(|| self.on.get() == on).await;
+    }
+}
+
+/// A count that only grows, which futures can wait on.
+#[derive(Debug, Default)]
+pub struct Count {
+    value: Cell<usize>,
+    waiting: Waiters,
+}
+
+impl Count {
+    /// Adds one, waking whoever waits.
+    pub fn increment(&self) {
+        self.value.set(self.value.get() + 1);
+        self.waiting.wake_all();
+    }
+
+    /// The count now.
+    pub fn get(&self) -> usize {
+        self.value.get()
+    }
+
+    /// Resolves once the count is at least `n`.
+    pub async fn at_least(&self, n: usize) {
+        self.waiting.until(|| self.value.get() >= n).await;
     }
 }
 
@@ -364,6 +447,12 @@ impl<'a, C: Runtime> ProgressReporter<'a, C> {
     /// Parts a resumed upload finds already stored.
     fn already_stored(&self, bytes: u64) {
         self.tracker.borrow_mut().already_stored(bytes);
+        self.emit();
+    }
+
+    /// `bytes` more of the file were read and hashed.
+    fn hashed(&self, bytes: u64) {
+        self.tracker.borrow_mut().hashed(bytes);
         self.emit();
     }
 
@@ -458,6 +547,13 @@ where
     S: Source<Body = T::Body>,
     C: Runtime,
 {
+    // The checksum is signed into the URL, so the file is hashed first.
+    let digest = match cx.checksum {
+        Some(algorithm) => Some(hashing::hash_range(cx, source, 0..size, algorithm, progress, &mut Vec::new()).await?),
+        None => None,
+    };
+    let file =
+        &FileInfo { checksum_algorithm: cx.checksum, checksum: digest.as_ref().map(|d| d.base64()), ..file.clone() };
     // The URL is signed inside the attempt, so an expired one (refused, or past its expiry
     // before it is sent) is replaced by a fresh one on the retry.
     let signed: RefCell<Option<SignedPut>> = RefCell::new(None);
@@ -487,7 +583,13 @@ where
     })
     .await?;
     progress.stored(1, size);
+    // The store checked the bytes only if the backend signed the checksum (else it was not sent).
+    let checksum = cx
+        .checksum
+        .zip(digest)
+        .filter(|(algorithm, digest)| hashing::signs_checksum(&signed.request, *algorithm, &digest.base64()));
     Ok(StoredObject {
+        checksum: checksum.map(|(algorithm, digest)| object_checksum(algorithm, &[digest], false)),
         location: Some(without_query(&signed.request.url)),
         key: signed.key,
         etag: outcome.etag,

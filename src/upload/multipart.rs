@@ -1,5 +1,6 @@
 //! The multipart flow: create, sign parts in batches, send parts in parallel, complete.
 
+use super::hashing::{PartHashes, check_object, checksum_not_signed, signs_checksum};
 use super::{
     Backend, CompletedPart, FileInfo, Interrupt, MultipartSession, ProgressReporter, RESUME_RECORD_MAX_AGE_MS,
     ResumeRecord, Runtime, Source, StoredObject, Transport, UploadContext, etag_not_exposed, with_retries,
@@ -9,6 +10,7 @@ use crate::plan::PartPlan;
 use crate::progress::UploadState;
 use crate::sigv4::is_expiring;
 use crate::upload::SignedRequest;
+use futures::future::try_join;
 use futures::lock::Mutex;
 use futures::{StreamExt, TryStreamExt, stream};
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ where
     let (session, stored_parts) = match cx.control.unless_aborted(resumed(cx, plan, progress)).await? {
         Some(resumed) => resumed,
         None => {
+            let file = &FileInfo { checksum_algorithm: cx.checksum, ..file.clone() };
             let create = with_retries(cx, progress, Interrupt::Never, |_| cx.backend.create_multipart(file));
             let session = cx.control.unless_aborted(create).await?;
             if let Some(resume) = &cx.resume {
@@ -39,6 +42,7 @@ where
                     upload_id: session.upload_id.clone(),
                     part_size: plan.part_size,
                     created_ms: cx.runtime.now_ms(),
+                    checksum_algorithm: session.checksum_algorithm,
                 };
                 resume.store.save(&resume.fingerprint, &record);
             }
@@ -85,7 +89,11 @@ where
         resume.store.remove(&resume.fingerprint);
         return Ok(None);
     }
-    let session = MultipartSession { key: record.key, upload_id: record.upload_id };
+    let session = MultipartSession {
+        key: record.key,
+        upload_id: record.upload_id,
+        checksum_algorithm: record.checksum_algorithm,
+    };
     let Ok(listed) = with_retries(cx, progress, Interrupt::Never, |_| cx.backend.list_parts(&session)).await else {
         resume.store.remove(&resume.fingerprint);
         return Ok(None);
@@ -98,7 +106,7 @@ where
                 p.size == range.end - range.start && !p.etag.is_empty()
             }
         })
-        .map(|p| CompletedPart { part_number: p.part_number, etag: p.etag })
+        .map(|p| CompletedPart { part_number: p.part_number, etag: p.etag, checksum: None })
         .collect();
     stored.sort_by_key(|p| p.part_number);
     stored.dedup_by_key(|p| p.part_number);
@@ -124,20 +132,50 @@ where
     progress.already_stored(already);
     let missing: Vec<u32> =
         plan.numbers().filter(|n| stored_parts.binary_search_by_key(n, |p| p.part_number).is_err()).collect();
-    let signer = PartSigner { cx, progress, session, order: missing.clone(), batch, state: Mutex::default() };
-    let mut parts: Vec<CompletedPart> = stream::iter(missing)
+    // With checksums, parts are hashed one after another (the parts to send first), ahead of
+    // the sending, which waits for each part's checksum to have it signed.
+    let hashes = session.checksum_algorithm.map(|algorithm| {
+        let stored = stored_parts.iter().map(|p| p.part_number);
+        PartHashes::new(algorithm, missing.iter().copied().chain(stored).collect())
+    });
+    let hashing = async {
+        match &hashes {
+            Some(hashes) => hashes.run(cx, source, plan, progress).await,
+            None => Ok(()),
+        }
+    };
+    let signer = PartSigner {
+        cx,
+        progress,
+        session,
+        hashes: hashes.as_ref(),
+        order: missing.clone(),
+        batch,
+        state: Mutex::default(),
+    };
+    let sending = stream::iter(missing)
         .map(|number| send_part(cx, source, &signer, plan, number, progress))
         .buffer_unordered(cx.concurrency)
-        .try_collect()
-        .await?;
+        .try_collect::<Vec<CompletedPart>>();
+    let (mut parts, ()) = try_join(sending, hashing).await?;
     parts.extend(stored_parts);
     parts.sort_by_key(|p| p.part_number);
     debug_assert_eq!(parts.len(), plan.count as usize);
+    if let Some(hashes) = &hashes {
+        for part in &mut parts {
+            part.checksum = Some(hashes.checksum_of(part.part_number).await);
+        }
+    }
+    let expected = hashes.as_ref().map(|h| h.object_checksum(plan.count));
 
     progress.set_state(UploadState::Completing);
-    let completed =
-        with_retries(cx, progress, Interrupt::Never, |_| cx.backend.complete_multipart(session, &parts)).await?;
+    let complete = |_| cx.backend.complete_multipart(session, &parts, expected.as_ref());
+    let completed = with_retries(cx, progress, Interrupt::Never, complete).await?;
+    if let (Some(expected), Some(hashes)) = (&expected, &hashes) {
+        check_object(expected, &completed, hashes.etags_are_md5(&parts))?;
+    }
     Ok(StoredObject {
+        checksum: expected,
         key: completed.key.unwrap_or_else(|| session.key.clone()),
         location: completed.location,
         etag: completed.etag,
@@ -183,7 +221,7 @@ where
     .await?;
     let etag = outcome.etag.ok_or_else(|| etag_not_exposed(&what))?;
     progress.stored(number, range.end - range.start);
-    Ok(CompletedPart { part_number: number, etag })
+    Ok(CompletedPart { part_number: number, etag, checksum: None })
 }
 
 /// Fewest part URLs asked for in one signing request.
@@ -194,6 +232,8 @@ struct PartSigner<'c, 'a, B, T, C> {
     cx: &'c UploadContext<'a, B, T, C>,
     progress: &'c ProgressReporter<'a, C>,
     session: &'c MultipartSession,
+    /// The parts' checksums, to be signed in, when the upload has them.
+    hashes: Option<&'c PartHashes>,
     /// The part numbers to send, in the order they are sent.
     order: Vec<u32>,
     batch: u32,
@@ -214,6 +254,9 @@ impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
     /// it is not ready. Parts waiting for the same batch
     /// wait on the lock instead of asking again.
     async fn request_for(&self, number: u32, resign: bool) -> Result<SignedRequest, UploadError> {
+        if let Some(hashes) = self.hashes {
+            hashes.checksum_of(number).await;
+        }
         let mut state = self.state.lock().await;
         let cached = state.ready.remove(&number);
         if let Some(request) = cached.filter(|r| !resign && !is_expiring(&r.url, self.cx.runtime.now_ms())) {
@@ -221,20 +264,33 @@ impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
         }
         let position = self.order.iter().position(|&n| n == number);
         // The next batch of never-signed parts, or this part alone when it was signed before.
+        // With checksums, only parts already hashed can be signed (hashing follows `order`).
+        let hashed = self.hashes.map_or(usize::MAX, PartHashes::hashed);
         let (numbers, signed_after) = match position {
             Some(at) if at >= state.signed => {
-                let end = (state.signed + self.batch as usize).max(at + 1).min(self.order.len());
+                let end = (state.signed + self.batch as usize).min(hashed).max(at + 1).min(self.order.len());
                 (self.order[state.signed..end].to_vec(), end)
             }
             _ => (vec![number], state.signed),
         };
-        let sign = |_| self.cx.backend.sign_parts(self.session, &numbers);
+        let mut checksums = Vec::new();
+        if let Some(hashes) = self.hashes {
+            for &n in &numbers {
+                checksums.push(hashes.checksum_of(n).await);
+            }
+        }
+        let checksums = self.hashes.map(|_| checksums.as_slice());
+        let sign = |_| self.cx.backend.sign_parts(self.session, &numbers, checksums);
         let signed = with_retries(self.cx, self.progress, Interrupt::Never, sign).await?;
         state.signed = signed_after;
         for part in signed {
-            if numbers.contains(&part.part_number) {
-                state.ready.insert(part.part_number, part.request);
+            let Some(i) = numbers.iter().position(|&n| n == part.part_number) else { continue };
+            if let (Some(hashes), Some(checksums)) = (self.hashes, checksums)
+                && !signs_checksum(&part.request, hashes.algorithm, &checksums[i])
+            {
+                return Err(checksum_not_signed(part.part_number, hashes.algorithm));
             }
+            state.ready.insert(part.part_number, part.request);
         }
         state.ready.remove(&number).ok_or_else(|| {
             UploadError::new(

@@ -1,6 +1,7 @@
 //! Orchestrator tests with in-memory fakes: concurrency, batching, ordering and failure handling.
 
 use super::*;
+use crate::checksum::{ChecksumType, base64, digest};
 use crate::plan::MIB;
 use futures::executor::block_on;
 use futures::future::join;
@@ -36,26 +37,57 @@ struct FakeBackend {
     /// Appended to every signed URL (e.g. a SigV4 date and lifetime).
     url_suffix: String,
     created: Cell<u32>,
+    /// Creates uploads with the checksum algorithm asked for, and signs checksums in.
+    does_checksums: bool,
+    /// Signs part URLs without their checksum header (a backend bug).
+    drops_checksum_headers: bool,
+    /// The checksums each signing request carried.
+    signed_checksums: RefCell<Vec<Vec<String>>>,
+    /// The object checksum complete was given.
+    completed_checksum: RefCell<Option<ObjectChecksum>>,
+    /// What complete reports as the object checksum; by default what it was given.
+    reported_checksum: Option<String>,
+    /// The file info sign_put was given.
+    put_file: RefCell<Option<FileInfo>>,
 }
 
 impl Backend for FakeBackend {
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
         self.created.set(self.created.get() + 1);
         yield_now().await;
-        Ok(MultipartSession { key: format!("uploads/{}", file.filename), upload_id: "u-1".into() })
+        Ok(MultipartSession {
+            key: format!("uploads/{}", file.filename),
+            upload_id: "u-1".into(),
+            checksum_algorithm: file.checksum_algorithm.filter(|_| self.does_checksums),
+        })
     }
-    async fn sign_parts(&self, _s: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError> {
+    async fn sign_parts(
+        &self,
+        s: &MultipartSession,
+        numbers: &[u32],
+        checksums: Option<&[String]>,
+    ) -> Result<Vec<SignedPart>, UploadError> {
         self.sign_calls.borrow_mut().push(numbers.to_vec());
+        self.signed_checksums.borrow_mut().push(checksums.unwrap_or_default().to_vec());
         yield_now().await;
         Ok(numbers
             .iter()
-            .filter(|n| !self.skip_signing.contains(n))
-            .map(|&n| SignedPart {
-                part_number: n,
-                request: SignedRequest {
-                    url: format!("https://store/part{n}?X-Amz-Signature=s{}", self.url_suffix),
-                    headers: BTreeMap::new(),
-                },
+            .enumerate()
+            .filter(|(_, n)| !self.skip_signing.contains(n))
+            .map(|(i, &n)| {
+                let mut headers = BTreeMap::new();
+                if let (Some(algorithm), Some(checksums)) = (s.checksum_algorithm, checksums)
+                    && !self.drops_checksum_headers
+                {
+                    headers.insert(algorithm.header().to_owned(), checksums[i].clone());
+                }
+                SignedPart {
+                    part_number: n,
+                    request: SignedRequest {
+                        url: format!("https://store/part{n}?X-Amz-Signature=s{}", self.url_suffix),
+                        headers,
+                    },
+                }
             })
             .collect())
     }
@@ -63,9 +95,16 @@ impl Backend for FakeBackend {
         &self,
         s: &MultipartSession,
         parts: &[CompletedPart],
+        checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
         *self.completed.borrow_mut() = Some(parts.to_vec());
-        Ok(CompletedObject { location: Some(format!("https://store/{}", s.key)), ..Default::default() })
+        *self.completed_checksum.borrow_mut() = checksum.cloned();
+        Ok(CompletedObject {
+            location: Some(format!("https://store/{}", s.key)),
+            checksum: self.reported_checksum.clone().or_else(|| checksum.map(|c| c.value.clone())),
+            checksum_type: checksum.map(|c| c.kind.as_str().to_owned()),
+            ..Default::default()
+        })
     }
     async fn abort_multipart(&self, _s: &MultipartSession) -> Result<(), UploadError> {
         self.aborted.set(self.aborted.get() + 1);
@@ -75,9 +114,15 @@ impl Backend for FakeBackend {
         Ok(self.listed.clone())
     }
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
+        *self.put_file.borrow_mut() = Some(file.clone());
+        let mut headers = BTreeMap::new();
+        if let (Some(algorithm), Some(checksum), true) = (file.checksum_algorithm, &file.checksum, self.does_checksums)
+        {
+            headers.insert(algorithm.header().to_owned(), checksum.clone());
+        }
         Ok(SignedPut {
             key: format!("uploads/{}", file.filename),
-            request: SignedRequest { url: "https://store/obj?X-Amz-Signature=secret".into(), headers: BTreeMap::new() },
+            request: SignedRequest { url: "https://store/obj?X-Amz-Signature=secret".into(), headers },
             display_url: None,
         })
     }
@@ -166,6 +211,17 @@ impl Source for FakeSource {
     fn slice(&self, range: Range<u64>) -> Range<u64> {
         range
     }
+    async fn read(&self, range: Range<u64>, into: &mut Vec<u8>) -> Result<(), UploadError> {
+        yield_now().await;
+        into.clear();
+        into.extend(range.map(source_byte));
+        Ok(())
+    }
+}
+
+/// Byte `i` of every fake file.
+fn source_byte(i: u64) -> u8 {
+    (i % 251) as u8
 }
 
 /// Time moves 1 ms a reading, and sleeping moves it on at once.
@@ -196,6 +252,8 @@ fn file(name: &str, size: u64) -> FileInfo {
         content_type: "application/octet-stream".into(),
         key: None,
         metadata: BTreeMap::new(),
+        checksum_algorithm: None,
+        checksum: None,
     }
 }
 
@@ -207,6 +265,7 @@ struct Harness {
     control: UploadControl,
     offline: Rc<Flag>,
     retry: RetryPolicy,
+    checksum: Option<ChecksumAlgorithm>,
 }
 
 impl Harness {
@@ -219,6 +278,7 @@ impl Harness {
             control: UploadControl::default(),
             offline: Rc::default(),
             retry: RetryPolicy::default(),
+            checksum: None,
         }
     }
 
@@ -234,6 +294,7 @@ impl Harness {
             control: &self.control,
             offline: &self.offline,
             resume: None,
+            checksum: self.checksum,
         }
     }
 
@@ -474,7 +535,13 @@ impl ResumeStore for MemoryResumeStore {
 }
 
 fn record(part_size: u64) -> ResumeRecord {
-    ResumeRecord { key: "uploads/a".into(), upload_id: "earlier".into(), part_size, created_ms: 0.0 }
+    ResumeRecord {
+        key: "uploads/a".into(),
+        upload_id: "earlier".into(),
+        part_size,
+        created_ms: 0.0,
+        checksum_algorithm: None,
+    }
 }
 
 fn listed(part_number: u32, size: u64) -> ListedPart {
@@ -599,4 +666,128 @@ fn loaded_goes_back_only_in_reports_flagged_restarted() {
     assert!(seen.windows(2).all(|w| w[1].0 >= w[0].0 || w[1].1), "an unflagged step back: {seen:?}");
     assert!(seen.iter().any(|r| r.1), "the restarts were reported: {seen:?}");
     assert_eq!(seen.last().unwrap().0, size);
+}
+
+/// The whole fake file, for computing what its checksums must be.
+fn source_bytes(size: u64) -> Vec<u8> {
+    (0..size).map(source_byte).collect()
+}
+
+fn with_checksums(algorithm: ChecksumAlgorithm) -> Harness {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    h.checksum = Some(algorithm);
+    h.backend.does_checksums = true;
+    h
+}
+
+#[test]
+fn every_part_is_signed_with_its_checksum_and_complete_gets_the_whole_objects() {
+    let h = with_checksums(ChecksumAlgorithm::Crc32c);
+    let size = 12 * MIB + 7;
+    let bytes = source_bytes(size);
+    let stored = h.run(size).unwrap();
+    let part_crc = |n: usize| {
+        let range = (n - 1) * 5 * MIB as usize..(n * 5 * MIB as usize).min(bytes.len());
+        base64(&digest(ChecksumAlgorithm::Crc32c, &bytes[range]))
+    };
+    // Each signing request carried exactly its parts' checksums.
+    let calls = h.backend.sign_calls.borrow();
+    let checksums = h.backend.signed_checksums.borrow();
+    for (numbers, sums) in calls.iter().zip(checksums.iter()) {
+        let expected: Vec<String> = numbers.iter().map(|&n| part_crc(n as usize)).collect();
+        assert_eq!(sums, &expected);
+    }
+    assert_eq!(calls.iter().flatten().count(), 3, "each part signed once");
+    let completed = h.backend.completed.borrow().clone().unwrap();
+    let sent: Vec<Option<String>> = completed.iter().map(|p| p.checksum.clone()).collect();
+    assert_eq!(sent, (1..=3).map(|n| Some(part_crc(n))).collect::<Vec<_>>());
+    let whole = base64(&digest(ChecksumAlgorithm::Crc32c, &bytes));
+    let given = h.backend.completed_checksum.borrow().clone().unwrap();
+    assert_eq!((given.value.as_str(), given.kind), (whole.as_str(), ChecksumType::FullObject));
+    assert_eq!(stored.checksum, Some(given));
+}
+
+#[test]
+fn a_store_reporting_another_object_checksum_is_a_checksum_mismatch() {
+    let mut h = with_checksums(ChecksumAlgorithm::Sha256);
+    h.backend.reported_checksum = Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=-3".into());
+    let err = h.run(12 * MIB).unwrap_err();
+    assert_eq!(err.code, ErrorCode::ChecksumMismatch);
+    assert!(err.message.contains("SHA256") && err.message.contains("not this file"), "{}", err.message);
+}
+
+#[test]
+fn a_backend_without_checksums_gets_none_and_nothing_is_hashed() {
+    let mut h = with_checksums(ChecksumAlgorithm::Crc32c);
+    h.backend.does_checksums = false;
+    let hashed = Cell::new(0);
+    let sink = |s: &ProgressSnapshot, _: Option<&str>| hashed.set(s.hashed);
+    let size = 12 * MIB;
+    let progress = ProgressReporter::new(size, &h.runtime, &sink);
+    let stored = block_on(upload_file(&h.cx(6), &FakeSource(size), &file("a", size), &progress)).unwrap();
+    assert_eq!(stored.checksum, None);
+    assert!(h.backend.signed_checksums.borrow().iter().all(Vec::is_empty));
+    assert_eq!(h.backend.completed_checksum.borrow().clone(), None);
+    assert_eq!(hashed.get(), 0);
+}
+
+#[test]
+fn a_part_url_signed_without_its_checksum_is_refused_before_sending() {
+    let mut h = with_checksums(ChecksumAlgorithm::Crc32c);
+    h.backend.drops_checksum_headers = true;
+    let err = h.run(12 * MIB).unwrap_err();
+    assert_eq!(err.code, ErrorCode::BackendError);
+    assert!(err.message.contains("x-amz-checksum-crc32c"), "{}", err.message);
+    assert_eq!(h.transport.attempts.get(), 0, "no part went out unprotected");
+    assert_eq!(h.backend.aborted.get(), 1);
+}
+
+#[test]
+fn hashing_is_reported_and_reaches_the_file_size() {
+    let h = with_checksums(ChecksumAlgorithm::Md5);
+    let seen = RefCell::new(Vec::new());
+    let sink = |s: &ProgressSnapshot, _: Option<&str>| seen.borrow_mut().push(s.hashed);
+    let size = 12 * MIB;
+    let progress = ProgressReporter::new(size, &h.runtime, &sink);
+    block_on(upload_file(&h.cx(6), &FakeSource(size), &file("a", size), &progress)).unwrap();
+    let seen = seen.borrow();
+    assert!(seen.windows(2).all(|w| w[1] >= w[0]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&size));
+}
+
+#[test]
+fn a_single_put_is_hashed_first_and_its_checksum_signed() {
+    let h = with_checksums(ChecksumAlgorithm::Sha1);
+    let bytes = source_bytes(1000);
+    let stored = h.run(1000).unwrap();
+    let expected = base64(&digest(ChecksumAlgorithm::Sha1, &bytes));
+    let asked = h.backend.put_file.borrow().clone().unwrap();
+    assert_eq!(
+        (asked.checksum_algorithm, asked.checksum.as_deref()),
+        (Some(ChecksumAlgorithm::Sha1), Some(expected.as_str()))
+    );
+    assert_eq!(stored.checksum.map(|c| c.value), Some(expected));
+}
+
+#[test]
+fn hashing_waits_while_paused() {
+    let h = with_checksums(ChecksumAlgorithm::Crc32c);
+    h.control.paused.set(true);
+    let hashed = Cell::new(0);
+    let sink = |s: &ProgressSnapshot, _: Option<&str>| hashed.set(s.hashed);
+    let size = 12 * MIB;
+    let progress = ProgressReporter::new(size, &h.runtime, &sink);
+    let cx = h.cx(6);
+    let check = async {
+        for _ in 0..50 {
+            yield_now().await;
+        }
+        let while_paused = hashed.get();
+        h.control.paused.set(false);
+        while_paused
+    };
+    let (result, while_paused) =
+        block_on(join(upload_file(&cx, &FakeSource(size), &file("a", size), &progress), check));
+    assert_eq!(while_paused, 0, "nothing read while paused");
+    assert!(result.unwrap().checksum.is_some());
 }

@@ -3,6 +3,7 @@
 //! Both speak the same request and answer shapes (camelCase JSON), documented in the README.
 
 use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
+use crate::checksum::ObjectChecksum;
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, RetryAction, classify};
 use crate::upload::{
@@ -23,6 +24,9 @@ struct SignPartsRequest<'a> {
     key: &'a str,
     upload_id: &'a str,
     part_numbers: &'a [u32],
+    /// `checksums[i]` is part `part_numbers[i]`'s checksum, to sign into its URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksums: Option<&'a [String]>,
 }
 
 #[derive(Serialize)]
@@ -31,6 +35,8 @@ struct SignPartRequest<'a> {
     key: &'a str,
     upload_id: &'a str,
     part_number: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksum: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -39,6 +45,9 @@ struct CompleteRequest<'a> {
     key: &'a str,
     upload_id: &'a str,
     parts: &'a [CompletedPart],
+    /// The object checksum for the store to check the assembled object against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksum: Option<&'a ObjectChecksum>,
 }
 
 /// `{ parts: [...] }`, or the bare array, which callbacks often return.
@@ -158,8 +167,14 @@ impl Backend for HttpBackend {
         self.post("/multipart", file).await
     }
 
-    async fn sign_parts(&self, session: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError> {
-        let request = SignPartsRequest { key: &session.key, upload_id: &session.upload_id, part_numbers: numbers };
+    async fn sign_parts(
+        &self,
+        session: &MultipartSession,
+        numbers: &[u32],
+        checksums: Option<&[String]>,
+    ) -> Result<Vec<SignedPart>, UploadError> {
+        let request =
+            SignPartsRequest { key: &session.key, upload_id: &session.upload_id, part_numbers: numbers, checksums };
         self.post::<PartsAnswer<SignedPart>>("/multipart/sign", &request).await.map(PartsAnswer::into_parts)
     }
 
@@ -167,8 +182,9 @@ impl Backend for HttpBackend {
         &self,
         session: &MultipartSession,
         parts: &[CompletedPart],
+        checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
-        let request = CompleteRequest { key: &session.key, upload_id: &session.upload_id, parts };
+        let request = CompleteRequest { key: &session.key, upload_id: &session.upload_id, parts, checksum };
         self.post("/multipart/complete", &request).await
     }
 
@@ -247,14 +263,21 @@ impl Backend for CallbackBackend {
         Self::call("createMultipartUpload", self.create_multipart_upload.as_ref(), file).await
     }
 
-    async fn sign_parts(&self, session: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError> {
+    async fn sign_parts(
+        &self,
+        session: &MultipartSession,
+        numbers: &[u32],
+        checksums: Option<&[String]>,
+    ) -> Result<Vec<SignedPart>, UploadError> {
         if self.sign_parts.is_some() || self.sign_part.is_none() {
-            let request = SignPartsRequest { key: &session.key, upload_id: &session.upload_id, part_numbers: numbers };
+            let request =
+                SignPartsRequest { key: &session.key, upload_id: &session.upload_id, part_numbers: numbers, checksums };
             let answer: PartsAnswer<SignedPart> = Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
             return Ok(answer.into_parts());
         }
-        try_join_all(numbers.iter().map(|&part_number| async move {
-            let request = SignPartRequest { key: &session.key, upload_id: &session.upload_id, part_number };
+        try_join_all(numbers.iter().enumerate().map(|(i, &part_number)| async move {
+            let checksum = checksums.map(|c| c[i].as_str());
+            let request = SignPartRequest { key: &session.key, upload_id: &session.upload_id, part_number, checksum };
             let signed: SignedRequest = Self::call("signPart", self.sign_part.as_ref(), &request).await?;
             Ok(SignedPart { part_number, request: signed })
         }))
@@ -265,8 +288,9 @@ impl Backend for CallbackBackend {
         &self,
         session: &MultipartSession,
         parts: &[CompletedPart],
+        checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
-        let request = CompleteRequest { key: &session.key, upload_id: &session.upload_id, parts };
+        let request = CompleteRequest { key: &session.key, upload_id: &session.upload_id, parts, checksum };
         let answer: Option<CompletedObject> =
             Self::call("completeMultipartUpload", self.complete_multipart_upload.as_ref(), &request).await?;
         Ok(answer.unwrap_or_default())
@@ -324,10 +348,15 @@ impl Backend for AnyBackend {
         }
     }
 
-    async fn sign_parts(&self, session: &MultipartSession, numbers: &[u32]) -> Result<Vec<SignedPart>, UploadError> {
+    async fn sign_parts(
+        &self,
+        session: &MultipartSession,
+        numbers: &[u32],
+        checksums: Option<&[String]>,
+    ) -> Result<Vec<SignedPart>, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.sign_parts(session, numbers).await,
-            AnyBackend::Callbacks(b) => b.sign_parts(session, numbers).await,
+            AnyBackend::Http(b) => b.sign_parts(session, numbers, checksums).await,
+            AnyBackend::Callbacks(b) => b.sign_parts(session, numbers, checksums).await,
         }
     }
 
@@ -335,10 +364,11 @@ impl Backend for AnyBackend {
         &self,
         session: &MultipartSession,
         parts: &[CompletedPart],
+        checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.complete_multipart(session, parts).await,
-            AnyBackend::Callbacks(b) => b.complete_multipart(session, parts).await,
+            AnyBackend::Http(b) => b.complete_multipart(session, parts, checksum).await,
+            AnyBackend::Callbacks(b) => b.complete_multipart(session, parts, checksum).await,
         }
     }
 

@@ -151,7 +151,8 @@ pub(crate) fn js_message(value: &JsValue) -> String {
     }
 }
 
-/// The file: a `Blob` (or `File`), cut with `Blob.slice` so bytes never enter wasm memory.
+/// The file: a `Blob` (or `File`), cut with `Blob.slice` so bytes enter wasm memory only to be
+/// hashed, a chunk at a time.
 pub(crate) struct BlobSource(pub(crate) Blob);
 
 impl Source for BlobSource {
@@ -165,6 +166,25 @@ impl Source for BlobSource {
         self.0
             .slice_with_f64_and_f64(range.start as f64, range.end as f64)
             .expect("Blob.slice with in-range offsets does not throw")
+    }
+
+    async fn read(&self, range: Range<u64>, into: &mut Vec<u8>) -> Result<(), UploadError> {
+        let (start, end) = (range.start, range.end);
+        let buffer = JsFuture::from(self.slice(range).array_buffer()).await.map_err(|e| {
+            UploadError::new(
+                ErrorCode::InvalidFile,
+                format!(
+                    "could not read bytes {start}..{end} of the file ({}): it may have been changed, moved or \
+                     deleted since it was chosen",
+                    js_message(&e)
+                ),
+            )
+            .with_cause(e)
+        })?;
+        let bytes = js_sys::Uint8Array::new(&buffer);
+        into.resize(bytes.length() as usize, 0);
+        bytes.copy_to(into);
+        Ok(())
     }
 }
 
