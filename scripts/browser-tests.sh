@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the browser tests (tests/browser.rs, tests/reliability.rs) in headless Chromium and then
-# in headless Firefox, each against three fresh reference servers: a normal one, one whose store
+# Runs the browser tests (tests/browser.rs, tests/reliability.rs, tests/integrity.rs) in headless
+# Chromium and then in headless Firefox, each against three fresh reference servers: a normal one, one whose store
 # hides ETag, and one for fault injection. Extra arguments go to the test binaries (e.g. a test
 # name). Called by scripts/test.sh; run it alone, after one scripts/test.sh, to iterate.
 set -euo pipefail
@@ -22,7 +22,7 @@ run_in() {
     S3DU_TEST_APP_NO_ETAG="$(ready_field no-etag app)" \
     S3DU_TEST_APP_FAULTS="$(ready_field faults app)" \
     WASM_BINDGEN_TEST_TIMEOUT=600 \
-    cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser --test reliability -- "${@:3}"
+    cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser --test reliability --test integrity -- "${@:3}"
 }
 
 printf '\n-- in Chromium\n'

@@ -84,6 +84,24 @@ impl ChecksumAlgorithm {
         }
     }
 
+    /// Bytes in a digest.
+    pub fn digest_len(self) -> usize {
+        match self {
+            ChecksumAlgorithm::Crc32c | ChecksumAlgorithm::Crc32 => 4,
+            ChecksumAlgorithm::Sha256 => 32,
+            ChecksumAlgorithm::Sha1 => 20,
+            ChecksumAlgorithm::Md5 => 16,
+        }
+    }
+
+    /// Whether `value` looks like a base64 digest of this algorithm (length and alphabet).
+    pub fn is_encoded_digest(self, value: &str) -> bool {
+        let body = value.trim_end_matches('=');
+        value.len() == self.digest_len().div_ceil(3) * 4
+            && value.len() - body.len() <= 2
+            && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    }
+
     /// The type of the multipart object checksum S3 gives for this algorithm.
     pub fn object_type(self) -> ChecksumType {
         match self {

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use rusty_s3::actions::CompleteMultipartUploadResponse;
 use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Bucket, Credentials, S3Action};
+use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -81,6 +82,12 @@ pub struct FileRequest {
     key: Option<String>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
+    /// The checksum algorithm the page hashes with.
+    #[serde(default)]
+    checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// The file's checksum, for a single PUT.
+    #[serde(default)]
+    checksum: Option<String>,
 }
 
 /// `{key, uploadId}`: names an open multipart upload.
@@ -97,6 +104,9 @@ pub struct SignRequest {
     #[serde(flatten)]
     upload: UploadRef,
     part_numbers: Vec<u32>,
+    /// `checksums[i]` is part `part_numbers[i]`'s, when the upload has a checksum algorithm.
+    #[serde(default)]
+    checksums: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +115,15 @@ pub struct CompleteRequest {
     #[serde(flatten)]
     upload: UploadRef,
     parts: Vec<PartRef>,
+    /// The whole object's checksum, when the upload has a checksum algorithm.
+    #[serde(default)]
+    checksum: Option<ObjectChecksumRef>,
+}
+
+/// `{algorithm, type, value}`: the object checksum the page computed.
+#[derive(Deserialize)]
+pub struct ObjectChecksumRef {
+    value: String,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +131,8 @@ pub struct CompleteRequest {
 pub struct PartRef {
     part_number: u32,
     etag: String,
+    #[serde(default)]
+    checksum: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -119,6 +140,8 @@ pub struct PartRef {
 struct SignedPart {
     part_number: u32,
     url: String,
+    /// The headers signed with the URL, which the page must send: the part's checksum.
+    headers: BTreeMap<String, String>,
 }
 
 fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
@@ -129,6 +152,26 @@ fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// `value`, checked to be a base64 digest of `algorithm`: what goes into a signed header.
+fn checked_checksum(algorithm: ChecksumAlgorithm, value: &str, of: &str) -> Result<String, ApiError> {
+    if !algorithm.is_encoded_digest(value) {
+        return Err(bad_request(format!("the checksum of {of} is not a base64 {} digest", algorithm.as_str())));
+    }
+    Ok(value.to_owned())
+}
+
+/// The headers that create a multipart upload with `algorithm`'s checksums: CRCs as full-object
+/// checksums; SHAs with S3's default, and only choice for them, composite. MD5 travels as
+/// `Content-MD5` on each part and needs nothing at creation.
+fn checksum_creation_headers(algorithm: ChecksumAlgorithm) -> Vec<(String, String)> {
+    let name = ("x-amz-checksum-algorithm".to_owned(), algorithm.as_str().to_owned());
+    match algorithm.object_type() {
+        _ if algorithm == ChecksumAlgorithm::Md5 => Vec::new(),
+        ChecksumType::FullObject => vec![name, ("x-amz-checksum-type".to_owned(), "FULL_OBJECT".to_owned())],
+        ChecksumType::Composite => vec![name],
+    }
 }
 
 /// The headers a presigned request for `file` signs, and the page must send.
@@ -163,7 +206,8 @@ pub async fn create(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest
     if st.open.len() >= MAX_OPEN_UPLOADS {
         return Err(ApiError(StatusCode::TOO_MANY_REQUESTS, "too many open uploads; complete or abort some".into()));
     }
-    let headers = signed_headers(&req.content_type, &req.metadata);
+    let mut headers = signed_headers(&req.content_type, &req.metadata);
+    headers.extend(req.checksum_algorithm.map(checksum_creation_headers).unwrap_or_default());
     let mut action = st.s3.bucket.create_multipart_upload(Some(&st.s3.credentials), &key);
     for (name, value) in &headers {
         action.headers_mut().insert(name.clone(), value.clone());
@@ -175,8 +219,9 @@ pub async fn create(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest
     let body = send(request, "CreateMultipartUpload").await?;
     let parsed = CreateMultipartUpload::parse_response(&body).map_err(|e| store_failed("CreateMultipartUpload", e))?;
     let upload_id = parsed.upload_id().to_owned();
-    st.open.insert(upload_id.clone(), OpenUpload { key: key.clone(), size: req.size });
-    Ok(Json(json!({ "key": key, "uploadId": upload_id })))
+    let checksum_algorithm = req.checksum_algorithm;
+    st.open.insert(upload_id.clone(), OpenUpload { key: key.clone(), size: req.size, checksum_algorithm });
+    Ok(Json(json!({ "key": key, "uploadId": upload_id, "checksumAlgorithm": checksum_algorithm })))
 }
 
 /// `POST /multipart/sign`: presigns `UploadPart` for a batch of part numbers.
@@ -195,13 +240,36 @@ pub async fn sign_parts(
             upload.size
         )));
     }
+    // An upload created with checksums has every part signed with its checksum, so the store
+    // refuses bytes that do not match it.
+    let checksums: Vec<Option<(&str, String)>> = match (upload.checksum_algorithm, &req.checksums) {
+        (None, _) => vec![None; req.part_numbers.len()],
+        (Some(algorithm), Some(sums)) if sums.len() == req.part_numbers.len() => sums
+            .iter()
+            .zip(&req.part_numbers)
+            .map(|(sum, n)| Ok(Some((algorithm.header(), checked_checksum(algorithm, sum, &format!("part {n}"))?))))
+            .collect::<Result<_, ApiError>>()?,
+        (Some(algorithm), _) => {
+            return Err(bad_request(format!(
+                "this upload was created with {} checksums: `checksums` must give one for each part number",
+                algorithm.as_str()
+            )));
+        }
+    };
     let parts: Vec<SignedPart> = req
         .part_numbers
         .iter()
-        .map(|&n| {
+        .zip(checksums)
+        .map(|(&n, checksum)| {
             let part = u16::try_from(n).expect("checked to be at most 10,000");
-            let action = st.s3.bucket.upload_part(Some(&st.s3.credentials), &upload.key, part, &req.upload.upload_id);
-            SignedPart { part_number: n, url: action.sign(URL_TTL).to_string() }
+            let mut action =
+                st.s3.bucket.upload_part(Some(&st.s3.credentials), &upload.key, part, &req.upload.upload_id);
+            let headers: BTreeMap<String, String> =
+                checksum.map(|(name, value)| (name.to_owned(), value)).into_iter().collect();
+            for (name, value) in &headers {
+                action.headers_mut().insert(name.clone(), value.clone());
+            }
+            SignedPart { part_number: n, url: action.sign(URL_TTL).to_string(), headers }
         })
         .collect();
     Ok(Json(json!({ "parts": parts })))
@@ -217,18 +285,35 @@ pub async fn complete(
         return Err(bad_request("parts must be numbered 1, 2, 3, ... in order, with no gaps"));
     }
     let creds = Some(&st.s3.credentials);
-    let action = st.s3.bucket.complete_multipart_upload(
+    let mut action = st.s3.bucket.complete_multipart_upload(
         creds,
         &upload.key,
         &req.upload.upload_id,
         req.parts.iter().map(|p| p.etag.as_str()),
     );
-    let url = action.sign(URL_TTL);
-    let body = send(st.s3.client.post(url).body(action.body()), "CompleteMultipartUpload").await?;
+    // A full-object checksum goes to the store, which checks the assembled object against it.
+    let mut headers = Vec::new();
+    if let (Some(algorithm), Some(checksum)) = (upload.checksum_algorithm, &req.checksum)
+        && algorithm.object_type() == ChecksumType::FullObject
+    {
+        headers.push((algorithm.header(), checked_checksum(algorithm, &checksum.value, "the object")?));
+        headers.push(("x-amz-checksum-type", ChecksumType::FullObject.as_str().to_owned()));
+    }
+    for (name, value) in &headers {
+        action.headers_mut().insert(*name, value.clone());
+    }
+    let mut request =
+        st.s3.client.post(action.sign(URL_TTL)).body(complete_body(&req.parts, upload.checksum_algorithm)?);
+    for (name, value) in &headers {
+        request = request.header(*name, value);
+    }
+    let body = send(request, "CompleteMultipartUpload").await?;
     // S3 may answer 200 and still fail: the body then holds an <Error>.
     let parsed = CompleteMultipartUploadResponse::parse(&body)
         .map_err(|_| store_failed("CompleteMultipartUpload", error_code(&body).unwrap_or("unexpected answer")))?;
     st.open.remove(&req.upload.upload_id);
+    // What the store says the object's checksum is, for the page to compare with its own.
+    let checksum = upload.checksum_algorithm.and_then(|a| xml_text(&body, &format!("Checksum{}", a.as_str())));
 
     let head = st.s3.bucket.head_object(creds, &upload.key).sign(URL_TTL);
     let stored = st.s3.client.head(head).send().await.map_err(|e| store_failed("HeadObject", e))?;
@@ -247,7 +332,36 @@ pub async fn complete(
         "location": st.object_url(&upload.key),
         "etag": parsed.etag(),
         "displayUrl": st.display_url(&upload.key),
+        "checksum": checksum,
+        "checksumType": checksum.and(xml_text(&body, "ChecksumType")),
     })))
+}
+
+/// The CompleteMultipartUpload body: each part's number and ETag, and its checksum when the
+/// upload has an algorithm with a per-part element (all but MD5).
+fn complete_body(parts: &[PartRef], algorithm: Option<ChecksumAlgorithm>) -> Result<String, ApiError> {
+    let mut body = String::from("<CompleteMultipartUpload>");
+    for part in parts {
+        body.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>",
+            part.part_number,
+            escape(&part.etag)
+        ));
+        if let Some(algorithm) = algorithm.filter(|&a| a != ChecksumAlgorithm::Md5) {
+            let of = format!("part {}", part.part_number);
+            let checksum = part.checksum.as_deref().ok_or_else(|| bad_request(format!("{of} has no checksum")))?;
+            let element = format!("Checksum{}", algorithm.as_str());
+            body.push_str(&format!("<{element}>{}</{element}>", checked_checksum(algorithm, checksum, &of)?));
+        }
+        body.push_str("</Part>");
+    }
+    body.push_str("</CompleteMultipartUpload>");
+    Ok(body)
+}
+
+/// `text` with XML's special characters escaped.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// `POST /multipart/abort`: abandons an upload and frees its parts.
@@ -310,7 +424,14 @@ fn parse_list_parts(body: &str) -> Option<PartsPage> {
 pub async fn sign_put(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest>) -> Result<Json<Value>, ApiError> {
     check_metadata(&req.metadata)?;
     let key = st.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
-    let headers = signed_headers(&req.content_type, &req.metadata);
+    let mut headers = signed_headers(&req.content_type, &req.metadata);
+    match (req.checksum_algorithm, &req.checksum) {
+        (Some(algorithm), Some(checksum)) => {
+            headers.push((algorithm.header().to_owned(), checked_checksum(algorithm, checksum, "the file")?));
+        }
+        (None, None) => {}
+        _ => return Err(bad_request("give both `checksumAlgorithm` and `checksum`, or neither")),
+    }
     let mut action = st.s3.bucket.put_object(Some(&st.s3.credentials), &key);
     for (name, value) in &headers {
         action.headers_mut().insert(name.clone(), value.clone());

@@ -27,6 +27,10 @@ pub enum Fault {
     /// 403 `AccessDenied` "Request has expired", as for a presigned URL past its expiry.
     #[serde(rename = "expired")]
     Expired,
+    /// One byte of the body is flipped on its way to the store, which stores whatever its
+    /// checks let through: a checksum turns it into a 400 `BadDigest`.
+    #[serde(rename = "corrupt")]
+    Corrupt,
 }
 
 impl Fault {
@@ -37,6 +41,7 @@ impl Fault {
             Fault::Reset => "reset",
             Fault::Stall => "stall",
             Fault::Expired => "expired",
+            Fault::Corrupt => "corrupt",
         }
     }
 }
@@ -154,7 +159,7 @@ impl Faults {
     }
 }
 
-/// The S3 error body and status of a fault that answers.
+/// The S3 error body and status of a fault that answers for the store.
 pub fn answer(fault: Fault) -> Option<(u16, &'static str)> {
     match fault {
         Fault::InternalError => Some((
@@ -166,6 +171,6 @@ pub fn answer(fault: Fault) -> Option<(u16, &'static str)> {
         }
         Fault::Expired => Some((403, "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")),
         Fault::Stall => Some((503, "<Error><Code>RequestTimeout</Code><Message>Stalled on purpose.</Message></Error>")),
-        Fault::Reset => None,
+        Fault::Reset | Fault::Corrupt => None,
     }
 }

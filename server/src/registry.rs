@@ -1,6 +1,7 @@
 //! The multipart uploads this backend created and has not seen completed or aborted, kept in a
 //! JSON file so that a restarted backend still signs the parts of uploads begun before.
 
+use s3_direct_upload::checksum::ChecksumAlgorithm;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,6 +14,9 @@ pub struct OpenUpload {
     pub key: String,
     /// Declared file size in bytes.
     pub size: u64,
+    /// The checksum algorithm the upload was created with; its parts are signed only with one.
+    #[serde(default)]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
 }
 
 /// Open uploads by upload id, mirrored to a file after every change.
@@ -85,12 +89,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("open-uploads.json");
         let first = Registry::open(file.clone());
-        first.insert("u1".into(), OpenUpload { key: "uploads/a".into(), size: 7 });
-        first.insert("u2".into(), OpenUpload { key: "uploads/b".into(), size: 9 });
+        first.insert(
+            "u1".into(),
+            OpenUpload { key: "uploads/a".into(), size: 7, checksum_algorithm: Some(ChecksumAlgorithm::Crc32c) },
+        );
+        first.insert("u2".into(), OpenUpload { key: "uploads/b".into(), size: 9, checksum_algorithm: None });
         first.remove("u2");
         drop(first);
         let restarted = Registry::open(file.clone());
-        assert_eq!(restarted.get("u1"), Some(OpenUpload { key: "uploads/a".into(), size: 7 }));
+        assert_eq!(
+            restarted.get("u1"),
+            Some(OpenUpload { key: "uploads/a".into(), size: 7, checksum_algorithm: Some(ChecksumAlgorithm::Crc32c) })
+        );
         assert_eq!((restarted.get("u2"), restarted.len()), (None, 1));
         std::fs::write(&file, b"not json").unwrap();
         assert_eq!(Registry::open(file).len(), 0, "a damaged file counts as empty");

@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3_direct_upload::checksum::{ChecksumAlgorithm, base64, digest};
 use s3s::auth::SimpleAuth;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use std::net::SocketAddr;
@@ -142,10 +143,15 @@ impl Store {
         if req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
             return Ok(preflight(&req, origin.as_deref(), &self.cors));
         }
-        let part_of = self.faults.as_ref().zip(part_upload_id(&req));
+        let upload_id = part_upload_id(&req);
+        let part_of = self.faults.as_ref().zip(upload_id.as_deref());
         let fault = part_of.as_ref().and_then(|(faults, id)| faults.on_part_request(id));
         let mut response = match fault {
+            Some((Fault::Corrupt, _)) => self.forward_part(req, true).await?,
             Some((fault, stall)) => inject(req, fault, stall).await?,
+            None if upload_id.is_some() && req.headers().contains_key("content-md5") => {
+                self.forward_part(req, false).await?
+            }
             None => self.s3.call(req.map(s3s::Body::from)).await?,
         };
         if let Some((faults, id)) = &part_of
@@ -163,6 +169,38 @@ impl Store {
         }
         Ok(response)
     }
+}
+
+impl Store {
+    /// Passes an `UploadPart` on to s3s-fs, read whole first: to flip a byte of it when
+    /// `corrupt` (a fault), and to check its `Content-MD5`, which s3s-fs checks for PutObject
+    /// but not for UploadPart. (S3 would check the signature first; a request failing both
+    /// checks gets `BadDigest` here instead of a 403.)
+    async fn forward_part(&self, req: Request<Incoming>, corrupt: bool) -> Result<StoreResponse, s3s::HttpError> {
+        let (head, body) = req.into_parts();
+        let collected = body.collect().await.map_err(|e| s3s::HttpError::from_std_error(e.into()))?;
+        let mut bytes = collected.to_bytes().to_vec();
+        let middle = bytes.len() / 2;
+        if corrupt && let Some(middle) = bytes.get_mut(middle) {
+            *middle ^= 0xff;
+        }
+        let md5 = head.headers.get("content-md5").map(HeaderValue::as_bytes);
+        if md5.is_some_and(|md5| md5 != base64(&digest(ChecksumAlgorithm::Md5, &bytes)).as_bytes()) {
+            return Ok(s3_error(
+                StatusCode::BAD_REQUEST,
+                "<Error><Code>BadDigest</Code><Message>The Content-MD5 you specified did not match what we received.</Message></Error>",
+            ));
+        }
+        self.s3.call(Request::from_parts(head, s3s::Body::from(Bytes::from(bytes)))).await
+    }
+}
+
+/// An S3 XML error answer.
+fn s3_error(status: StatusCode, xml: &'static str) -> StoreResponse {
+    let mut response = Response::new(s3s::Body::from(Bytes::from_static(xml.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    response
 }
 
 /// The upload id of an `UploadPart` request (`PUT ...?partNumber=N&uploadId=ID`).
@@ -189,11 +227,8 @@ async fn inject(req: Request<Incoming>, fault: Fault, stall: Duration) -> Result
         tokio::time::sleep(stall).await;
     }
     let _ = body.collect().await;
-    let (status, xml) = faults::answer(fault).expect("every fault but a reset answers");
-    let mut response = Response::new(s3s::Body::from(Bytes::from_static(xml.as_bytes())));
-    *response.status_mut() = StatusCode::from_u16(status).expect("valid status");
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
-    Ok(response)
+    let (status, xml) = faults::answer(fault).expect("every fault but a reset or corruption answers");
+    Ok(s3_error(StatusCode::from_u16(status).expect("valid status"), xml))
 }
 
 type StoreResponse = Response<s3s::Body>;

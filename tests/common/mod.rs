@@ -62,6 +62,14 @@ export function callbacks(api, options) {
     };
   }
   if (options.throwOnCreate) backend.createMultipartUpload = () => { throw options.throwOnCreate; };
+  if (options.reportChecksum) {
+    // A store (or backend) that reports another object checksum than the file's.
+    backend.completeMultipartUpload = r => post("/multipart/complete", r).then(a => ({ ...a, checksum: options.reportChecksum }));
+  }
+  if (options.noChecksums) {
+    // A backend that predates checksums: it neither creates uploads with them nor signs them.
+    backend.createMultipartUpload = f => post("/multipart", { ...f, checksumAlgorithm: undefined });
+  }
   return { backend, calls };
 }
 "#)]
@@ -200,6 +208,7 @@ pub struct Report {
     pub total: f64,
     pub state: String,
     pub restarted: bool,
+    pub hashed: f64,
 }
 
 /// Progress reports of one upload, in order.
@@ -214,7 +223,8 @@ impl ProgressLog {
             let state = get(&p, "state").as_string().unwrap();
             let restarted = get(&p, "restarted").as_bool().expect("every report says whether it restarted");
             let (loaded, total) = (get(&p, "loaded").as_f64().unwrap(), get(&p, "total").as_f64().unwrap());
-            log.borrow_mut().push(Report { loaded, total, state, restarted });
+            let hashed = get(&p, "hashed").as_f64().expect("every report says how much is hashed");
+            log.borrow_mut().push(Report { loaded, total, state, restarted, hashed });
         })
     }
 
