@@ -121,13 +121,16 @@ async fn without_checksums_the_same_corruption_is_stored_unnoticed() {
 #[wasm_bindgen_test]
 async fn a_store_reporting_another_object_checksum_fails_with_checksum_mismatch() {
     set_faults(&faults_app(), "null").await;
-    let cb = callbacks(&faults_api(), &json(r#"{"reportChecksum": "AAAAAA=="}"#));
-    let up = uploader(object(&[("backend", get(&cb, "backend"))]));
-    let file = file_of(2 * PART, 52, "contradicted.bin", "");
-    let error = upload(&up, &file, JsValue::UNDEFINED).await.expect_err("a contradicting store is an error");
-    assert_eq!(code_of(&error), "checksum_mismatch");
-    let message = message_of(&error);
-    assert!(message.contains("AAAAAA==") && message.contains("CRC32C"), "{message}");
+    // The store answers a full-object CRC32C and a composite SHA-256 (`...-N`): both compared.
+    for (name, reported) in [("crc32c", "AAAAAA=="), ("sha256", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=-2")] {
+        let cb = callbacks(&faults_api(), &object(&[("reportChecksum", reported.into())]));
+        let up = uploader(object(&[("backend", get(&cb, "backend")), ("checksum", name.into())]));
+        let file = file_of(2 * PART, 52, "contradicted.bin", "");
+        let error = upload(&up, &file, JsValue::UNDEFINED).await.expect_err("a contradicting store is an error");
+        assert_eq!(code_of(&error), "checksum_mismatch", "{name}");
+        let message = message_of(&error);
+        assert!(message.contains(reported) && message.contains(&name.to_uppercase()), "{message}");
+    }
 }
 
 #[wasm_bindgen_test]

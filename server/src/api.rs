@@ -4,6 +4,7 @@
 
 use crate::policy::{Refusal, UploadPolicy};
 use crate::registry::{OpenUpload, Registry};
+use crate::xml::{escape, xml_text};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -359,11 +360,6 @@ fn complete_body(parts: &[PartRef], algorithm: Option<ChecksumAlgorithm>) -> Res
     Ok(body)
 }
 
-/// `text` with XML's special characters escaped.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
 /// `POST /multipart/abort`: abandons an upload and frees its parts.
 pub async fn abort(State(st): State<Arc<AppState>>, Json(req): Json<UploadRef>) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req)?;
@@ -455,14 +451,6 @@ async fn send(request: reqwest::RequestBuilder, operation: &str) -> Result<Strin
 /// The `<Code>` of an S3 XML error body.
 fn error_code(body: &str) -> Option<&str> {
     xml_text(body, "Code")
-}
-
-/// The text of the first `<name>` element in `xml`.
-fn xml_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{name}>"))? + start;
-    Some(&xml[start..end])
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ mod api;
 mod faults;
 mod policy;
 mod registry;
+mod s3_gaps;
 mod store;
+mod xml;
 
 use api::{AppState, S3Target};
 use axum::Router;

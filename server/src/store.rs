@@ -1,7 +1,9 @@
 //! The embedded S3-compatible store: `s3s-fs` (which verifies SigV4 signatures, presigned ones
-//! included) on a loopback port, behind a CORS layer modelled on an S3 bucket CORS rule.
+//! included) on a loopback port, behind a CORS layer modelled on an S3 bucket CORS rule, with
+//! the checks S3 makes and s3s-fs does not filled in ([`crate::s3_gaps`]).
 
 use crate::faults::{self, Fault, Faults};
+use crate::s3_gaps::{S3Gaps, StoreResponse, s3_error};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -9,7 +11,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3_direct_upload::checksum::{ChecksumAlgorithm, base64, digest};
 use s3s::auth::SimpleAuth;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use std::net::SocketAddr;
@@ -81,7 +82,7 @@ pub async fn start(
     let fs = s3s_fs::FileSystem::new(data_dir).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     let mut builder = S3ServiceBuilder::new(fs);
     builder.set_auth(SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
-    let store = Store { s3: builder.build(), cors: Arc::new(cors), faults };
+    let store = Store { s3: builder.build(), cors: Arc::new(cors), faults, gaps: Arc::default() };
 
     let mut listener = TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
@@ -109,6 +110,7 @@ struct Store {
     s3: S3Service,
     cors: Arc<CorsRule>,
     faults: Option<Arc<Faults>>,
+    gaps: Arc<S3Gaps>,
 }
 
 impl Store {
@@ -146,13 +148,11 @@ impl Store {
         let upload_id = part_upload_id(&req);
         let part_of = self.faults.as_ref().zip(upload_id.as_deref());
         let fault = part_of.as_ref().and_then(|(faults, id)| faults.on_part_request(id));
+        let is_part = upload_id.is_some();
         let mut response = match fault {
-            Some((Fault::Corrupt, _)) => self.forward_part(req, true).await?,
+            Some((Fault::Corrupt, _)) => self.gaps.call(&self.s3, req, is_part, true).await?,
             Some((fault, stall)) => inject(req, fault, stall).await?,
-            None if upload_id.is_some() && req.headers().contains_key("content-md5") => {
-                self.forward_part(req, false).await?
-            }
-            None => self.s3.call(req.map(s3s::Body::from)).await?,
+            None => self.gaps.call(&self.s3, req, is_part, false).await?,
         };
         if let Some((faults, id)) = &part_of
             && response.status().is_success()
@@ -169,38 +169,6 @@ impl Store {
         }
         Ok(response)
     }
-}
-
-impl Store {
-    /// Passes an `UploadPart` on to s3s-fs, read whole first: to flip a byte of it when
-    /// `corrupt` (a fault), and to check its `Content-MD5`, which s3s-fs checks for PutObject
-    /// but not for UploadPart. (S3 would check the signature first; a request failing both
-    /// checks gets `BadDigest` here instead of a 403.)
-    async fn forward_part(&self, req: Request<Incoming>, corrupt: bool) -> Result<StoreResponse, s3s::HttpError> {
-        let (head, body) = req.into_parts();
-        let collected = body.collect().await.map_err(|e| s3s::HttpError::from_std_error(e.into()))?;
-        let mut bytes = collected.to_bytes().to_vec();
-        let middle = bytes.len() / 2;
-        if corrupt && let Some(middle) = bytes.get_mut(middle) {
-            *middle ^= 0xff;
-        }
-        let md5 = head.headers.get("content-md5").map(HeaderValue::as_bytes);
-        if md5.is_some_and(|md5| md5 != base64(&digest(ChecksumAlgorithm::Md5, &bytes)).as_bytes()) {
-            return Ok(s3_error(
-                StatusCode::BAD_REQUEST,
-                "<Error><Code>BadDigest</Code><Message>The Content-MD5 you specified did not match what we received.</Message></Error>",
-            ));
-        }
-        self.s3.call(Request::from_parts(head, s3s::Body::from(Bytes::from(bytes)))).await
-    }
-}
-
-/// An S3 XML error answer.
-fn s3_error(status: StatusCode, xml: &'static str) -> StoreResponse {
-    let mut response = Response::new(s3s::Body::from(Bytes::from_static(xml.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
-    response
 }
 
 /// The upload id of an `UploadPart` request (`PUT ...?partNumber=N&uploadId=ID`).
@@ -230,8 +198,6 @@ async fn inject(req: Request<Incoming>, fault: Fault, stall: Duration) -> Result
     let (status, xml) = faults::answer(fault).expect("every fault but a reset or corruption answers");
     Ok(s3_error(StatusCode::from_u16(status).expect("valid status"), xml))
 }
-
-type StoreResponse = Response<s3s::Body>;
 
 /// Answers a CORS preflight the way S3 does: 200 with the grants, or 403 when no rule matches.
 fn preflight(req: &Request<Incoming>, origin: Option<&str>, cors: &CorsRule) -> StoreResponse {
