@@ -118,7 +118,7 @@ async fn complete_composite(
 /// A response with its body read (as text), and the same response rebuilt around that text.
 async fn collected(response: StoreResponse) -> Result<(StoreResponse, String), s3s::HttpError> {
     let (head, body) = response.into_parts();
-    let bytes = body.collect().await.map_err(|e| s3s::HttpError::from_std_error(e))?.to_bytes();
+    let bytes = body.collect().await.map_err(s3s::HttpError::from_std_error)?.to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     Ok((Response::from_parts(head, s3s::Body::from(bytes)), text))
 }
