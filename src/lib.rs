@@ -25,4 +25,4 @@ pub mod upload;
 mod js;
 mod web;
 
-pub use js::{Upload, UploadOptionsJs, Uploader, UploaderOptionsJs};
+pub use js::{Checksum, Upload, UploadOptionsJs, Uploader, UploaderOptionsJs};

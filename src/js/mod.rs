@@ -1,9 +1,9 @@
-//! The JS-facing surface: the `Uploader` class, the `Upload` handle, option parsing and the
-//! hand-written TypeScript definitions. A thin shell over `crate::upload`.
+//! The JS-facing surface: the `Uploader` class, the `Upload` handle, the `Checksum` class,
+//! option parsing and the hand-written TypeScript definitions. A thin shell over `crate::upload`.
 
 mod options;
 
-use crate::checksum::ChecksumAlgorithm;
+use crate::checksum::{ChecksumAlgorithm, Hasher, base64};
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
@@ -262,5 +262,36 @@ impl Upload {
             let _ = done.await;
             Ok(JsValue::UNDEFINED)
         })
+    }
+}
+
+/// The checksum the uploader sends with a part, for any bytes: feed them with `update`, then
+/// read the base64 value once with `digest`. Hashes in wasm, as the uploader does.
+#[wasm_bindgen]
+pub struct Checksum(Hasher);
+
+#[wasm_bindgen]
+impl Checksum {
+    /// A checksum of nothing yet with `algorithm`: "crc32c", "crc32", "sha256", "sha1" or "md5".
+    /// Throws `invalid_option` for any other name.
+    #[wasm_bindgen(constructor)]
+    pub fn new(algorithm: &str) -> Result<Checksum, JsValue> {
+        let algorithm = ChecksumAlgorithm::parse(algorithm).ok_or_else(|| {
+            to_js_error(UploadError::new(
+                ErrorCode::InvalidOption,
+                format!("no checksum algorithm {algorithm:?}; use crc32c, crc32, sha256, sha1 or md5"),
+            ))
+        })?;
+        Ok(Checksum(Hasher::new(algorithm)))
+    }
+
+    /// Feeds the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The checksum of everything fed, base64-encoded as S3 writes it. Frees the object.
+    pub fn digest(self) -> String {
+        base64(&self.0.finish())
     }
 }

@@ -8,6 +8,7 @@ export type UploadErrorCode =
   | "backend_error"
   | "part_upload_failed"
   | "etag_not_exposed"
+  | "checksum_mismatch"
   | "aborted";
 
 /** The `Error` this library throws or rejects with. Branch on `code`, show `message`. */
@@ -47,6 +48,25 @@ export interface UploadProgress {
    * will be sent again (only with `transport: "xhr"`, which counts bytes in flight).
    */
   restarted: boolean;
+  /**
+   * Bytes read and checksummed so far (0 with `checksum: false`). Hashing runs ahead of
+   * sending; while it is the slower of the two, this is what moves.
+   */
+  hashed: number;
+}
+
+/** A checksum algorithm, as S3 names it. */
+export type ChecksumAlgorithmName = "CRC32C" | "CRC32" | "SHA256" | "SHA1" | "MD5";
+
+/**
+ * An object checksum: the whole object's CRC (`FULL_OBJECT`), the hash of the part hashes with
+ * `-N` appended (`COMPOSITE`, SHA-1 and SHA-256), or for MD5 the multipart ETag.
+ */
+export interface ObjectChecksum {
+  algorithm: ChecksumAlgorithmName;
+  type: "FULL_OBJECT" | "COMPOSITE";
+  /** base64 (hex for MD5). */
+  value: string;
 }
 
 /** What `upload.done` resolves with. */
@@ -62,6 +82,12 @@ export interface UploadResult {
   uploadId: string | null;
   /** Number of parts (multipart uploads only). */
   parts: number | null;
+  /**
+   * The object's checksum, computed from the file. Present when the store checked every part
+   * against its checksum (and the object against this, where it reports one); null when the
+   * backend did not sign checksums or `checksum: false`.
+   */
+  checksum: ObjectChecksum | null;
 }
 
 /** The file as the backend is asked to authorize it. */
@@ -72,6 +98,10 @@ export interface FileDescription {
   /** The key the page would like; the backend decides. */
   key?: string;
   metadata: Record<string, string>;
+  /** The checksum algorithm the parts will carry. A backend that supports checksums creates the upload with it and echoes it. */
+  checksumAlgorithm?: ChecksumAlgorithmName;
+  /** The file's checksum (base64), when signing a single PUT: sign it in as the algorithm's header. */
+  checksum?: string;
 }
 
 /** A presigned request: send exactly these headers, they are part of the signature. */
@@ -83,6 +113,8 @@ export interface SignedRequest {
 export interface MultipartSession {
   key: string;
   uploadId: string;
+  /** Echo the requested algorithm when the upload was created with it; leave out if checksums are not supported. */
+  checksumAlgorithm?: ChecksumAlgorithmName | null;
 }
 
 export interface SignedPart extends SignedRequest {
@@ -92,6 +124,8 @@ export interface SignedPart extends SignedRequest {
 export interface CompletedPart {
   partNumber: number;
   etag: string;
+  /** The part's checksum (base64), for the CompleteMultipartUpload body. */
+  checksum?: string;
 }
 
 /**
@@ -100,12 +134,17 @@ export interface CompletedPart {
  */
 export interface BackendCallbacks {
   createMultipartUpload?: (file: FileDescription) => MultipartSession | Promise<MultipartSession>;
-  /** Signs several parts at once (preferred: fewer round trips). */
-  signParts?: (request: MultipartSession & { partNumbers: number[] }) =>
+  /**
+   * Signs several parts at once (preferred: fewer round trips). With checksums, `checksums[i]`
+   * is part `partNumbers[i]`'s (base64): sign it in as the algorithm's header
+   * (`x-amz-checksum-crc32c`, ..., or `content-md5`) and return that header in `headers`.
+   */
+  signParts?: (request: MultipartSession & { partNumbers: number[]; checksums?: string[] }) =>
     { parts: SignedPart[] } | SignedPart[] | Promise<{ parts: SignedPart[] } | SignedPart[]>;
   /** Signs one part; used when `signParts` is not given. */
-  signPart?: (request: MultipartSession & { partNumber: number }) => SignedRequest | Promise<SignedRequest>;
-  completeMultipartUpload?: (request: MultipartSession & { parts: CompletedPart[] }) =>
+  signPart?: (request: MultipartSession & { partNumber: number; checksum?: string }) =>
+    SignedRequest | Promise<SignedRequest>;
+  completeMultipartUpload?: (request: MultipartSession & { parts: CompletedPart[]; checksum?: ObjectChecksum }) =>
     CompletedObject | void | Promise<CompletedObject | void>;
   abortMultipartUpload?: (request: MultipartSession) => unknown;
   /** The parts the store holds; needed to resume an upload after a page reload. */
@@ -140,6 +179,10 @@ export interface CompletedObject {
   location?: string;
   etag?: string;
   displayUrl?: string;
+  /** The object checksum the store reported on completion, passed on unchanged. */
+  checksum?: string | null;
+  /** `FULL_OBJECT` or `COMPOSITE`, as the store reported it. */
+  checksumType?: string | null;
 }
 
 export interface SignedPut extends SignedRequest {
@@ -179,6 +222,11 @@ export interface UploaderOptions {
    * after a reload, sends only its missing parts. Needs a backend that lists parts. Default true.
    */
   resume?: boolean;
+  /**
+   * The checksum each part carries, computed in wasm and checked by the store: "crc32c"
+   * (default), "crc32", "sha256", "sha1", "md5" (sent as Content-MD5), or false for none.
+   */
+  checksum?: "crc32c" | "crc32" | "sha256" | "sha1" | "md5" | false;
   /** Called with the progress of every file. */
   onProgress?: (progress: UploadProgress) => void;
 }

@@ -74,11 +74,6 @@ impl PartHashes {
         Ok(())
     }
 
-    /// How many parts, counted in hashing order, are hashed.
-    pub(super) fn hashed(&self) -> usize {
-        self.done.get()
-    }
-
     /// Part `number`'s checksum (base64), once it is hashed.
     pub(super) async fn checksum_of(&self, number: u32) -> String {
         let position = self.order.iter().position(|&n| n == number).expect("every part is hashed");

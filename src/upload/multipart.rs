@@ -254,9 +254,6 @@ impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
     /// it is not ready. Parts waiting for the same batch
     /// wait on the lock instead of asking again.
     async fn request_for(&self, number: u32, resign: bool) -> Result<SignedRequest, UploadError> {
-        if let Some(hashes) = self.hashes {
-            hashes.checksum_of(number).await;
-        }
         let mut state = self.state.lock().await;
         let cached = state.ready.remove(&number);
         if let Some(request) = cached.filter(|r| !resign && !is_expiring(&r.url, self.cx.runtime.now_ms())) {
@@ -264,15 +261,16 @@ impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
         }
         let position = self.order.iter().position(|&n| n == number);
         // The next batch of never-signed parts, or this part alone when it was signed before.
-        // With checksums, only parts already hashed can be signed (hashing follows `order`).
-        let hashed = self.hashes.map_or(usize::MAX, PartHashes::hashed);
         let (numbers, signed_after) = match position {
             Some(at) if at >= state.signed => {
-                let end = (state.signed + self.batch as usize).min(hashed).max(at + 1).min(self.order.len());
+                let end = (state.signed + self.batch as usize).max(at + 1).min(self.order.len());
                 (self.order[state.signed..end].to_vec(), end)
             }
             _ => (vec![number], state.signed),
         };
+        // With checksums, the batch is signed once all of it is hashed: hashing runs ahead in
+        // `order`, so this costs the first batch a short wait and later ones none, and keeps
+        // one signing request per batch however slow hashing is.
         let mut checksums = Vec::new();
         if let Some(hashes) = self.hashes {
             for &n in &numbers {

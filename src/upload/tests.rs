@@ -791,3 +791,11 @@ fn hashing_waits_while_paused() {
     assert_eq!(while_paused, 0, "nothing read while paused");
     assert!(result.unwrap().checksum.is_some());
 }
+
+#[test]
+fn checksummed_parts_are_signed_in_batches_however_slow_hashing_is() {
+    // The fake source yields once per 1 MiB chunk: hashing is slower than signing here.
+    let h = with_checksums(ChecksumAlgorithm::Crc32c);
+    h.run(60 * MIB).unwrap(); // 12 parts, batches of 12 at concurrency 6
+    assert_eq!(h.backend.sign_calls.borrow().clone(), vec![(1..=12).collect::<Vec<u32>>()]);
+}

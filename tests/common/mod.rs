@@ -51,7 +51,7 @@ export function callbacks(api, options) {
   };
   if (options.perPart) {
     // The per-part style of many existing backends: one URL a call.
-    backend.signPart = r => { calls.sign += 1; return post("/multipart/sign", { key: r.key, uploadId: r.uploadId, partNumbers: [r.partNumber] }).then(a => a.parts[0]); };
+    backend.signPart = r => { calls.sign += 1; return post("/multipart/sign", { key: r.key, uploadId: r.uploadId, partNumbers: [r.partNumber], checksums: r.checksum && [r.checksum] }).then(a => a.parts[0]); };
   } else {
     backend.signParts = r => {
       calls.sign += 1;

@@ -1,0 +1,62 @@
+// Hashing throughput in headless Chromium: the wasm checksums (the `Checksum` class, the code the
+// uploader hashes parts with) against well-known JS implementations, on the same random bytes,
+// interleaved, several rounds each; every digest is checked to agree. Serves the repository root
+// on a loopback port for the page (bench/hashing.html). Writes bench/results/hashing.json and
+// prints a table. Env: BENCH_MIB (input size, default 64), BENCH_ROUNDS (default 5).
+// Run through scripts/bench-hashing.sh, which builds pkg/ first.
+import { chromium } from "playwright-core";
+import { createServer } from "node:http";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { extname, join, normalize, resolve } from "node:path";
+
+const MIB = Number(process.env.BENCH_MIB ?? 64);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const root = resolve(import.meta.dirname, "..");
+const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+
+const server = createServer(async (req, res) => {
+  const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+  const file = join(root, path);
+  if (!file.startsWith(root + "/") || !(path.startsWith("/bench/") || path.startsWith("/pkg/"))) {
+    res.writeHead(404).end();
+    return;
+  }
+  try {
+    const body = await readFile(file);
+    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(body);
+  } catch {
+    res.writeHead(404).end();
+  }
+});
+await new Promise((ready) => server.listen(0, "127.0.0.1", ready));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+const webdriver = JSON.parse(await readFile(join(root, "webdriver.json")));
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: webdriver["goog:chromeOptions"].args.filter((a) => !a.startsWith("--headless")),
+  headless: true,
+});
+let results;
+try {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  await page.goto(`${origin}/bench/hashing.html`);
+  await page.waitForFunction(() => window.benchReady === true, null, { timeout: 30_000 });
+  results = await page.evaluate(([mib, rounds]) => window.runBench(mib, rounds), [MIB, ROUNDS]);
+  results = { chromium: browser.version(), mib: MIB, rounds: ROUNDS, algorithms: results };
+} finally {
+  await browser.close();
+  server.close();
+}
+
+await mkdir(join(root, "bench/results"), { recursive: true });
+await writeFile(join(root, "bench/results/hashing.json"), JSON.stringify(results, null, 2) + "\n");
+const fmt = (x) => (x === null ? "–" : x.toFixed(0));
+console.log(`Hashing ${MIB} MiB in 1 MiB chunks, median of ${ROUNDS} rounds, Chromium ${results.chromium} (MiB/s):\n`);
+console.log("| algorithm | s3-direct-upload (wasm) | JS anchor | anchor library | wasm ÷ anchor | WebCrypto (one-shot) |");
+console.log("|---|---|---|---|---|---|");
+for (const [name, r] of Object.entries(results.algorithms)) {
+  const { wasm, anchor, webCrypto } = r.mibPerSecond;
+  console.log(`| ${name} | ${fmt(wasm)} | ${fmt(anchor)} | ${r.anchor} | ${(wasm / anchor).toFixed(2)}× | ${fmt(webCrypto)} |`);
+}
