@@ -2,12 +2,13 @@
 // uploader hashes parts with) against well-known JS implementations, on the same random bytes,
 // interleaved, several rounds each; every digest is checked to agree. Serves the repository root
 // on a loopback port for the page (bench/hashing.html). Writes bench/results/hashing.json and
-// prints a table. Env: BENCH_MIB (input size, default 64), BENCH_ROUNDS (default 5).
+// prints a table. Env: BENCH_MIB (input size, default 64), BENCH_ROUNDS (default 5), BENCH_OUT
+// (where the JSON goes, default bench/results/hashing.json).
 // Run through scripts/bench-hashing.sh, which builds pkg/ first.
 import { chromium } from "playwright-core";
 import { createServer } from "node:http";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { extname, join, normalize, resolve } from "node:path";
+import { dirname, extname, join, normalize, resolve } from "node:path";
 
 const MIB = Number(process.env.BENCH_MIB ?? 64);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -50,8 +51,9 @@ try {
   server.close();
 }
 
-await mkdir(join(root, "bench/results"), { recursive: true });
-await writeFile(join(root, "bench/results/hashing.json"), JSON.stringify(results, null, 2) + "\n");
+const out = resolve(root, process.env.BENCH_OUT ?? "bench/results/hashing.json");
+await mkdir(dirname(out), { recursive: true });
+await writeFile(out, JSON.stringify(results, null, 2) + "\n");
 const fmt = (x) => (x === null ? "–" : x.toFixed(0));
 console.log(`Hashing ${MIB} MiB in 1 MiB chunks, median of ${ROUNDS} rounds, Chromium ${results.chromium} (MiB/s):\n`);
 console.log("| algorithm | s3-direct-upload (wasm) | JS anchor | anchor library | wasm ÷ anchor | WebCrypto (one-shot) |");

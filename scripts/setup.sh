@@ -55,4 +55,10 @@ if [ ! -d e2e/node_modules/playwright-core ] || [ ! -x e2e/node_modules/.bin/tsc
   log "installing e2e npm packages"
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# npm packages of the benchmarks: the JS implementations measured against, and playwright-core.
+if [ ! -d bench/node_modules/@noble/hashes ] || [ ! -d bench/node_modules/playwright-core ]; then
+  log "installing benchmark npm packages"
+  (cd bench && npm ci --no-audit --no-fund --loglevel=error)
+fi
 log "ready"

@@ -27,6 +27,9 @@ build_server
 step "TypeScript: examples/typed.ts compiles with --strict against the shipped definitions"
 e2e/node_modules/.bin/tsc -p examples/tsconfig.json && echo "types: ok"
 
+step "checksums: wasm and JS implementations agree in Chromium (the hashing benchmark, briefly)"
+BENCH_MIB=4 BENCH_ROUNDS=1 BENCH_OUT=.tmp/hashing-smoke.json node bench/hashing.mjs
+
 step "npm package: what npm pack ships"
 node e2e/pack.mjs
 
