@@ -3,7 +3,7 @@
 //! Both speak the same request and answer shapes (camelCase JSON), documented in the README.
 
 use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
-use crate::checksum::ObjectChecksum;
+use crate::checksum::{ChecksumAlgorithm, ObjectChecksum};
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, RetryAction, classify};
 use crate::upload::{
@@ -24,6 +24,9 @@ struct SignPartsRequest<'a> {
     key: &'a str,
     upload_id: &'a str,
     part_numbers: &'a [u32],
+    /// The upload's checksum algorithm, for backends that keep no record of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksum_algorithm: Option<ChecksumAlgorithm>,
     /// `checksums[i]` is part `part_numbers[i]`'s checksum, to sign into its URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     checksums: Option<&'a [String]>,
@@ -35,6 +38,8 @@ struct SignPartRequest<'a> {
     key: &'a str,
     upload_id: &'a str,
     part_number: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksum_algorithm: Option<ChecksumAlgorithm>,
     #[serde(skip_serializing_if = "Option::is_none")]
     checksum: Option<&'a str>,
 }
@@ -173,8 +178,13 @@ impl Backend for HttpBackend {
         numbers: &[u32],
         checksums: Option<&[String]>,
     ) -> Result<Vec<SignedPart>, UploadError> {
-        let request =
-            SignPartsRequest { key: &session.key, upload_id: &session.upload_id, part_numbers: numbers, checksums };
+        let request = SignPartsRequest {
+            key: &session.key,
+            upload_id: &session.upload_id,
+            part_numbers: numbers,
+            checksum_algorithm: session.checksum_algorithm,
+            checksums,
+        };
         self.post::<PartsAnswer<SignedPart>>("/multipart/sign", &request).await.map(PartsAnswer::into_parts)
     }
 
@@ -270,14 +280,25 @@ impl Backend for CallbackBackend {
         checksums: Option<&[String]>,
     ) -> Result<Vec<SignedPart>, UploadError> {
         if self.sign_parts.is_some() || self.sign_part.is_none() {
-            let request =
-                SignPartsRequest { key: &session.key, upload_id: &session.upload_id, part_numbers: numbers, checksums };
+            let request = SignPartsRequest {
+                key: &session.key,
+                upload_id: &session.upload_id,
+                part_numbers: numbers,
+                checksum_algorithm: session.checksum_algorithm,
+                checksums,
+            };
             let answer: PartsAnswer<SignedPart> = Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
             return Ok(answer.into_parts());
         }
         try_join_all(numbers.iter().enumerate().map(|(i, &part_number)| async move {
             let checksum = checksums.map(|c| c[i].as_str());
-            let request = SignPartRequest { key: &session.key, upload_id: &session.upload_id, part_number, checksum };
+            let request = SignPartRequest {
+                key: &session.key,
+                upload_id: &session.upload_id,
+                part_number,
+                checksum_algorithm: session.checksum_algorithm,
+                checksum,
+            };
             let signed: SignedRequest = Self::call("signPart", self.sign_part.as_ref(), &request).await?;
             Ok(SignedPart { part_number, request: signed })
         }))
