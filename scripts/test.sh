@@ -17,7 +17,7 @@ cargo clippy -p s3-direct-upload --target wasm32-unknown-unknown --all-targets -
 RUSTDOCFLAGS="-D warnings" cargo doc -p s3-direct-upload --no-deps --quiet
 
 step "native unit tests"
-cargo test -p s3-direct-upload --lib
+cargo test -p s3-direct-upload --lib --test checksum_vectors
 cargo test -p reference-server --profile server
 
 step "build"

@@ -14,14 +14,6 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn faults_app() -> String {
-    server(option_env!("S3DU_TEST_APP_FAULTS"))
-}
-
-fn faults_api() -> String {
-    format!("{}/api/uploads", faults_app())
-}
-
 /// Options that detect a stalled part within about 2 s; retries keep their defaults.
 fn quick_options(listener: &Closure<dyn Fn(JsValue)>) -> JsValue {
     let options = json(r#"{"stallTimeoutMs": 1500, "minBytesPerSecond": 20000000}"#);

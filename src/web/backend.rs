@@ -32,6 +32,18 @@ struct SignPartsRequest<'a> {
     checksums: Option<&'a [String]>,
 }
 
+impl<'a> SignPartsRequest<'a> {
+    fn new(session: &'a MultipartSession, part_numbers: &'a [u32], checksums: Option<&'a [String]>) -> Self {
+        SignPartsRequest {
+            key: &session.key,
+            upload_id: &session.upload_id,
+            part_numbers,
+            checksum_algorithm: session.checksum_algorithm,
+            checksums,
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignPartRequest<'a> {
@@ -178,13 +190,7 @@ impl Backend for HttpBackend {
         numbers: &[u32],
         checksums: Option<&[String]>,
     ) -> Result<Vec<SignedPart>, UploadError> {
-        let request = SignPartsRequest {
-            key: &session.key,
-            upload_id: &session.upload_id,
-            part_numbers: numbers,
-            checksum_algorithm: session.checksum_algorithm,
-            checksums,
-        };
+        let request = SignPartsRequest::new(session, numbers, checksums);
         self.post::<PartsAnswer<SignedPart>>("/multipart/sign", &request).await.map(PartsAnswer::into_parts)
     }
 
@@ -280,13 +286,7 @@ impl Backend for CallbackBackend {
         checksums: Option<&[String]>,
     ) -> Result<Vec<SignedPart>, UploadError> {
         if self.sign_parts.is_some() || self.sign_part.is_none() {
-            let request = SignPartsRequest {
-                key: &session.key,
-                upload_id: &session.upload_id,
-                part_numbers: numbers,
-                checksum_algorithm: session.checksum_algorithm,
-                checksums,
-            };
+            let request = SignPartsRequest::new(session, numbers, checksums);
             let answer: PartsAnswer<SignedPart> = Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
             return Ok(answer.into_parts());
         }

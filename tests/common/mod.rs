@@ -27,6 +27,16 @@ pub fn api() -> String {
     format!("{}/api/uploads", app())
 }
 
+/// The server whose store fails on purpose (fault plans are server-wide, so only the
+/// reliability and integrity tests use it, one test at a time).
+pub fn faults_app() -> String {
+    server(option_env!("S3DU_TEST_APP_FAULTS"))
+}
+
+pub fn faults_api() -> String {
+    format!("{}/api/uploads", faults_app())
+}
+
 #[wasm_bindgen(inline_js = r#"
 export function post_json(url, body) {
   return fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
