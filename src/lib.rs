@@ -5,16 +5,19 @@
 //!
 //! Module map:
 //! - [`checksum`]: part and whole-object checksums as S3 computes them (pure).
+//! - [`endpoint`]: bucket and object URLs on AWS (regional, dual-stack, accelerated) or custom
+//!   endpoints, virtual-hosted or path-style (pure).
 //! - [`plan`]: how a file is cut into parts under the S3 limits (pure).
 //! - [`progress`]: loaded/total, speed, ETA and report throttling (pure).
 //! - [`retry`]: which failures are retried, backoff with jitter, time and count bounds (pure).
-//! - [`sigv4`]: what the uploader reads from SigV4 presigned URLs, such as their expiry (pure).
+//! - [`sigv4`]: SigV4 signing of requests, URLs and POST policies, and presigned URL expiry (pure).
 //! - [`upload`]: the orchestrator, generic over backend, transport and source (pure).
 //! - [`error`]: the error type and its stable codes.
 //! - `web`: browser edges: `Blob` slicing, `fetch`, the JSON and callback backends.
 //! - `js`: the JS-facing `Uploader` class and its TypeScript definitions.
 
 pub mod checksum;
+pub mod endpoint;
 pub mod error;
 pub mod plan;
 pub mod progress;
