@@ -2,13 +2,17 @@
 //! uploads, and sign single PUTs. Every request is checked against the [`UploadPolicy`] and the
 //! uploads this server opened before anything is signed.
 
+use crate::auth::{Authenticator, Quotas};
 use crate::policy::{Refusal, UploadPolicy};
 use crate::registry::{OpenUpload, Registry};
 use crate::xml::{escape, xml_text};
-use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use rusty_s3::actions::CompleteMultipartUploadResponse;
 use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Bucket, Credentials, S3Action};
@@ -46,6 +50,10 @@ pub struct AppState {
     pub policy: UploadPolicy,
     /// Open multipart uploads by upload id.
     pub open: Registry,
+    /// Who callers are.
+    pub auth: Box<dyn Authenticator>,
+    /// How much each may upload.
+    pub quotas: Quotas,
 }
 
 /// An API failure: status and a message for the page, as `{"error": "..."}`.
@@ -191,19 +199,62 @@ impl AppState {
         self.s3.bucket.object_url(key).to_string()
     }
 
-    /// The open upload `r` names, if it is one of ours and the key matches.
-    fn open_upload(&self, r: &UploadRef) -> Result<OpenUpload, ApiError> {
+    /// The open upload `r` names, if it is one of ours, the caller's, and the key matches.
+    fn open_upload(&self, r: &UploadRef, caller: &Caller) -> Result<OpenUpload, ApiError> {
         match self.open.get(&r.upload_id) {
-            Some(upload) if upload.key == r.key && self.policy.owns(&r.key) => Ok(upload),
-            _ => Err(ApiError(StatusCode::NOT_FOUND, "no open upload with this key and uploadId".into())),
+            Some(upload) if upload.key == r.key && upload.owner == caller.user && caller.policy.owns(&r.key) => {
+                Ok(upload)
+            }
+            _ => Err(ApiError(StatusCode::NOT_FOUND, "no open upload of yours with this key and uploadId".into())),
         }
     }
 }
 
+/// Who is calling, as the [`Authenticator`] proved it, and the policy that applies to them:
+/// with authentication on, their keys live under `PREFIX<user>/`.
+pub struct Caller {
+    /// The user, or `None` when authentication is off.
+    user: Option<String>,
+    /// The server's policy with the caller's own key prefix.
+    policy: UploadPolicy,
+}
+
+impl Caller {
+    /// The name quotas are counted under.
+    fn name(&self) -> &str {
+        self.user.as_deref().unwrap_or("anonymous")
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
+        let user = st.auth.user(&parts.headers)?;
+        Ok(Caller { policy: st.policy.for_user(user.as_deref()), user })
+    }
+}
+
+/// The upload API's routes, to be nested under `/api/uploads`.
+pub fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/multipart", post(create))
+        .route("/multipart/sign", post(sign_parts))
+        .route("/multipart/complete", post(complete))
+        .route("/multipart/abort", post(abort))
+        .route("/multipart/list", post(list_parts))
+        .route("/put", post(sign_put))
+        .with_state(state)
+}
+
 /// `POST /multipart`: creates a multipart upload.
-pub async fn create(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest>) -> Result<Json<Value>, ApiError> {
+pub async fn create(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<FileRequest>,
+) -> Result<Json<Value>, ApiError> {
     check_metadata(&req.metadata)?;
-    let key = st.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
+    let key = caller.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
     if st.open.len() >= MAX_OPEN_UPLOADS {
         return Err(ApiError(StatusCode::TOO_MANY_REQUESTS, "too many open uploads; complete or abort some".into()));
     }
@@ -217,20 +268,23 @@ pub async fn create(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest
     for (name, value) in &headers {
         request = request.header(name, value);
     }
+    st.quotas.charge(caller.name(), req.size)?;
     let body = send(request, "CreateMultipartUpload").await?;
     let parsed = CreateMultipartUpload::parse_response(&body).map_err(|e| store_failed("CreateMultipartUpload", e))?;
     let upload_id = parsed.upload_id().to_owned();
     let checksum_algorithm = req.checksum_algorithm;
-    st.open.insert(upload_id.clone(), OpenUpload { key: key.clone(), size: req.size, checksum_algorithm });
+    let upload = OpenUpload { key: key.clone(), size: req.size, checksum_algorithm, owner: caller.user };
+    st.open.insert(upload_id.clone(), upload);
     Ok(Json(json!({ "key": key, "uploadId": upload_id, "checksumAlgorithm": checksum_algorithm })))
 }
 
 /// `POST /multipart/sign`: presigns `UploadPart` for a batch of part numbers.
 pub async fn sign_parts(
     State(st): State<Arc<AppState>>,
+    caller: Caller,
     Json(req): Json<SignRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let upload = st.open_upload(&req.upload)?;
+    let upload = st.open_upload(&req.upload, &caller)?;
     let most_parts = upload.size.div_ceil(MIN_PART_SIZE).clamp(1, 10_000);
     if req.part_numbers.is_empty() || req.part_numbers.len() > MAX_SIGN_BATCH {
         return Err(bad_request(format!("partNumbers must list 1 to {MAX_SIGN_BATCH} parts")));
@@ -279,9 +333,10 @@ pub async fn sign_parts(
 /// `POST /multipart/complete`: assembles the object, then checks its size against the declared one.
 pub async fn complete(
     State(st): State<Arc<AppState>>,
+    caller: Caller,
     Json(req): Json<CompleteRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let upload = st.open_upload(&req.upload)?;
+    let upload = st.open_upload(&req.upload, &caller)?;
     if req.parts.is_empty() || req.parts.iter().enumerate().any(|(i, p)| p.part_number as usize != i + 1) {
         return Err(bad_request("parts must be numbered 1, 2, 3, ... in order, with no gaps"));
     }
@@ -361,8 +416,12 @@ fn complete_body(parts: &[PartRef], algorithm: Option<ChecksumAlgorithm>) -> Res
 }
 
 /// `POST /multipart/abort`: abandons an upload and frees its parts.
-pub async fn abort(State(st): State<Arc<AppState>>, Json(req): Json<UploadRef>) -> Result<Json<Value>, ApiError> {
-    let upload = st.open_upload(&req)?;
+pub async fn abort(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<UploadRef>,
+) -> Result<Json<Value>, ApiError> {
+    let upload = st.open_upload(&req, &caller)?;
     let action = st.s3.bucket.abort_multipart_upload(Some(&st.s3.credentials), &upload.key, &req.upload_id);
     send(st.s3.client.delete(action.sign(URL_TTL)), "AbortMultipartUpload").await?;
     st.open.remove(&req.upload_id);
@@ -371,8 +430,12 @@ pub async fn abort(State(st): State<Arc<AppState>>, Json(req): Json<UploadRef>) 
 
 /// `POST /multipart/list`: the parts the store holds for an open upload, so that a page can
 /// resume it and send only what is missing.
-pub async fn list_parts(State(st): State<Arc<AppState>>, Json(req): Json<UploadRef>) -> Result<Json<Value>, ApiError> {
-    let upload = st.open_upload(&req)?;
+pub async fn list_parts(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<UploadRef>,
+) -> Result<Json<Value>, ApiError> {
+    let upload = st.open_upload(&req, &caller)?;
     let mut parts = Vec::new();
     let mut marker = None;
     // At most 10,000 parts, 1,000 a page: the bound keeps a misbehaving store from looping us.
@@ -417,9 +480,13 @@ fn parse_list_parts(body: &str) -> Option<PartsPage> {
 }
 
 /// `POST /put`: presigns a single `PutObject` with the content type and metadata signed in.
-pub async fn sign_put(State(st): State<Arc<AppState>>, Json(req): Json<FileRequest>) -> Result<Json<Value>, ApiError> {
+pub async fn sign_put(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<FileRequest>,
+) -> Result<Json<Value>, ApiError> {
     check_metadata(&req.metadata)?;
-    let key = st.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
+    let key = caller.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
     let mut headers = signed_headers(&req.content_type, &req.metadata);
     match (req.checksum_algorithm, &req.checksum) {
         (Some(algorithm), Some(checksum)) => {
@@ -432,6 +499,7 @@ pub async fn sign_put(State(st): State<Arc<AppState>>, Json(req): Json<FileReque
     for (name, value) in &headers {
         action.headers_mut().insert(name.clone(), value.clone());
     }
+    st.quotas.charge(caller.name(), req.size)?;
     let url = action.sign(URL_TTL).to_string();
     let headers: BTreeMap<String, String> = headers.into_iter().collect();
     Ok(Json(json!({ "key": key, "url": url, "headers": headers, "displayUrl": st.display_url(&key) })))

@@ -5,7 +5,10 @@
 //! store on a second loopback port. Run with `--help` for the flags.
 
 mod api;
+mod auth;
 mod faults;
+#[cfg(test)]
+mod isolation_tests;
 mod policy;
 mod registry;
 mod s3_gaps;
@@ -43,7 +46,16 @@ reference-server: the s3-direct-upload reference backend
   --s3-endpoint URL       use this S3 endpoint instead of the embedded store; credentials
                           from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN]
   --s3-region R           region for --s3-endpoint (default us-east-1)
-  --path-style            path-style addressing for --s3-endpoint (MinIO, s3s)";
+  --path-style            path-style addressing for --s3-endpoint (MinIO, s3s)
+  --auth MODE             who may call the API: none (default; one anonymous user, for demos on
+                          loopback), tokens (Authorization: Bearer, from --tokens-file), or
+                          sessions (HMAC-signed session tokens, secret from --session-secret-file).
+                          With tokens or sessions, each user's keys live under PREFIX<user>/
+  --tokens-file FILE      `USER TOKEN` lines, for --auth tokens
+  --session-secret-file F the shared secret (32+ bytes) of --auth sessions
+  --issue-session USER    print a 24-hour session token for USER (with --session-secret-file) and exit
+  --quota-uploads N       most uploads per user in any 24 hours
+  --quota-bytes BYTES     most bytes per user in any 24 hours";
 
 struct Config {
     listen: SocketAddr,
@@ -60,6 +72,12 @@ struct Config {
     s3_endpoint: Option<String>,
     s3_region: String,
     path_style: bool,
+    auth: String,
+    tokens_file: Option<PathBuf>,
+    session_secret_file: Option<PathBuf>,
+    issue_session: Option<String>,
+    quota_uploads: Option<u32>,
+    quota_bytes: Option<u64>,
 }
 
 fn parse_args() -> Result<Config, String> {
@@ -78,6 +96,12 @@ fn parse_args() -> Result<Config, String> {
         s3_endpoint: None,
         s3_region: "us-east-1".into(),
         path_style: false,
+        auth: "none".into(),
+        tokens_file: None,
+        session_secret_file: None,
+        issue_session: None,
+        quota_uploads: None,
+        quota_bytes: None,
     };
     let list = |v: String| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
     let mut args = std::env::args().skip(1);
@@ -100,6 +124,12 @@ fn parse_args() -> Result<Config, String> {
             "--s3-endpoint" => c.s3_endpoint = Some(value()?),
             "--s3-region" => c.s3_region = value()?,
             "--path-style" => c.path_style = true,
+            "--auth" => c.auth = value()?,
+            "--tokens-file" => c.tokens_file = Some(value()?.into()),
+            "--session-secret-file" => c.session_secret_file = Some(value()?.into()),
+            "--issue-session" => c.issue_session = Some(value()?),
+            "--quota-uploads" => c.quota_uploads = Some(value()?.parse().map_err(|e| format!("--quota-uploads: {e}"))?),
+            "--quota-bytes" => c.quota_bytes = Some(value()?.parse().map_err(|e| format!("--quota-bytes: {e}"))?),
             "--help" | "-h" => return Err(HELP.into()),
             other => return Err(format!("unknown flag {other}\n\n{HELP}")),
         }
@@ -122,7 +152,42 @@ async fn main() {
     }
 }
 
+/// The authenticator `--auth` names.
+fn authenticator(c: &Config) -> Result<Box<dyn auth::Authenticator>, String> {
+    let read = |file: &Option<PathBuf>, flag: &str| {
+        let file = file.as_ref().ok_or(format!("--auth {} needs {flag}", c.auth))?;
+        std::fs::read(file).map_err(|e| format!("{flag} {}: {e}", file.display()))
+    };
+    Ok(match c.auth.as_str() {
+        "none" => Box::new(auth::NoAuth),
+        "tokens" => {
+            Box::new(auth::BearerTokens::parse(&String::from_utf8_lossy(&read(&c.tokens_file, "--tokens-file")?))?)
+        }
+        "sessions" => Box::new(sessions(c)?),
+        other => return Err(format!("--auth {other}: use none, tokens or sessions")),
+    })
+}
+
+fn sessions(c: &Config) -> Result<auth::HmacSessions, String> {
+    let file = c.session_secret_file.as_ref().ok_or("sessions need --session-secret-file")?;
+    let secret = std::fs::read(file).map_err(|e| format!("--session-secret-file {}: {e}", file.display()))?;
+    auth::HmacSessions::new(secret.trim_ascii().to_vec())
+}
+
 async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(user) = &c.issue_session {
+        if !auth::valid_user(user) {
+            return Err(format!("{user:?} is not a user name (1-64 of A-Z a-z 0-9 _ -)").into());
+        }
+        println!("{}", sessions(&c)?.issue(user, std::time::Duration::from_secs(24 * 3600)));
+        return Ok(());
+    }
+    let authenticator = authenticator(&c)?;
+    if c.auth == "none" {
+        eprintln!(
+            "reference-server: --auth none: anyone who reaches this server can upload (fine for a demo on loopback)"
+        );
+    }
     let data_dir = match &c.data_dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("s3du-store-{}", std::process::id())),
@@ -148,17 +213,11 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         s3: S3Target { bucket, credentials, client: reqwest::Client::new() },
         policy: c.policy.clone(),
         open: registry::Registry::open(data_dir.join(".open-uploads.json")),
+        auth: authenticator,
+        quotas: auth::Quotas::new(c.quota_uploads, c.quota_bytes),
     });
 
-    let api = Router::new()
-        .route("/multipart", post(api::create))
-        .route("/multipart/sign", post(api::sign_parts))
-        .route("/multipart/complete", post(api::complete))
-        .route("/multipart/abort", post(api::abort))
-        .route("/multipart/list", post(api::list_parts))
-        .route("/put", post(api::sign_put))
-        .with_state(state.clone());
-    let mut app = Router::new().nest("/api/uploads", api);
+    let mut app = Router::new().nest("/api/uploads", api::routes(state.clone()));
     if let Some(faults) = faults {
         app =
             app.nest("/__test", test_hooks(state, data_dir.clone(), faults, store.as_ref().map(|s| s.restart.clone())));

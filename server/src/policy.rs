@@ -96,6 +96,16 @@ impl UploadPolicy {
         format!("{}{folder:016x}/{name}", self.key_prefix)
     }
 
+    /// This policy for `user`: their keys live under `PREFIX<user>/` (user names are checked by
+    /// the authenticator to be path-safe). Without a user, the policy itself.
+    pub fn for_user(&self, user: Option<&str>) -> UploadPolicy {
+        let mut policy = self.clone();
+        if let Some(user) = user {
+            policy.key_prefix = format!("{}{user}/", self.key_prefix);
+        }
+        policy
+    }
+
     /// Whether `key` lies under the prefix: the backend only signs for its own keys.
     pub fn owns(&self, key: &str) -> bool {
         key.starts_with(&self.key_prefix)
@@ -138,6 +148,10 @@ mod tests {
         assert!(!a.split('/').any(|segment| segment == ".."), "{a}");
         assert!(p.admit("...", 1, "text/plain", None).unwrap().ends_with("/file"));
         assert!(p.owns(&a) && !p.owns("other/a"));
+        let alice = p.for_user(Some("alice"));
+        let key = alice.admit("a.png", 1, "image/png", Some("x/a.png")).unwrap();
+        assert_eq!(key, "uploads/alice/x/a.png");
+        assert!(alice.owns(&key) && !alice.owns("uploads/bob/x/a.png") && !alice.owns("uploads/alicex/a"));
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct OpenUpload {
     /// The checksum algorithm the upload was created with; its parts are signed only with one.
     #[serde(default)]
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// The user who created it (`None` without authentication); only they may go on with it.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// Open uploads by upload id, mirrored to a file after every change.
@@ -91,15 +94,28 @@ mod tests {
         let first = Registry::open(file.clone());
         first.insert(
             "u1".into(),
-            OpenUpload { key: "uploads/a".into(), size: 7, checksum_algorithm: Some(ChecksumAlgorithm::Crc32c) },
+            OpenUpload {
+                key: "uploads/a".into(),
+                size: 7,
+                checksum_algorithm: Some(ChecksumAlgorithm::Crc32c),
+                owner: None,
+            },
         );
-        first.insert("u2".into(), OpenUpload { key: "uploads/b".into(), size: 9, checksum_algorithm: None });
+        first.insert(
+            "u2".into(),
+            OpenUpload { key: "uploads/b".into(), size: 9, checksum_algorithm: None, owner: Some("bob".into()) },
+        );
         first.remove("u2");
         drop(first);
         let restarted = Registry::open(file.clone());
         assert_eq!(
             restarted.get("u1"),
-            Some(OpenUpload { key: "uploads/a".into(), size: 7, checksum_algorithm: Some(ChecksumAlgorithm::Crc32c) })
+            Some(OpenUpload {
+                key: "uploads/a".into(),
+                size: 7,
+                checksum_algorithm: Some(ChecksumAlgorithm::Crc32c),
+                owner: None
+            })
         );
         assert_eq!((restarted.get("u2"), restarted.len()), (None, 1));
         std::fs::write(&file, b"not json").unwrap();

@@ -1,0 +1,213 @@
+//! Who is calling the upload API, and how much they may upload: pluggable authentication (bearer
+//! tokens from a file, or HMAC-signed sessions that the application issues after its own login),
+//! and per-user quotas over a rolling 24 hours.
+
+use crate::policy::Refusal;
+use axum::http::HeaderMap;
+use s3_direct_upload::checksum::hex;
+use s3_direct_upload::sigv4::hmac_sha256;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Proves who a request comes from.
+pub trait Authenticator: Send + Sync {
+    /// The user `headers` prove, `None` when authentication is off, or a 401 refusal.
+    fn user(&self, headers: &HeaderMap) -> Result<Option<String>, Refusal>;
+}
+
+/// No authentication: every caller is the same anonymous user. For demos on loopback only.
+pub struct NoAuth;
+
+impl Authenticator for NoAuth {
+    fn user(&self, _: &HeaderMap) -> Result<Option<String>, Refusal> {
+        Ok(None)
+    }
+}
+
+/// `Authorization: Bearer TOKEN`, with tokens from a file of `USER TOKEN` lines.
+pub struct BearerTokens {
+    users: HashMap<String, String>,
+}
+
+impl BearerTokens {
+    /// Reads `USER TOKEN` lines (blank lines and `#` comments skipped).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut users = HashMap::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let (user, token) = line.split_once(char::is_whitespace).ok_or("each line must be `USER TOKEN`")?;
+            let token = token.trim();
+            if !valid_user(user) || token.len() < 16 {
+                return Err(format!("user {user:?}: users are 1-64 of [A-Za-z0-9_-], tokens at least 16 characters"));
+            }
+            users.insert(token.to_owned(), user.to_owned());
+        }
+        Ok(BearerTokens { users })
+    }
+}
+
+impl Authenticator for BearerTokens {
+    fn user(&self, headers: &HeaderMap) -> Result<Option<String>, Refusal> {
+        let token = bearer(headers)?;
+        // A lookup by the token itself: the map's hashing is not a timing oracle worth fearing
+        // for random tokens of 16+ characters.
+        self.users.get(token).cloned().map(Some).ok_or_else(unauthorized)
+    }
+}
+
+/// `Authorization: Bearer s3du1.USER.EXPIRY.MAC`: a session the application issued with the shared
+/// secret (`MAC` = hex HMAC-SHA256 of `USER.EXPIRY`, `EXPIRY` in Unix seconds).
+pub struct HmacSessions {
+    secret: Vec<u8>,
+}
+
+impl HmacSessions {
+    /// Sessions signed with `secret` (at least 32 bytes).
+    pub fn new(secret: Vec<u8>) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err("the session secret must be at least 32 bytes".into());
+        }
+        Ok(HmacSessions { secret })
+    }
+
+    /// A session token for `user`, valid for `lifetime`.
+    pub fn issue(&self, user: &str, lifetime: Duration) -> String {
+        let expiry = unix_now() + lifetime.as_secs();
+        format!("s3du1.{user}.{expiry}.{}", self.mac(user, expiry))
+    }
+
+    fn mac(&self, user: &str, expiry: u64) -> String {
+        hex(&hmac_sha256(&self.secret, format!("{user}.{expiry}").as_bytes()))
+    }
+}
+
+impl Authenticator for HmacSessions {
+    fn user(&self, headers: &HeaderMap) -> Result<Option<String>, Refusal> {
+        let token = bearer(headers)?;
+        let mut fields = token.split('.');
+        let (Some("s3du1"), Some(user), Some(expiry), Some(mac), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(unauthorized());
+        };
+        let expiry: u64 = expiry.parse().map_err(|_| unauthorized())?;
+        if !valid_user(user) || !constant_time_eq(mac.as_bytes(), self.mac(user, expiry).as_bytes()) {
+            return Err(unauthorized());
+        }
+        if expiry <= unix_now() {
+            return Err(Refusal { status: 401, message: "the session has expired; sign in again".into() });
+        }
+        Ok(Some(user.to_owned()))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
+    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
+    value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()).ok_or_else(unauthorized)
+}
+
+fn unauthorized() -> Refusal {
+    Refusal { status: 401, message: "sign in first: send `Authorization: Bearer <token>` (backendHeaders)".into() }
+}
+
+/// Whether `user` can name a key prefix: 1 to 64 of `A-Z a-z 0-9 _ -`.
+pub fn valid_user(user: &str) -> bool {
+    (1..=64).contains(&user.len()) && user.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// How much each user may upload in any 24 hours.
+pub struct Quotas {
+    uploads_per_day: Option<u32>,
+    bytes_per_day: Option<u64>,
+    /// `(when, bytes)` of each admitted upload in the last 24 hours, per user.
+    admitted: Mutex<HashMap<String, VecDeque<(Instant, u64)>>>,
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+impl Quotas {
+    /// Limits on uploads and bytes per user per 24 hours (`None`: no limit).
+    pub fn new(uploads_per_day: Option<u32>, bytes_per_day: Option<u64>) -> Self {
+        Quotas { uploads_per_day, bytes_per_day, admitted: Mutex::default() }
+    }
+
+    /// Counts an upload of `bytes` against `user`'s quota, or refuses it with 429.
+    pub fn charge(&self, user: &str, bytes: u64) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let mut admitted = self.admitted.lock().expect("lock");
+        let recent = admitted.entry(user.to_owned()).or_default();
+        while recent.front().is_some_and(|(at, _)| now.duration_since(*at) >= DAY) {
+            recent.pop_front();
+        }
+        let (count, total) = (recent.len() as u64, recent.iter().map(|(_, b)| b).sum::<u64>());
+        if let Some(most) = self.uploads_per_day.filter(|&most| count >= u64::from(most)) {
+            return Err(Refusal { status: 429, message: format!("daily quota reached: {most} uploads in 24 hours") });
+        }
+        if let Some(most) = self.bytes_per_day.filter(|&most| total.saturating_add(bytes) > most) {
+            return Err(Refusal {
+                status: 429,
+                message: format!(
+                    "daily quota reached: {total} of {most} bytes used in 24 hours, and this file is {bytes}"
+                ),
+            });
+        }
+        recent.push_back((now, bytes));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn bearer_tokens_name_their_user_and_nothing_else_passes() {
+        let tokens = BearerTokens::parse("# users\nalice aaaaaaaaaaaaaaaa1\nbob   bbbbbbbbbbbbbbbb2\n").unwrap();
+        assert_eq!(tokens.user(&with_bearer("aaaaaaaaaaaaaaaa1")).unwrap().as_deref(), Some("alice"));
+        assert_eq!(tokens.user(&with_bearer("bbbbbbbbbbbbbbbb2")).unwrap().as_deref(), Some("bob"));
+        assert_eq!(tokens.user(&with_bearer("guess")).unwrap_err().status, 401);
+        assert_eq!(tokens.user(&HeaderMap::new()).unwrap_err().status, 401);
+        assert!(BearerTokens::parse("../x aaaaaaaaaaaaaaaa1").is_err(), "a user name must fit in a key prefix");
+        assert!(BearerTokens::parse("alice short").is_err());
+    }
+
+    #[test]
+    fn sessions_verify_their_mac_and_expiry() {
+        let sessions = HmacSessions::new(vec![7; 32]).unwrap();
+        let token = sessions.issue("alice", Duration::from_secs(60));
+        assert_eq!(sessions.user(&with_bearer(&token)).unwrap().as_deref(), Some("alice"));
+        let forged = token.replacen("alice", "bob", 1);
+        assert_eq!(sessions.user(&with_bearer(&forged)).unwrap_err().status, 401);
+        let other = HmacSessions::new(vec![8; 32]).unwrap().issue("alice", Duration::from_secs(60));
+        assert_eq!(sessions.user(&with_bearer(&other)).unwrap_err().status, 401, "another secret's session");
+        let expired = format!("s3du1.alice.1.{}", sessions.mac("alice", 1));
+        assert!(sessions.user(&with_bearer(&expired)).unwrap_err().message.contains("expired"));
+        assert!(HmacSessions::new(vec![1; 8]).is_err());
+    }
+
+    #[test]
+    fn quotas_count_uploads_and_bytes_per_user() {
+        let quotas = Quotas::new(Some(2), Some(100));
+        quotas.charge("alice", 60).unwrap();
+        let err = quotas.charge("alice", 50).unwrap_err();
+        assert_eq!(err.status, 429);
+        assert!(err.message.contains("60 of 100 bytes"), "{}", err.message);
+        quotas.charge("alice", 40).unwrap();
+        assert!(quotas.charge("alice", 0).unwrap_err().message.contains("2 uploads"));
+        quotas.charge("bob", 100).unwrap();
+    }
+}

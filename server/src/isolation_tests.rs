@@ -1,0 +1,132 @@
+//! The upload API with authentication on, served on loopback against the embedded store: each
+//! user reaches only their own key prefix and uploads, within their quota.
+
+use crate::api::{self, AppState, S3Target};
+use crate::auth::{BearerTokens, Quotas};
+use crate::policy::UploadPolicy;
+use crate::registry::Registry;
+use crate::store::{self, CorsRule};
+use axum::Router;
+use rusty_s3::{Bucket, Credentials, UrlStyle};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789";
+
+/// A running API and where its store keeps its files.
+struct Api {
+    base: String,
+    dir: PathBuf,
+    client: reqwest::Client,
+    /// Keeps the store up: it stops for good when this is dropped.
+    _store: store::EmbeddedStore,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn start(quotas: Quotas) -> Api {
+    let dir = std::env::temp_dir().join(format!("s3du-isolation-{}-{:x}", std::process::id(), rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cors = CorsRule::for_uploads(vec!["*".into()], true);
+    let store = store::start("127.0.0.1:0".parse().unwrap(), &dir, "bucket", cors, None).await.unwrap();
+    let bucket = Bucket::new(store.endpoint.parse().unwrap(), UrlStyle::Path, "bucket", "us-east-1").unwrap();
+    let state = AppState {
+        s3: S3Target {
+            bucket,
+            credentials: Credentials::new(store.access_key.clone(), store.secret_key.clone()),
+            client: reqwest::Client::new(),
+        },
+        policy: UploadPolicy { key_prefix: "uploads/".into(), max_size: 1 << 30, allowed_types: vec!["*/*".into()] },
+        open: Registry::open(dir.join("open-uploads.json")),
+        auth: Box::new(BearerTokens::parse(&format!("alice {ALICE}\nbob {BOB}")).unwrap()),
+        quotas,
+    };
+    let app = Router::new().nest("/api/uploads", api::routes(Arc::new(state)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/uploads", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Api { base, dir, client: reqwest::Client::new(), _store: store }
+}
+
+impl Api {
+    /// POSTs `body` to `path` as `token`'s user; the status and JSON answer.
+    async fn call(&self, token: Option<&str>, path: &str, body: Value) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null))
+    }
+}
+
+fn file(size: u64) -> Value {
+    json!({ "filename": "a.bin", "size": size, "contentType": "application/octet-stream", "metadata": {} })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_reach_only_their_own_prefix_and_uploads() {
+    let api = start(Quotas::new(None, None)).await;
+    assert_eq!(api.call(None, "/multipart", file(6 << 20)).await.0, 401, "no token, no upload");
+    assert_eq!(api.call(Some("forged-token-0123456789"), "/put", file(1)).await.0, 401);
+
+    let (status, created) = api.call(Some(ALICE), "/multipart", file(6 << 20)).await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["key"].as_str().unwrap();
+    assert!(key.starts_with("uploads/alice/"), "{key}");
+    let upload = json!({ "key": key, "uploadId": created["uploadId"] });
+
+    // Bob cannot sign, list, complete or abort Alice's upload, even knowing its key and id.
+    let mut sign = upload.clone();
+    sign["partNumbers"] = json!([1]);
+    sign["checksums"] = json!(["AAAAAA=="]);
+    for (path, body) in [
+        ("/multipart/sign", sign.clone()),
+        ("/multipart/list", upload.clone()),
+        (
+            "/multipart/complete",
+            json!({ "key": key, "uploadId": created["uploadId"], "parts": [{ "partNumber": 1, "etag": "x" }] }),
+        ),
+        ("/multipart/abort", upload.clone()),
+    ] {
+        let (status, answer) = api.call(Some(BOB), path, body).await;
+        assert_eq!(status, 404, "{path}: {answer}");
+    }
+    let (status, signed) = api.call(Some(ALICE), "/multipart/sign", sign).await;
+    assert_eq!(status, 200, "{signed}");
+    assert!(signed["parts"][0]["url"].as_str().unwrap().contains("/uploads/alice/"));
+
+    // A requested key stays inside the caller's prefix, whatever it names.
+    let mut wish = file(1);
+    wish["key"] = json!("../bob/x");
+    assert_eq!(api.call(Some(ALICE), "/put", wish.clone()).await.0, 400);
+    wish["key"] = json!("bob/x");
+    let (_, put) = api.call(Some(ALICE), "/put", wish).await;
+    assert_eq!(put["key"], "uploads/alice/bob/x");
+
+    assert_eq!(api.call(Some(ALICE), "/multipart/abort", upload).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_refuse_uploads_past_the_daily_limit_per_user() {
+    let api = start(Quotas::new(Some(2), Some(1000))).await;
+    assert_eq!(api.call(Some(ALICE), "/put", file(400)).await.0, 200);
+    let (status, answer) = api.call(Some(ALICE), "/put", file(700)).await;
+    assert_eq!(status, 429, "bytes: {answer}");
+    assert_eq!(api.call(Some(ALICE), "/put", file(500)).await.0, 200);
+    let (status, answer) = api.call(Some(ALICE), "/put", file(1)).await;
+    assert_eq!(status, 429);
+    assert!(answer["error"].as_str().unwrap().contains("2 uploads"), "{answer}");
+    assert_eq!(api.call(Some(BOB), "/put", file(1000)).await.0, 200, "another user's quota is their own");
+}
