@@ -52,6 +52,13 @@ pub fn amz_date(ms: f64) -> String {
     format!("{year:04}{month:02}{day:02}T{hour:02}{minute:02}{second:02}Z")
 }
 
+/// Unix epoch milliseconds as ISO 8601 (`2013-05-24T00:00:00.000Z`), as POST policies write
+/// their expiration.
+pub fn iso_8601(ms: f64) -> String {
+    let d = amz_date(ms);
+    format!("{}-{}-{}T{}:{}:{}.000Z", &d[0..4], &d[4..6], &d[6..8], &d[9..11], &d[11..13], &d[13..15])
+}
+
 /// The civil date of a day count from 1970-01-01 (the inverse of [`days_since_epoch`]).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let days = days + 719_468;
@@ -450,6 +457,7 @@ mod tests {
         assert_eq!(amz_date(MAY_24_2013_MS), "20130524T000000Z");
         assert_eq!(amz_date(0.0), "19700101T000000Z");
         assert_eq!(amz_date(951_868_801_000.0), "20000301T000001Z");
+        assert_eq!(iso_8601(951_868_801_000.0), "2000-03-01T00:00:01.000Z");
         for ms in [0.0, 951_782_400_000.0, 1_795_294_028_000.0, 4_102_444_799_000.0] {
             assert_eq!(amz_date_ms(&amz_date(ms)), Some(ms));
         }

@@ -16,12 +16,13 @@ use axum::{Json, Router};
 use rusty_s3::actions::CompleteMultipartUploadResponse;
 use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Bucket, Credentials, S3Action};
-use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType};
+use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType, base64};
+use s3_direct_upload::sigv4::{self, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long presigned URLs stay valid: long enough for a slow part, short enough to limit harm.
 pub const URL_TTL: Duration = Duration::from_secs(3600);
@@ -244,6 +245,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/multipart/abort", post(abort))
         .route("/multipart/list", post(list_parts))
         .route("/put", post(sign_put))
+        .route("/post", post(sign_post))
         .with_state(state)
 }
 
@@ -503,6 +505,53 @@ pub async fn sign_put(
     let url = action.sign(URL_TTL).to_string();
     let headers: BTreeMap<String, String> = headers.into_iter().collect();
     Ok(Json(json!({ "key": key, "url": url, "headers": headers, "displayUrl": st.display_url(&key) })))
+}
+
+/// `POST /post`: a POST policy for an HTML-form upload of the file: the store itself enforces
+/// the key prefix, the declared size (`content-length-range`), the content type, the metadata
+/// and the expiry.
+pub async fn sign_post(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<FileRequest>,
+) -> Result<Json<Value>, ApiError> {
+    check_metadata(&req.metadata)?;
+    let key = caller.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
+    st.quotas.charge(caller.name(), req.size)?;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64);
+    let datetime = sigv4::amz_date(now_ms);
+    let scope = Scope { region: st.s3.bucket.region(), service: "s3" };
+    let creds = &st.s3.credentials;
+    let mut fields: Vec<(String, String)> = vec![
+        ("key".into(), key.clone()),
+        ("Content-Type".into(), req.content_type.clone()),
+        ("success_action_status".into(), "201".into()),
+    ];
+    fields.extend(req.metadata.iter().map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone())));
+    fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
+    fields.push(("x-amz-credential".into(), sigv4::policy_credential(creds.key(), &datetime, scope)));
+    fields.push(("x-amz-date".into(), datetime.clone()));
+    if let Some(token) = creds.token() {
+        fields.push(("x-amz-security-token".into(), token.to_owned()));
+    }
+    let mut conditions = vec![
+        json!({ "bucket": st.s3.bucket.name() }),
+        json!(["starts-with", "$key", caller.policy.key_prefix]),
+        json!(["content-length-range", 0, req.size]),
+    ];
+    conditions.extend(fields.iter().filter(|(name, _)| name != "key").map(|(name, value)| json!({ name: value })));
+    let expiration = sigv4::iso_8601(now_ms + URL_TTL.as_millis() as f64);
+    let policy = base64(json!({ "expiration": expiration, "conditions": conditions }).to_string().as_bytes());
+    let signature = sigv4::sign_policy(&policy, &datetime, creds.secret(), scope);
+    fields.push(("Policy".into(), policy));
+    fields.push(("X-Amz-Signature".into(), signature));
+    let fields: serde_json::Map<String, Value> = fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    Ok(Json(json!({
+        "key": key,
+        "url": st.s3.bucket.base_url().as_str(),
+        "fields": fields,
+        "displayUrl": st.display_url(&key),
+    })))
 }
 
 /// Sends a request to the store and returns the body of a 2xx answer.

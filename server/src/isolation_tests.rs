@@ -130,3 +130,44 @@ async fn quotas_refuse_uploads_past_the_daily_limit_per_user() {
     assert!(answer["error"].as_str().unwrap().contains("2 uploads"), "{answer}");
     assert_eq!(api.call(Some(BOB), "/put", file(1000)).await.0, 200, "another user's quota is their own");
 }
+
+/// Posts `body` as a form with the fields of a POST policy answer, the file last: the status and
+/// the S3 answer.
+async fn post_form(signed: &Value, fields: &serde_json::Map<String, Value>, body: Vec<u8>) -> (u16, String) {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in fields {
+        form = form.text(name.clone(), value.as_str().unwrap().to_owned());
+    }
+    form = form.part("file", reqwest::multipart::Part::bytes(body).file_name("a.bin"));
+    let response = reqwest::Client::new().post(signed["url"].as_str().unwrap()).multipart(form).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_policies_hold_the_store_to_the_users_prefix_and_declared_size() {
+    let api = start(Quotas::new(None, None)).await;
+    assert_eq!(api.call(None, "/post", file(10)).await.0, 401);
+    let (status, signed) = api.call(Some(ALICE), "/post", file(10)).await;
+    assert_eq!(status, 200, "{signed}");
+    let fields = signed["fields"].as_object().unwrap();
+    assert!(fields["key"].as_str().unwrap().starts_with("uploads/alice/"));
+
+    let (status, answer) = post_form(&signed, fields, vec![7; 11]).await;
+    assert_eq!(status, 400, "one byte over the declared size: {answer}");
+    assert!(answer.contains("EntityTooLarge"), "{answer}");
+
+    let mut elsewhere = fields.clone();
+    elsewhere.insert("key".into(), json!("uploads/bob/planted.bin"));
+    // S3 answers 403 AccessDenied for a failed condition, s3s 400 InvalidPolicyDocument.
+    let (status, answer) = post_form(&signed, &elsewhere, vec![7; 10]).await;
+    assert!(matches!(status, 400 | 403) && answer.contains("starts-with"), "another user's prefix: {answer}");
+
+    let mut retyped = fields.clone();
+    retyped.insert("Content-Type".into(), json!("text/html"));
+    let (status, answer) = post_form(&signed, &retyped, vec![7; 10]).await;
+    assert!(matches!(status, 400 | 403) && answer.contains("content-type"), "another content type: {answer}");
+
+    let (status, answer) = post_form(&signed, fields, vec![7; 10]).await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer.contains("<Key>uploads/alice/"), "{answer}");
+}
