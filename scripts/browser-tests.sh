@@ -22,7 +22,7 @@ run_in() {
     S3DU_TEST_APP_NO_ETAG="$(ready_field no-etag app)" \
     S3DU_TEST_APP_FAULTS="$(ready_field faults app)" \
     WASM_BINDGEN_TEST_TIMEOUT=600 \
-    cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser --test reliability --test integrity --test checksum_vectors -- "${@:3}"
+    cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser --test reliability --test integrity --test checksum_vectors --test modes -- "${@:3}"
 }
 
 printf '\n-- in Chromium\n'

@@ -54,6 +54,7 @@ struct UploaderInner {
     network: NetworkWatch,
     resume: bool,
     checksum: Option<ChecksumAlgorithm>,
+    post_forms: bool,
     on_progress: Option<Function>,
 }
 
@@ -74,6 +75,7 @@ impl Uploader {
                 network: NetworkWatch::new(),
                 resume: parsed.resume,
                 checksum: parsed.checksum,
+                post_forms: parsed.post_forms,
                 on_progress: parsed.on_progress,
             }),
         })
@@ -158,6 +160,7 @@ async fn run_upload(
         offline: &inner.network.offline,
         resume,
         checksum: inner.checksum,
+        post_forms: inner.post_forms,
     };
     let result = upload_file(&cx, &BlobSource(blob.clone()), &info, &progress).await;
     progress.set_state(match &result {

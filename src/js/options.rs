@@ -54,6 +54,8 @@ struct RawUploaderOptions {
     transport: Option<String>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     checksum: JsValue,
+    #[serde(default)]
+    mode: Option<String>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     on_progress: JsValue,
 }
@@ -94,6 +96,7 @@ pub(crate) struct UploaderOptions {
     pub(crate) transport: AnyTransport,
     pub(crate) resume: bool,
     pub(crate) checksum: Option<ChecksumAlgorithm>,
+    pub(crate) post_forms: bool,
     pub(crate) on_progress: Option<Function>,
 }
 
@@ -148,6 +151,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             "resume",
             "transport",
             "checksum",
+            "mode",
             "onProgress",
         ],
         "Uploader",
@@ -166,12 +170,22 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
     if !(100..=3_600_000).contains(&stall_timeout_ms) {
         return Err(invalid(format!("`stallTimeoutMs` is {stall_timeout_ms}; use 100 to 3600000 (default 30000)")));
     }
+    let post_forms = match raw.mode.as_deref().unwrap_or("presigned") {
+        "presigned" => false,
+        "post" => true,
+        other => {
+            return Err(invalid(format!(
+                "`mode` is {other:?}; use \"presigned\" (default: presigned PUTs and multipart uploads) or \
+                 \"post\" (one HTML-form POST under a signed policy)"
+            )));
+        }
+    };
     let min_bytes_per_second = raw.min_bytes_per_second.unwrap_or(DEFAULT_MIN_BYTES_PER_SECOND);
     if min_bytes_per_second == 0 {
         return Err(invalid("`minBytesPerSecond` must be at least 1 (default 50000)".into()));
     }
     Ok(UploaderOptions {
-        backend: parse_backend(raw.backend, raw.backend_headers)?,
+        backend: parse_backend(raw.backend, raw.backend_headers, post_forms)?,
         concurrency,
         plan_options,
         retry: parse_retry(raw.retry)?,
@@ -186,6 +200,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
         },
         resume: raw.resume.unwrap_or(true),
         checksum: parse_checksum(&raw.checksum)?,
+        post_forms,
         on_progress: optional_function(raw.on_progress, "onProgress")?,
     })
 }
@@ -238,7 +253,11 @@ fn parse_retry(value: JsValue) -> Result<RetryPolicy, UploadError> {
     Ok(policy)
 }
 
-fn parse_backend(backend: JsValue, headers: BTreeMap<String, String>) -> Result<AnyBackend, UploadError> {
+fn parse_backend(
+    backend: JsValue,
+    headers: BTreeMap<String, String>,
+    post_forms: bool,
+) -> Result<AnyBackend, UploadError> {
     if let Some(base) = backend.as_string() {
         if base.trim().is_empty() {
             return Err(invalid("`backend` is an empty string; give the base URL of the upload API".into()));
@@ -262,8 +281,12 @@ fn parse_backend(backend: JsValue, headers: BTreeMap<String, String>) -> Result<
         abort_multipart_upload: get("abortMultipartUpload")?,
         list_parts: get("listParts")?,
         sign_put: get("signPut")?,
+        sign_post: get("signPost")?,
     };
-    if !callbacks.supports_multipart() && callbacks.sign_put.is_none() {
+    if post_forms && callbacks.sign_post.is_none() {
+        return Err(invalid("`mode: \"post\"` needs the backend callback signPost".into()));
+    }
+    if !post_forms && !callbacks.supports_multipart() && callbacks.sign_put.is_none() {
         return Err(invalid(
             "the backend callbacks must include signPut, or createMultipartUpload with signParts (or \
              signPart) and completeMultipartUpload"

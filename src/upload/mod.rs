@@ -97,6 +97,22 @@ pub struct SignedPut {
     pub display_url: Option<String>,
 }
 
+/// A signed POST policy: the form to post the file with.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedPost {
+    /// Object key chosen by the backend (the form's `key` field when not given).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The bucket URL the form is posted to.
+    pub url: String,
+    /// Form fields (policy, signature, credential, key, ...), sent before the file.
+    pub fields: BTreeMap<String, String>,
+    /// A URL to show the object once stored (a presigned GET), if the backend gives one.
+    #[serde(default)]
+    pub display_url: Option<String>,
+}
+
 /// A part the store accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -237,13 +253,30 @@ pub trait Backend {
     async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError>;
     /// Presigns a single `PutObject` for `file`.
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError>;
+    /// Signs a POST policy for an HTML-form upload of `file`.
+    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError>;
 }
 
-/// What the store answered to a PUT.
+/// What the store answered to a PUT or a form POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutOutcome {
-    /// The `ETag` header, or `None` when the browser cannot read it.
+    /// The `ETag`, or `None` when the browser cannot read it.
     pub etag: Option<String>,
+}
+
+/// What a request carries to the store.
+pub enum Payload<'a, B> {
+    /// `PUT` with a slice of the file as the body.
+    Put(B),
+    /// `POST` of an HTML form: the `fields` in order, then the file (POST policy uploads).
+    Form {
+        /// Form fields, sent before the file.
+        fields: &'a [(String, String)],
+        /// The file name the form gives the file.
+        filename: &'a str,
+        /// The file.
+        file: B,
+    },
 }
 
 /// Sends bytes to the store.
@@ -251,13 +284,13 @@ pub struct PutOutcome {
 pub trait Transport {
     /// A request body: a slice of the file, never a copy of its bytes.
     type Body;
-    /// PUTs `body` to the presigned `request`. `what` names the request in errors
-    /// ("part 3", "the file"), since the URL may not appear there. A transport that can see
-    /// upload progress calls `sent` with the bytes of the body sent so far.
-    async fn put(
+    /// Sends `payload` to the presigned `request` (its URL and headers). `what` names the
+    /// request in errors ("part 3", "the file"), since the URL may not appear there. A transport
+    /// that can see upload progress calls `sent` with the bytes of the body sent so far.
+    async fn send(
         &self,
         request: &SignedRequest,
-        body: Self::Body,
+        payload: Payload<'_, Self::Body>,
         what: &str,
         sent: &dyn Fn(u64),
     ) -> Result<PutOutcome, UploadError>;
@@ -311,6 +344,9 @@ pub struct UploadContext<'a, B, T, C> {
     pub resume: Option<Resume<'a>>,
     /// The checksum every part carries, or `None` for none.
     pub checksum: Option<ChecksumAlgorithm>,
+    /// Every file goes up as one HTML-form POST under a policy the backend signs, instead of
+    /// presigned PUTs.
+    pub post_forms: bool,
 }
 
 /// The wakers of futures waiting for a condition on some shared value.
@@ -516,6 +552,9 @@ where
     C: Runtime,
 {
     let work = async {
+        if cx.post_forms {
+            return cx.control.unless_aborted(post_form(cx, source, file, progress)).await;
+        }
         match plan_upload(source.size(), &cx.plan_options)? {
             UploadPlan::SinglePut { size } => {
                 cx.control.unless_aborted(single_put(cx, source, file, size, progress)).await
@@ -569,7 +608,7 @@ where
             let _slot = cx.budget.acquire().await;
             progress.set_state(UploadState::Uploading);
             let sent = |bytes| progress.sending(1, bytes);
-            let outcome = cx.transport.put(&put.request, source.slice(0..size), "the file", &sent).await;
+            let outcome = cx.transport.send(&put.request, Payload::Put(source.slice(0..size)), "the file", &sent).await;
             if outcome.is_err() {
                 progress.restart(1);
             }
@@ -592,6 +631,75 @@ where
         size,
         upload_id: None,
         parts: None,
+    })
+}
+
+/// Most bytes one POST can store (S3's limit for a single upload).
+const MAX_POST_SIZE: u64 = 5 << 30;
+
+/// Uploads the whole file as one HTML-form POST under a policy the backend signs; the store
+/// checks the policy (key prefix, size range, content type, expiry).
+async fn post_form<B, T, S, C>(
+    cx: &UploadContext<'_, B, T, C>,
+    source: &S,
+    file: &FileInfo,
+    progress: &ProgressReporter<'_, C>,
+) -> Result<StoredObject, UploadError>
+where
+    B: Backend,
+    T: Transport,
+    S: Source<Body = T::Body>,
+    C: Runtime,
+{
+    let size = source.size();
+    if size > MAX_POST_SIZE {
+        return Err(UploadError::new(
+            ErrorCode::FileTooLarge,
+            format!("the file is {size} bytes; a form POST stores at most 5 GiB (use presigned multipart uploads)"),
+        ));
+    }
+    let signed: RefCell<Option<SignedPost>> = RefCell::new(None);
+    let (post, outcome) = with_retries(cx, progress, Interrupt::OnPause, |resign| {
+        let signed = &signed;
+        async move {
+            let current = signed.borrow().clone();
+            let post = match current.filter(|_| !resign) {
+                Some(post) => post,
+                None => {
+                    let post = cx.backend.sign_post(file).await?;
+                    *signed.borrow_mut() = Some(post.clone());
+                    post
+                }
+            };
+            if let Some(key) = post.key.as_ref().or(post.fields.get("key")) {
+                progress.set_key(key);
+            }
+            progress.restart(1);
+            let _slot = cx.budget.acquire().await;
+            progress.set_state(UploadState::Uploading);
+            let fields: Vec<(String, String)> = post.fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let form = Payload::Form { fields: &fields, filename: &file.filename, file: source.slice(0..size) };
+            let request = SignedRequest { url: post.url.clone(), headers: BTreeMap::new() };
+            let sent = |bytes| progress.sending(1, bytes);
+            let outcome = cx.transport.send(&request, form, "the file", &sent).await;
+            if outcome.is_err() {
+                progress.restart(1);
+            }
+            Ok((post, outcome?))
+        }
+    })
+    .await?;
+    progress.stored(1, size);
+    let key = post.key.or_else(|| post.fields.get("key").cloned()).unwrap_or_default();
+    Ok(StoredObject {
+        location: Some(format!("{}{}", without_query(&post.url), crate::sigv4::uri_encode(&key, false))),
+        key,
+        etag: outcome.etag,
+        display_url: post.display_url,
+        size,
+        upload_id: None,
+        parts: None,
+        checksum: None,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use super::hashing::{PartHashes, check_object, checksum_not_signed, signs_checksum};
 use super::{
-    Backend, CompletedPart, FileInfo, Interrupt, MultipartSession, ProgressReporter, RESUME_RECORD_MAX_AGE_MS,
+    Backend, CompletedPart, FileInfo, Interrupt, MultipartSession, Payload, ProgressReporter, RESUME_RECORD_MAX_AGE_MS,
     ResumeRecord, Runtime, Source, StoredObject, Transport, UploadContext, etag_not_exposed, with_retries,
 };
 use crate::error::{ErrorCode, UploadError};
@@ -211,7 +211,7 @@ where
             let _slot = cx.budget.acquire().await;
             progress.set_state(UploadState::Uploading);
             let sent = |bytes| progress.sending(number, bytes);
-            let outcome = cx.transport.put(&request, source.slice(range), what, &sent).await;
+            let outcome = cx.transport.send(&request, Payload::Put(source.slice(range)), what, &sent).await;
             if outcome.is_err() {
                 progress.restart(number);
             }

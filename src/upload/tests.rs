@@ -113,6 +113,15 @@ impl Backend for FakeBackend {
     async fn list_parts(&self, _s: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
         Ok(self.listed.clone())
     }
+    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
+        let fields = [("key", format!("uploads/{}", file.filename)), ("Policy", "e30=".into())];
+        Ok(SignedPost {
+            key: None,
+            url: "https://store/bucket/".into(),
+            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            display_url: Some("https://store/bucket/shown".into()),
+        })
+    }
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
         *self.put_file.borrow_mut() = Some(file.clone());
         let mut headers = BTreeMap::new();
@@ -148,6 +157,8 @@ struct FakeTransport {
     in_flight: Cell<usize>,
     max_in_flight: Cell<usize>,
     bodies: RefCell<Vec<Range<u64>>>,
+    /// The fields of each form posted.
+    forms: RefCell<Vec<Vec<(String, String)>>>,
 }
 
 impl FakeTransport {
@@ -160,19 +171,27 @@ impl FakeTransport {
             in_flight: Cell::new(0),
             max_in_flight: Cell::new(0),
             bodies: RefCell::new(vec![]),
+            forms: RefCell::default(),
         }
     }
 }
 
 impl Transport for FakeTransport {
     type Body = Range<u64>;
-    async fn put(
+    async fn send(
         &self,
         request: &SignedRequest,
-        body: Range<u64>,
+        payload: Payload<'_, Range<u64>>,
         what: &str,
         sent: &dyn Fn(u64),
     ) -> Result<PutOutcome, UploadError> {
+        let body = match payload {
+            Payload::Put(body) => body,
+            Payload::Form { fields, file, .. } => {
+                self.forms.borrow_mut().push(fields.to_vec());
+                file
+            }
+        };
         sent((body.end - body.start) / 2);
         self.attempts.set(self.attempts.get() + 1);
         self.in_flight.set(self.in_flight.get() + 1);
@@ -266,6 +285,7 @@ struct Harness {
     offline: Rc<Flag>,
     retry: RetryPolicy,
     checksum: Option<ChecksumAlgorithm>,
+    post_forms: bool,
 }
 
 impl Harness {
@@ -279,6 +299,7 @@ impl Harness {
             offline: Rc::default(),
             retry: RetryPolicy::default(),
             checksum: None,
+            post_forms: false,
         }
     }
 
@@ -295,6 +316,7 @@ impl Harness {
             offline: &self.offline,
             resume: None,
             checksum: self.checksum,
+            post_forms: self.post_forms,
         }
     }
 
@@ -798,4 +820,28 @@ fn checksummed_parts_are_signed_in_batches_however_slow_hashing_is() {
     let h = with_checksums(ChecksumAlgorithm::Crc32c);
     h.run(60 * MIB).unwrap(); // 12 parts, batches of 12 at concurrency 6
     assert_eq!(h.backend.sign_calls.borrow().clone(), vec![(1..=12).collect::<Vec<u32>>()]);
+}
+
+#[test]
+fn post_mode_sends_the_whole_file_as_one_form_with_the_signed_fields() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    h.post_forms = true;
+    let size = 40 * MIB; // far above the multipart threshold: still one POST
+    let stored = h.run(size).unwrap();
+    assert_eq!(h.transport.bodies.borrow().clone(), vec![0..size]);
+    let forms = h.transport.forms.borrow();
+    assert_eq!(forms.len(), 1);
+    assert!(forms[0].contains(&("Policy".to_owned(), "e30=".to_owned())));
+    assert_eq!((stored.key.as_str(), stored.parts), ("uploads/a.bin", None));
+    assert_eq!(stored.location.as_deref(), Some("https://store/bucket/uploads/a.bin"));
+    assert_eq!(stored.display_url.as_deref(), Some("https://store/bucket/shown"));
+}
+
+#[test]
+fn post_mode_refuses_files_over_five_gib_before_asking_the_backend() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    h.post_forms = true;
+    let err = h.run(5 * 1024 * MIB + 1).unwrap_err();
+    assert_eq!(err.code, ErrorCode::FileTooLarge);
+    assert!(h.transport.forms.borrow().is_empty());
 }

@@ -7,7 +7,7 @@ use crate::checksum::{ChecksumAlgorithm, ObjectChecksum};
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, RetryAction, classify};
 use crate::upload::{
-    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignedPart, SignedPut,
+    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignedPart, SignedPost, SignedPut,
     SignedRequest,
 };
 use futures::future::try_join_all;
@@ -215,6 +215,10 @@ impl Backend for HttpBackend {
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
         self.post::<SignPutAnswer>("/put", file).await.map(|a| a.into_signed_put(file))
     }
+
+    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
+        self.post("/post", file).await
+    }
 }
 
 /// A backend made of the caller's functions, each taking one object and returning a value or a
@@ -228,6 +232,7 @@ pub(crate) struct CallbackBackend {
     pub(crate) abort_multipart_upload: Option<Function>,
     pub(crate) list_parts: Option<Function>,
     pub(crate) sign_put: Option<Function>,
+    pub(crate) sign_post: Option<Function>,
 }
 
 impl CallbackBackend {
@@ -338,6 +343,10 @@ impl Backend for CallbackBackend {
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
         Self::call::<SignPutAnswer>("signPut", self.sign_put.as_ref(), file).await.map(|a| a.into_signed_put(file))
     }
+
+    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
+        Self::call("signPost", self.sign_post.as_ref(), file).await
+    }
 }
 
 /// Whether a callback's rejection is worth retrying: a `TypeError` (what `fetch` rejects with
@@ -411,6 +420,13 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Http(b) => b.sign_put(file).await,
             AnyBackend::Callbacks(b) => b.sign_put(file).await,
+        }
+    }
+
+    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.sign_post(file).await,
+            AnyBackend::Callbacks(b) => b.sign_post(file).await,
         }
     }
 }

@@ -10,7 +10,7 @@ pub(crate) use xhr::XhrTransport;
 
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, classify};
-use crate::upload::{Flag, PutOutcome, ResumeRecord, ResumeStore, Runtime, SignedRequest, Source, Transport};
+use crate::upload::{Flag, Payload, PutOutcome, ResumeRecord, ResumeStore, Runtime, SignedRequest, Source, Transport};
 use futures::future::{Either, select};
 use gloo_net::http::Request;
 use js_sys::{Function, Promise, Reflect};
@@ -22,7 +22,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, AbortSignal, Blob, EventTarget};
+use web_sys::{AbortController, AbortSignal, Blob, EventTarget, FormData};
 
 #[wasm_bindgen]
 extern "C" {
@@ -199,21 +199,24 @@ pub(crate) struct FetchTransport {
 impl Transport for FetchTransport {
     type Body = Blob;
 
-    async fn put(
+    async fn send(
         &self,
         request: &SignedRequest,
-        body: Blob,
+        payload: Payload<'_, Blob>,
         what: &str,
         _sent: &dyn Fn(u64),
     ) -> Result<PutOutcome, UploadError> {
-        let sending_ms = body.size() / f64::from(self.min_bytes_per_second) * 1000.0;
+        let failed = |message: String| UploadError::new(ErrorCode::PartUploadFailed, message);
+        let (body, size) = request_body(payload).map_err(|_| failed(format!("could not build the form for {what}")))?;
+        let sending_ms = size / f64::from(self.min_bytes_per_second) * 1000.0;
         let timeout_ms = f64::from(self.stall_timeout_ms) + sending_ms;
         let guard = RequestGuard::new(timeout_ms.min(f64::from(i32::MAX)) as u32);
-        let mut builder = Request::put(&request.url).abort_signal(Some(&guard.signal()));
+        let builder =
+            if body.is_instance_of::<FormData>() { Request::post(&request.url) } else { Request::put(&request.url) };
+        let mut builder = builder.abort_signal(Some(&guard.signal()));
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
-        let failed = |message: String| UploadError::new(ErrorCode::PartUploadFailed, message);
         let request = builder.body(body).map_err(|e| failed(format!("could not build the request for {what}: {e}")))?;
         let response = request.send().await.map_err(|_| {
             if guard.timed_out() {
@@ -223,12 +226,40 @@ impl Transport for FetchTransport {
                 store_unreachable(what)
             }
         })?;
-        if !response.ok() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(store_rejection(response.status(), &body, what));
-        }
-        Ok(PutOutcome { etag: response.headers().get("ETag") })
+        let header = response.headers().get("ETag");
+        let body =
+            if response.ok() && header.is_some() { String::new() } else { response.text().await.unwrap_or_default() };
+        outcome(response.status(), header, &body, what)
     }
+}
+
+/// The body of `payload` (the file slice, or a `FormData` of the fields and the file last) and
+/// the bytes of file it carries.
+fn request_body(payload: Payload<'_, Blob>) -> Result<(JsValue, f64), JsValue> {
+    match payload {
+        Payload::Put(blob) => {
+            let size = blob.size();
+            Ok((blob.into(), size))
+        }
+        Payload::Form { fields, filename, file } => {
+            let form = FormData::new()?;
+            for (name, value) in fields {
+                form.append_with_str(name, value)?;
+            }
+            form.append_with_blob_and_filename("file", &file, filename)?;
+            Ok((form.into(), file.size()))
+        }
+    }
+}
+
+/// What a store's answer with `status` means: the `ETag` (from the header, or from the XML of a
+/// POST's 201 answer), or the rejection.
+fn outcome(status: u16, header: Option<String>, body: &str, what: &str) -> Result<PutOutcome, UploadError> {
+    if !(200..300).contains(&status) {
+        return Err(store_rejection(status, body, what));
+    }
+    let etag = header.or_else(|| xml_tag(body, "ETag").map(|e| e.replace("&quot;", "\"")));
+    Ok(PutOutcome { etag })
 }
 
 /// The error for a PUT that got no answer at all: a network failure, or a CORS refusal, which
@@ -253,7 +284,9 @@ fn store_rejection(status: u16, body: &str, what: &str) -> UploadError {
         (Some(code), None) => format!(" ({code})"),
         _ => String::new(),
     };
-    UploadError::new(ErrorCode::PartUploadFailed, format!("the store rejected {what} with HTTP {status}{detail}"))
+    // A POST policy's content-length-range refuses a file larger than the backend allowed.
+    let error_code = if code == Some("EntityTooLarge") { ErrorCode::FileTooLarge } else { ErrorCode::PartUploadFailed };
+    UploadError::new(error_code, format!("the store rejected {what} with HTTP {status}{detail}"))
         .with_status(status)
         .with_retry(classify(Observed::Status { status, code, message }))
 }
@@ -267,16 +300,16 @@ pub(crate) enum AnyTransport {
 impl Transport for AnyTransport {
     type Body = Blob;
 
-    async fn put(
+    async fn send(
         &self,
         request: &SignedRequest,
-        body: Blob,
+        payload: Payload<'_, Blob>,
         what: &str,
         sent: &dyn Fn(u64),
     ) -> Result<PutOutcome, UploadError> {
         match self {
-            AnyTransport::Fetch(t) => t.put(request, body, what, sent).await,
-            AnyTransport::Xhr(t) => t.put(request, body, what, sent).await,
+            AnyTransport::Fetch(t) => t.send(request, payload, what, sent).await,
+            AnyTransport::Xhr(t) => t.send(request, payload, what, sent).await,
         }
     }
 }

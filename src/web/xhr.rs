@@ -1,15 +1,15 @@
 //! The `XMLHttpRequest` transport: per-byte upload progress, which `fetch` cannot give, and
 //! stalls detected as what they are: no progress for `stall_timeout_ms`.
 
-use super::{clear_timeout, set_timeout, store_rejection, store_unreachable};
+use super::{clear_timeout, outcome, request_body, set_timeout, store_unreachable};
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, classify};
-use crate::upload::{PutOutcome, SignedRequest, Transport};
+use crate::upload::{Payload, PutOutcome, SignedRequest, Transport};
 use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedSender, unbounded};
 use std::cell::Cell;
 use wasm_bindgen::prelude::*;
-use web_sys::{Blob, ProgressEvent, XmlHttpRequest};
+use web_sys::{Blob, FormData, ProgressEvent, XmlHttpRequest};
 
 /// Sends bodies with `XMLHttpRequest`, reporting bytes as they leave.
 pub(crate) struct XhrTransport {
@@ -74,17 +74,19 @@ fn on(tx: &UnboundedSender<XhrEvent>, event: fn(&ProgressEvent) -> XhrEvent) -> 
 impl Transport for XhrTransport {
     type Body = Blob;
 
-    async fn put(
+    async fn send(
         &self,
         request: &SignedRequest,
-        body: Blob,
+        payload: Payload<'_, Blob>,
         what: &str,
         sent: &dyn Fn(u64),
     ) -> Result<PutOutcome, UploadError> {
         let failed = |message: String| UploadError::new(ErrorCode::PartUploadFailed, message);
         let build = |_| failed(format!("could not build the request for {what}"));
+        let (body, _) = request_body(payload).map_err(build)?;
+        let method = if body.is_instance_of::<FormData>() { "POST" } else { "PUT" };
         let xhr = XmlHttpRequest::new().map_err(build)?;
-        xhr.open_with_async("PUT", &request.url, true).map_err(build)?;
+        xhr.open_with_async(method, &request.url, true).map_err(build)?;
         for (name, value) in &request.headers {
             xhr.set_request_header(name, value).map_err(build)?;
         }
@@ -111,7 +113,11 @@ impl Transport for XhrTransport {
         guard.xhr.set_onload(handler(1));
         guard.xhr.set_onerror(handler(2));
         guard.arm_stall_timer();
-        guard.xhr.send_with_opt_blob(Some(&body)).map_err(build)?;
+        match body.dyn_ref::<FormData>() {
+            Some(form) => guard.xhr.send_with_opt_form_data(Some(form)),
+            None => guard.xhr.send_with_opt_blob(body.dyn_ref::<Blob>()),
+        }
+        .map_err(build)?;
 
         loop {
             match events.next().await {
@@ -129,11 +135,7 @@ impl Transport for XhrTransport {
             }
         }
         let status = guard.xhr.status().unwrap_or(0);
-        if !(200..300).contains(&status) {
-            let body = guard.xhr.response_text().ok().flatten().unwrap_or_default();
-            return Err(store_rejection(status, &body, what));
-        }
-        let etag = guard.xhr.get_response_header("ETag").ok().flatten();
-        Ok(PutOutcome { etag })
+        let body = guard.xhr.response_text().ok().flatten().unwrap_or_default();
+        outcome(status, guard.xhr.get_response_header("ETag").ok().flatten(), &body, what)
     }
 }

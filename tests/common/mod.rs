@@ -58,6 +58,12 @@ export function callbacks(api, options) {
     completeMultipartUpload: r => post("/multipart/complete", r),
     abortMultipartUpload: r => { calls.abort += 1; return post("/multipart/abort", r); },
     signPut: f => post("/put", f),
+    // A POST policy, for a size declared smaller than the file's, or with a field changed after
+    // signing, when the test asks.
+    signPost: f => post("/post", options.declareSize === undefined ? f : { ...f, size: options.declareSize }).then(a => {
+      if (options.retype) a.fields["Content-Type"] = options.retype;
+      return a;
+    }),
   };
   if (options.perPart) {
     // The per-part style of many existing backends: one URL a call.
