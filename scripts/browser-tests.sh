@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
+# The token of the test user of the server with authentication (tests/modes.rs has it too).
+S3DU_TEST_ALICE_TOKEN=alice-token-for-the-browser-tests
 build_server
 mkdir -p .tmp
 trap stop_servers EXIT
@@ -17,15 +19,23 @@ run_in() {
     --allowed-types "image/*,video/*,audio/*,text/*,application/octet-stream,application/pdf,application/zip"
   start_server no-etag --test-hooks --no-expose-etag
   start_server faults --test-hooks
+  printf 'alice %s\n' "$S3DU_TEST_ALICE_TOKEN" > .tmp/tokens
+  start_server auth --auth tokens --tokens-file .tmp/tokens --quota-uploads 3
   env "$1=$2" \
     S3DU_TEST_APP="$(ready_field main app)" \
     S3DU_TEST_APP_NO_ETAG="$(ready_field no-etag app)" \
     S3DU_TEST_APP_FAULTS="$(ready_field faults app)" \
+    S3DU_TEST_APP_AUTH="$(ready_field auth app)" S3DU_TEST_ALICE_TOKEN="$S3DU_TEST_ALICE_TOKEN" \
     WASM_BINDGEN_TEST_TIMEOUT=600 \
     cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser --test reliability --test integrity --test checksum_vectors --test modes -- "${@:3}"
 }
 
-printf '\n-- in Chromium\n'
-run_in CHROMEDRIVER /usr/bin/chromedriver "$@"
-printf '\n-- in Firefox\n'
-run_in GECKODRIVER "$(command -v geckodriver)" "$@"
+# S3DU_BROWSERS=chromium (or firefox) runs one engine only, to iterate faster.
+if [[ " ${S3DU_BROWSERS:-chromium firefox} " == *" chromium "* ]]; then
+  printf '\n-- in Chromium\n'
+  run_in CHROMEDRIVER /usr/bin/chromedriver "$@"
+fi
+if [[ " ${S3DU_BROWSERS:-chromium firefox} " == *" firefox "* ]]; then
+  printf '\n-- in Firefox\n'
+  run_in GECKODRIVER "$(command -v geckodriver)" "$@"
+fi

@@ -54,3 +54,38 @@ async fn a_form_that_does_not_match_its_policy_fails_with_the_condition_named() 
     let message = message_of(&error);
     assert!(message.to_ascii_lowercase().contains("content-type"), "{message}");
 }
+
+fn auth_api() -> String {
+    format!("{}/api/uploads", server(option_env!("S3DU_TEST_APP_AUTH")))
+}
+
+/// An uploader on the server with authentication, as the test user when `signed_in`.
+fn auth_uploader(signed_in: bool) -> s3_direct_upload::Uploader {
+    let options = object(&[("backend", auth_api().into())]);
+    if signed_in {
+        let token = option_env!("S3DU_TEST_ALICE_TOKEN").expect("scripts/browser-tests.sh sets the token");
+        let headers = object(&[("Authorization", format!("Bearer {token}").into())]);
+        js_sys::Reflect::set(&options, &"backendHeaders".into(), &headers).unwrap();
+    }
+    uploader(options)
+}
+
+#[wasm_bindgen_test]
+async fn a_signed_in_user_uploads_under_their_prefix_within_quota_and_strangers_are_refused() {
+    let stranger = auth_uploader(false);
+    let error = upload(&stranger, &file_of(10, 64, "x.bin", ""), JsValue::UNDEFINED).await.expect_err("no token");
+    assert_eq!((code_of(&error), get(&error, "status").as_f64()), ("backend_error".to_owned(), Some(401.0)));
+    assert!(message_of(&error).contains("sign in first"), "{}", message_of(&error));
+
+    // The server allows 3 uploads a day: a multipart upload, two single PUTs, then no more.
+    let alice = auth_uploader(true);
+    for (size, seed) in [(6 * MIB, 65), (1000, 66), (1000, 67)] {
+        let file = file_of(size, seed, "mine.bin", "");
+        let result = upload(&alice, &file, JsValue::UNDEFINED).await.expect("within quota");
+        assert!(get(&result, "key").as_string().unwrap().starts_with("uploads/alice/"));
+        assert_stored(&result, &file).await;
+    }
+    let error = upload(&alice, &file_of(10, 68, "more.bin", ""), JsValue::UNDEFINED).await.expect_err("over quota");
+    assert_eq!(get(&error, "status").as_f64(), Some(403.0));
+    assert!(message_of(&error).contains("daily quota reached: 3 uploads"), "{}", message_of(&error));
+}

@@ -139,7 +139,8 @@ impl Quotas {
         Quotas { uploads_per_day, bytes_per_day, admitted: Mutex::default() }
     }
 
-    /// Counts an upload of `bytes` against `user`'s quota, or refuses it with 429.
+    /// Counts an upload of `bytes` against `user`'s quota, or refuses it with 403 (not 429, which
+    /// clients retry: a day's quota does not come back in seconds).
     pub fn charge(&self, user: &str, bytes: u64) -> Result<(), Refusal> {
         let now = Instant::now();
         let mut admitted = self.admitted.lock().expect("lock");
@@ -149,11 +150,11 @@ impl Quotas {
         }
         let (count, total) = (recent.len() as u64, recent.iter().map(|(_, b)| b).sum::<u64>());
         if let Some(most) = self.uploads_per_day.filter(|&most| count >= u64::from(most)) {
-            return Err(Refusal { status: 429, message: format!("daily quota reached: {most} uploads in 24 hours") });
+            return Err(Refusal { status: 403, message: format!("daily quota reached: {most} uploads in 24 hours") });
         }
         if let Some(most) = self.bytes_per_day.filter(|&most| total.saturating_add(bytes) > most) {
             return Err(Refusal {
-                status: 429,
+                status: 403,
                 message: format!(
                     "daily quota reached: {total} of {most} bytes used in 24 hours, and this file is {bytes}"
                 ),
@@ -204,7 +205,7 @@ mod tests {
         let quotas = Quotas::new(Some(2), Some(100));
         quotas.charge("alice", 60).unwrap();
         let err = quotas.charge("alice", 50).unwrap_err();
-        assert_eq!(err.status, 429);
+        assert_eq!(err.status, 403);
         assert!(err.message.contains("60 of 100 bytes"), "{}", err.message);
         quotas.charge("alice", 40).unwrap();
         assert!(quotas.charge("alice", 0).unwrap_err().message.contains("2 uploads"));

@@ -123,10 +123,10 @@ async fn quotas_refuse_uploads_past_the_daily_limit_per_user() {
     let api = start(Quotas::new(Some(2), Some(1000))).await;
     assert_eq!(api.call(Some(ALICE), "/put", file(400)).await.0, 200);
     let (status, answer) = api.call(Some(ALICE), "/put", file(700)).await;
-    assert_eq!(status, 429, "bytes: {answer}");
+    assert_eq!(status, 403, "bytes: {answer}");
     assert_eq!(api.call(Some(ALICE), "/put", file(500)).await.0, 200);
     let (status, answer) = api.call(Some(ALICE), "/put", file(1)).await;
-    assert_eq!(status, 429);
+    assert_eq!(status, 403);
     assert!(answer["error"].as_str().unwrap().contains("2 uploads"), "{answer}");
     assert_eq!(api.call(Some(BOB), "/put", file(1000)).await.0, 200, "another user's quota is their own");
 }
