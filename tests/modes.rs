@@ -63,7 +63,7 @@ fn auth_api() -> String {
 fn auth_uploader(signed_in: bool) -> s3_direct_upload::Uploader {
     let options = object(&[("backend", auth_api().into())]);
     if signed_in {
-        let token = option_env!("S3DU_TEST_ALICE_TOKEN").expect("scripts/browser-tests.sh sets the token");
+        let token = server(option_env!("S3DU_TEST_ALICE_TOKEN"));
         let headers = object(&[("Authorization", format!("Bearer {token}").into())]);
         js_sys::Reflect::set(&options, &"backendHeaders".into(), &headers).unwrap();
     }
