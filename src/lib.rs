@@ -10,6 +10,7 @@
 //! - [`plan`]: how a file is cut into parts under the S3 limits (pure).
 //! - [`progress`]: loaded/total, speed, ETA and report throttling (pure).
 //! - [`retry`]: which failures are retried, backoff with jitter, time and count bounds (pure).
+//! - [`s3_xml`]: the S3 XML the uploader and the reference server read and write (pure).
 //! - [`sigv4`]: SigV4 signing of requests, URLs and POST policies, and presigned URL expiry (pure).
 //! - [`upload`]: the orchestrator, generic over backend, transport and source (pure).
 //! - [`error`]: the error type and its stable codes.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod plan;
 pub mod progress;
 pub mod retry;
+pub mod s3_xml;
 pub mod sigv4;
 pub mod upload;
 

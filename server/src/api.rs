@@ -5,7 +5,6 @@
 use crate::auth::{Authenticator, Quotas};
 use crate::policy::{Refusal, UploadPolicy};
 use crate::registry::{OpenUpload, Registry};
-use crate::xml::{escape, xml_text};
 use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,7 +16,9 @@ use rusty_s3::actions::CompleteMultipartUploadResponse;
 use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Bucket, Credentials, S3Action};
 use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType, base64};
+use s3_direct_upload::s3_xml::{complete_multipart_body, list_parts_page, xml_text};
 use s3_direct_upload::sigv4::{self, Scope};
+use s3_direct_upload::upload::CompletedPart;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -124,7 +125,7 @@ pub struct SignRequest {
 pub struct CompleteRequest {
     #[serde(flatten)]
     upload: UploadRef,
-    parts: Vec<PartRef>,
+    parts: Vec<CompletedPart>,
     /// The whole object's checksum, when the upload has a checksum algorithm.
     #[serde(default)]
     checksum: Option<ObjectChecksumRef>,
@@ -134,15 +135,6 @@ pub struct CompleteRequest {
 #[derive(Deserialize)]
 pub struct ObjectChecksumRef {
     value: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PartRef {
-    part_number: u32,
-    etag: String,
-    #[serde(default)]
-    checksum: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -360,8 +352,14 @@ pub async fn complete(
     for (name, value) in &headers {
         action.headers_mut().insert(*name, value.clone());
     }
-    let mut request =
-        st.s3.client.post(action.sign(URL_TTL)).body(complete_body(&req.parts, upload.checksum_algorithm)?);
+    if let Some(algorithm) = upload.checksum_algorithm.filter(|&a| a != ChecksumAlgorithm::Md5) {
+        for part in &req.parts {
+            let checksum = part.checksum.as_deref().unwrap_or_default();
+            checked_checksum(algorithm, checksum, &format!("part {}", part.part_number))?;
+        }
+    }
+    let body = complete_multipart_body(&req.parts, upload.checksum_algorithm).expect("every checksum was checked");
+    let mut request = st.s3.client.post(action.sign(URL_TTL)).body(body);
     for (name, value) in &headers {
         request = request.header(*name, value);
     }
@@ -395,28 +393,6 @@ pub async fn complete(
     })))
 }
 
-/// The CompleteMultipartUpload body: each part's number and ETag, and its checksum when the
-/// upload has an algorithm with a per-part element (all but MD5).
-fn complete_body(parts: &[PartRef], algorithm: Option<ChecksumAlgorithm>) -> Result<String, ApiError> {
-    let mut body = String::from("<CompleteMultipartUpload>");
-    for part in parts {
-        body.push_str(&format!(
-            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>",
-            part.part_number,
-            escape(&part.etag)
-        ));
-        if let Some(algorithm) = algorithm.filter(|&a| a != ChecksumAlgorithm::Md5) {
-            let of = format!("part {}", part.part_number);
-            let checksum = part.checksum.as_deref().ok_or_else(|| bad_request(format!("{of} has no checksum")))?;
-            let element = format!("Checksum{}", algorithm.as_str());
-            body.push_str(&format!("<{element}>{}</{element}>", checked_checksum(algorithm, checksum, &of)?));
-        }
-        body.push_str("</Part>");
-    }
-    body.push_str("</CompleteMultipartUpload>");
-    Ok(body)
-}
-
 /// `POST /multipart/abort`: abandons an upload and frees its parts.
 pub async fn abort(
     State(st): State<Arc<AppState>>,
@@ -447,38 +423,14 @@ pub async fn list_parts(
             action.set_part_number_marker(marker);
         }
         let body = send(st.s3.client.get(action.sign(URL_TTL)), "ListParts").await?;
-        let page = parse_list_parts(&body).ok_or_else(|| store_failed("ListParts", "unexpected answer"))?;
-        parts.extend(page.parts.iter().map(|(n, etag, size)| json!({ "partNumber": n, "etag": etag, "size": size })));
-        marker = page.next_marker;
+        let (page, next) = list_parts_page(&body).ok_or_else(|| store_failed("ListParts", "unexpected answer"))?;
+        parts.extend(page.iter().map(|p| json!({ "partNumber": p.part_number, "etag": p.etag, "size": p.size })));
+        marker = next.and_then(|n| u16::try_from(n).ok());
         if marker.is_none() {
             break;
         }
     }
     Ok(Json(json!({ "parts": parts })))
-}
-
-/// One page of a ListParts answer.
-struct PartsPage {
-    /// `(part number, ETag, size)` of each part.
-    parts: Vec<(u16, String, u64)>,
-    /// Where the next page starts, when the answer is truncated.
-    next_marker: Option<u16>,
-}
-
-/// Reads a ListParts answer. rusty-s3's parser insists on `<MaxParts>`, which s3s-fs leaves
-/// out, so this reads only what resuming needs.
-fn parse_list_parts(body: &str) -> Option<PartsPage> {
-    let mut parts = Vec::new();
-    for block in body.split("<Part>").skip(1) {
-        let block = block.split("</Part>").next()?;
-        let number = xml_text(block, "PartNumber")?.parse().ok()?;
-        let etag = xml_text(block, "ETag")?.replace("&quot;", "\"");
-        let size = xml_text(block, "Size")?.parse().ok()?;
-        parts.push((number, etag, size));
-    }
-    let truncated = xml_text(body, "IsTruncated") == Some("true");
-    let next_marker = xml_text(body, "NextPartNumberMarker").and_then(|m| m.parse().ok()).filter(|_| truncated);
-    Some(PartsPage { parts, next_marker })
 }
 
 /// `POST /put`: presigns a single `PutObject` with the content type and metadata signed in.
@@ -568,24 +520,4 @@ async fn send(request: reqwest::RequestBuilder, operation: &str) -> Result<Strin
 /// The `<Code>` of an S3 XML error body.
 fn error_code(body: &str) -> Option<&str> {
     xml_text(body, "Code")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn list_parts_answers_are_read_with_or_without_optional_fields() {
-        let body = r#"<ListPartsResult><Bucket>b</Bucket><IsTruncated>true</IsTruncated>
-            <NextPartNumberMarker>2</NextPartNumberMarker>
-            <Part><PartNumber>1</PartNumber><ETag>&quot;aa&quot;</ETag><Size>5242880</Size></Part>
-            <Part><PartNumber>2</PartNumber><LastModified>x</LastModified><ETag>"bb"</ETag><Size>7</Size></Part>
-            </ListPartsResult>"#;
-        let page = parse_list_parts(body).unwrap();
-        assert_eq!(page.parts, vec![(1, "\"aa\"".to_owned(), 5_242_880), (2, "\"bb\"".to_owned(), 7)]);
-        assert_eq!(page.next_marker, Some(2));
-        let last = parse_list_parts("<ListPartsResult><IsTruncated>false</IsTruncated></ListPartsResult>").unwrap();
-        assert!(last.parts.is_empty() && last.next_marker.is_none());
-        assert!(parse_list_parts("<Part><PartNumber>x</PartNumber></Part>").is_none());
-    }
 }

@@ -13,7 +13,6 @@ mod policy;
 mod registry;
 mod s3_gaps;
 mod store;
-mod xml;
 
 use api::{AppState, S3Target};
 use axum::Router;

@@ -2,12 +2,12 @@
 //! refuses what S3 refuses: `Content-MD5` on UploadPart, and composite checksums (S3's only kind
 //! for SHA-1 and SHA-256 multipart uploads, where s3s-fs computes a full-object one instead).
 
-use crate::xml::{xml_text, xml_texts};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType, base64, digest};
+use s3_direct_upload::s3_xml::{xml_text, xml_texts};
 use s3s::service::S3Service;
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -114,7 +114,7 @@ pub struct SignedPost {
 }
 
 /// A part the store accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompletedPart {
     /// 1-based part number.
@@ -122,7 +122,7 @@ pub struct CompletedPart {
     /// The `ETag` the store answered with.
     pub etag: String,
     /// The part's checksum (base64), when the upload has a checksum algorithm.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
 }
 

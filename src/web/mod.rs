@@ -10,6 +10,7 @@ pub(crate) use xhr::XhrTransport;
 
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, classify};
+use crate::s3_xml::{unescape, xml_text};
 use crate::upload::{Flag, Payload, PutOutcome, ResumeRecord, ResumeStore, Runtime, SignedRequest, Source, Transport};
 use futures::future::{Either, select};
 use gloo_net::http::Request;
@@ -258,7 +259,7 @@ fn outcome(status: u16, header: Option<String>, body: &str, what: &str) -> Resul
     if !(200..300).contains(&status) {
         return Err(store_rejection(status, body, what));
     }
-    let etag = header.or_else(|| xml_tag(body, "ETag").map(|e| e.replace("&quot;", "\"")));
+    let etag = header.or_else(|| xml_text(body, "ETag").map(unescape));
     Ok(PutOutcome { etag })
 }
 
@@ -278,7 +279,7 @@ fn store_unreachable(what: &str) -> UploadError {
 /// The error for a PUT the store answered with `status` and an S3 XML error `body`: the S3
 /// code and message in the text (never the URL), and the retry class they call for.
 fn store_rejection(status: u16, body: &str, what: &str) -> UploadError {
-    let (code, message) = (xml_tag(body, "Code"), xml_tag(body, "Message"));
+    let (code, message) = (xml_text(body, "Code"), xml_text(body, "Message"));
     let detail = match (code, message) {
         (Some(code), Some(message)) => format!(" ({code}: {message})"),
         (Some(code), None) => format!(" ({code})"),
@@ -312,14 +313,6 @@ impl Transport for AnyTransport {
             AnyTransport::Xhr(t) => t.send(request, payload, what, sent).await,
         }
     }
-}
-
-/// The text of the first `<name>` element of an S3 XML error body.
-fn xml_tag<'a>(body: &'a str, name: &str) -> Option<&'a str> {
-    let open = format!("<{name}>");
-    let start = body.find(&open)? + open.len();
-    let end = body[start..].find("</")? + start;
-    Some(&body[start..end])
 }
 
 /// Resume records in `localStorage`, as JSON under `s3-direct-upload:<fingerprint>`. Every
