@@ -56,6 +56,12 @@ if [ ! -d e2e/node_modules/playwright-core ] || [ ! -x e2e/node_modules/.bin/tsc
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# moto (an AWS mock) for the reference server's STS test.
+if ! command -v moto_server >/dev/null; then
+  log "installing moto (PyPI)"
+  python3 -m pip install --quiet 'moto[server]'
+fi
+
 # npm packages of the benchmarks: the JS implementations measured against, and playwright-core.
 if [ ! -d bench/node_modules/@noble/hashes ] || [ ! -d bench/node_modules/playwright-core ]; then
   log "installing benchmark npm packages"

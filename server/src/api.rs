@@ -3,6 +3,7 @@
 //! uploads this server opened before anything is signed.
 
 use crate::auth::{Authenticator, Quotas};
+use crate::credentials::{GrantScope, Issuer};
 use crate::policy::{Refusal, UploadPolicy};
 use crate::registry::{OpenUpload, Registry};
 use axum::extract::FromRequestParts;
@@ -42,6 +43,12 @@ pub struct S3Target {
     pub credentials: Credentials,
     /// For the server's own calls (create, complete, abort, head).
     pub client: reqwest::Client,
+    /// The store's endpoint as pages reach it (credentials mode), and its addressing style.
+    pub endpoint: String,
+    /// Path-style addressing.
+    pub path_style: bool,
+    /// Where temporary credentials come from; `None` turns the credentials mode off.
+    pub issuer: Option<Issuer>,
 }
 
 /// Shared state of the API handlers.
@@ -238,6 +245,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/multipart/list", post(list_parts))
         .route("/put", post(sign_put))
         .route("/post", post(sign_post))
+        .route("/credentials", post(credentials))
         .with_state(state)
 }
 
@@ -505,6 +513,47 @@ pub async fn sign_post(
         "displayUrl": st.display_url(&key),
     })))
 }
+
+/// `POST /credentials`: temporary credentials confined to the caller's key prefix, for pages that
+/// sign their own requests. The body may ask for a shorter `lifetimeSeconds` than the default.
+pub async fn credentials(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Json(req): Json<CredentialsRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let issuer = st.s3.issuer.as_ref().ok_or_else(|| {
+        ApiError(StatusCode::NOT_FOUND, "this server does not hand out credentials (see --sts-endpoint)".into())
+    })?;
+    // A grant counts as one upload against the quota: the bytes go straight to the store.
+    st.quotas.charge(caller.name(), 0)?;
+    let lifetime = req.lifetime_seconds.unwrap_or(CREDENTIALS_TTL.as_secs()).clamp(1, CREDENTIALS_TTL.as_secs());
+    let scope = GrantScope {
+        bucket: st.s3.bucket.name(),
+        region: st.s3.bucket.region(),
+        endpoint: Some(&st.s3.endpoint),
+        force_path_style: st.s3.path_style,
+        key_prefix: &caller.policy.key_prefix,
+    };
+    let creds = &st.s3.credentials;
+    let server = sigv4::Credentials {
+        access_key_id: creds.key().to_owned(),
+        secret_access_key: creds.secret().to_owned(),
+        session_token: creds.token().map(str::to_owned),
+    };
+    let grant = issuer.issue(&scope, Duration::from_secs(lifetime), &server, &st.s3.client).await;
+    grant.map(Json).map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))
+}
+
+/// `POST /credentials`'s body.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsRequest {
+    #[serde(default)]
+    lifetime_seconds: Option<u64>,
+}
+
+/// How long temporary credentials last at most: one hour, STS's default role session limit.
+const CREDENTIALS_TTL: Duration = Duration::from_secs(3600);
 
 /// Sends a request to the store and returns the body of a 2xx answer.
 async fn send(request: reqwest::RequestBuilder, operation: &str) -> Result<String, ApiError> {

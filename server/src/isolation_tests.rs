@@ -3,6 +3,7 @@
 
 use crate::api::{self, AppState, S3Target};
 use crate::auth::{BearerTokens, Quotas};
+use crate::credentials::Issuer;
 use crate::policy::UploadPolicy;
 use crate::registry::Registry;
 use crate::store::{self, CorsRule};
@@ -41,6 +42,9 @@ async fn start(quotas: Quotas) -> Api {
             bucket,
             credentials: Credentials::new(store.access_key.clone(), store.secret_key.clone()),
             client: reqwest::Client::new(),
+            endpoint: store.endpoint.clone(),
+            path_style: true,
+            issuer: Some(Issuer::Embedded(store.temporary.clone())),
         },
         policy: UploadPolicy { key_prefix: "uploads/".into(), max_size: 1 << 30, allowed_types: vec!["*/*".into()] },
         open: Registry::open(dir.join("open-uploads.json")),
@@ -170,4 +174,91 @@ async fn post_policies_hold_the_store_to_the_users_prefix_and_declared_size() {
     let (status, answer) = post_form(&signed, fields, vec![7; 10]).await;
     assert_eq!(status, 201, "{answer}");
     assert!(answer.contains("<Key>uploads/alice/"), "{answer}");
+}
+
+/// Sends `method` to `key` in the store with temporary credentials from a grant, as a page
+/// would; the status and the S3 answer.
+async fn with_grant(api: &Api, grant: &Value, method: &str, key: &str, token: Option<&str>) -> (u16, String) {
+    let credentials = s3_direct_upload::sigv4::Credentials {
+        access_key_id: grant["accessKeyId"].as_str().unwrap().to_owned(),
+        secret_access_key: grant["secretAccessKey"].as_str().unwrap().to_owned(),
+        session_token: Some(token.unwrap_or(grant["sessionToken"].as_str().unwrap()).to_owned()),
+    };
+    let url = format!("{}/{}/{key}", grant["endpoint"].as_str().unwrap(), grant["bucket"].as_str().unwrap());
+    let request = s3_direct_upload::sigv4::Request { method, url: &url, headers: &[] };
+    let scope = s3_direct_upload::sigv4::Scope { region: grant["region"].as_str().unwrap(), service: "s3" };
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as f64;
+    let signed = s3_direct_upload::sigv4::presign(&request, &credentials, scope, now_ms, 60).unwrap();
+    let response = api.client.request(method.parse().unwrap(), signed).body("hello").send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_credentials_reach_only_the_users_prefix_with_their_token_until_they_expire() {
+    let api = start(Quotas::new(None, None)).await;
+    assert_eq!(api.call(None, "/credentials", json!({})).await.0, 401);
+    let (status, grant) = api.call(Some(ALICE), "/credentials", json!({})).await;
+    assert_eq!(status, 200, "{grant}");
+    assert_eq!(grant["keyPrefix"], "uploads/alice/");
+
+    assert_eq!(with_grant(&api, &grant, "PUT", "uploads/alice/a.txt", None).await.0, 200);
+    let (status, answer) = with_grant(&api, &grant, "PUT", "uploads/bob/a.txt", None).await;
+    assert_eq!(status, 403, "another user's prefix: {answer}");
+    let (status, answer) = with_grant(&api, &grant, "PUT", "uploads/alice/b.txt", Some("forged")).await;
+    assert!(matches!(status, 400 | 403) && answer.contains("InvalidToken"), "{answer}");
+
+    let (_, short) = api.call(Some(ALICE), "/credentials", json!({ "lifetimeSeconds": 1 })).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (status, answer) = with_grant(&api, &short, "PUT", "uploads/alice/c.txt", None).await;
+    assert!(status == 400 && answer.contains("ExpiredToken"), "{status} {answer}");
+}
+
+/// `moto_server` (moto's AWS mock) on a free loopback port, stopped by PID when dropped.
+struct Moto(std::process::Child, u16);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_credentials_are_assumed_with_a_policy_for_the_users_prefix() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto_server runs (scripts/setup.sh installs moto)");
+    let moto = Moto(child, port);
+    let endpoint = format!("http://127.0.0.1:{}", moto.1);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", moto.1)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let issuer = Issuer::Sts { endpoint, role_arn: "arn:aws:iam::123456789012:role/uploads".into() };
+    let scope = crate::credentials::GrantScope {
+        bucket: "bucket",
+        region: "us-east-1",
+        endpoint: None,
+        force_path_style: false,
+        key_prefix: "uploads/alice/",
+    };
+    let server = s3_direct_upload::sigv4::Credentials {
+        access_key_id: "AKIDSERVER".into(),
+        secret_access_key: "server-secret".into(),
+        session_token: None,
+    };
+    let grant =
+        issuer.issue(&scope, std::time::Duration::from_secs(60), &server, &reqwest::Client::new()).await.unwrap();
+    for field in ["accessKeyId", "secretAccessKey", "sessionToken", "expiration"] {
+        assert!(!grant[field].as_str().unwrap_or_default().is_empty(), "{field}: {grant}");
+    }
+    assert_eq!(grant["keyPrefix"], "uploads/alice/");
+    let policy = crate::credentials::session_policy("bucket", "uploads/alice/");
+    assert_eq!(policy["Statement"][0]["Resource"], "arn:aws:s3:::bucket/uploads/alice/*");
 }

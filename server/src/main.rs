@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod credentials;
 mod faults;
 #[cfg(test)]
 mod isolation_tests;
@@ -46,6 +47,9 @@ reference-server: the s3-direct-upload reference backend
                           from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN]
   --s3-region R           region for --s3-endpoint (default us-east-1)
   --path-style            path-style addressing for --s3-endpoint (MinIO, s3s)
+  --sts-endpoint URL      hand out temporary credentials (credentials mode) from this STS endpoint
+  --role-arn ARN          the role STS AssumeRole gives (its session policy narrows it to a
+                          user's prefix); with the embedded store, credentials come from the store
   --auth MODE             who may call the API: none (default; one anonymous user, for demos on
                           loopback), tokens (Authorization: Bearer, from --tokens-file), or
                           sessions (HMAC-signed session tokens, secret from --session-secret-file).
@@ -71,6 +75,8 @@ struct Config {
     s3_endpoint: Option<String>,
     s3_region: String,
     path_style: bool,
+    sts_endpoint: Option<String>,
+    role_arn: Option<String>,
     auth: String,
     tokens_file: Option<PathBuf>,
     session_secret_file: Option<PathBuf>,
@@ -95,6 +101,8 @@ fn parse_args() -> Result<Config, String> {
         s3_endpoint: None,
         s3_region: "us-east-1".into(),
         path_style: false,
+        sts_endpoint: None,
+        role_arn: None,
         auth: "none".into(),
         tokens_file: None,
         session_secret_file: None,
@@ -123,6 +131,8 @@ fn parse_args() -> Result<Config, String> {
             "--s3-endpoint" => c.s3_endpoint = Some(value()?),
             "--s3-region" => c.s3_region = value()?,
             "--path-style" => c.path_style = true,
+            "--sts-endpoint" => c.sts_endpoint = Some(value()?),
+            "--role-arn" => c.role_arn = Some(value()?),
             "--auth" => c.auth = value()?,
             "--tokens-file" => c.tokens_file = Some(value()?.into()),
             "--session-secret-file" => c.session_secret_file = Some(value()?.into()),
@@ -208,8 +218,21 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let bucket = Bucket::new(endpoint.parse()?, url_style, c.bucket.clone(), c.s3_region.clone())?;
+    let issuer = match (&c.sts_endpoint, &c.role_arn, &store) {
+        (Some(sts), Some(role), _) => Some(credentials::Issuer::Sts { endpoint: sts.clone(), role_arn: role.clone() }),
+        (Some(_), None, _) | (None, Some(_), _) => return Err("--sts-endpoint and --role-arn go together".into()),
+        (None, None, Some(embedded)) => Some(credentials::Issuer::Embedded(embedded.temporary.clone())),
+        (None, None, None) => None,
+    };
     let state = Arc::new(AppState {
-        s3: S3Target { bucket, credentials, client: reqwest::Client::new() },
+        s3: S3Target {
+            bucket,
+            credentials,
+            client: reqwest::Client::new(),
+            endpoint,
+            path_style: matches!(url_style, UrlStyle::Path),
+            issuer,
+        },
         policy: c.policy.clone(),
         open: registry::Registry::open(data_dir.join(".open-uploads.json")),
         auth: authenticator,

@@ -11,12 +11,18 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::path::S3Path;
 use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3Result, s3_error};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
+use std::time::SystemTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -53,8 +59,123 @@ impl CorsRule {
     }
 }
 
+/// Temporary key pairs the server hands out for the credentials mode: the embedded store's
+/// stand-in for STS. Each works only under its key prefix, only with its session token, and
+/// only until it expires (then the store answers `ExpiredToken`).
+#[derive(Default)]
+pub struct TemporaryKeys(Mutex<HashMap<String, TemporaryKey>>);
+
+struct TemporaryKey {
+    secret: String,
+    token: String,
+    expires: SystemTime,
+    prefix: String,
+}
+
+/// A temporary key pair, as handed to a page.
+pub struct IssuedKey {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret key (for the page's signer only).
+    pub secret_access_key: String,
+    /// Session token, to be sent with every request.
+    pub session_token: String,
+    /// When it stops working.
+    pub expires: SystemTime,
+}
+
+impl TemporaryKeys {
+    /// A new key pair for objects under `prefix`, valid for `lifetime`. Keys expired for an
+    /// hour are forgotten.
+    pub fn issue(&self, prefix: &str, lifetime: Duration) -> IssuedKey {
+        let now = SystemTime::now();
+        let mut keys = self.0.lock().expect("lock");
+        keys.retain(|_, k| k.expires + Duration::from_secs(3600) > now);
+        let issued = IssuedKey {
+            access_key_id: format!("ASIA{:016X}", rand::random::<u64>()),
+            secret_access_key: format!("{:032x}{:08x}", rand::random::<u128>(), rand::random::<u32>()),
+            session_token: format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()),
+            expires: now + lifetime,
+        };
+        let key = TemporaryKey {
+            secret: issued.secret_access_key.clone(),
+            token: issued.session_token.clone(),
+            expires: issued.expires,
+            prefix: prefix.to_owned(),
+        };
+        keys.insert(issued.access_key_id.clone(), key);
+        issued
+    }
+}
+
+/// Who may do what in the embedded store: the server's own key pair anything, a temporary one
+/// only what its grant covers.
+struct StoreAuth {
+    access_key: String,
+    secret_key: String,
+    temporary: Arc<TemporaryKeys>,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for StoreAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        if access_key == self.access_key {
+            return Ok(SecretKey::from(self.secret_key.clone()));
+        }
+        let keys = self.temporary.0.lock().expect("lock");
+        match keys.get(access_key) {
+            Some(key) if key.expires > SystemTime::now() => Ok(SecretKey::from(key.secret.clone())),
+            Some(_) => Err(s3_error!(ExpiredToken, "The provided token has expired.")),
+            None => Err(s3_error!(InvalidAccessKeyId)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for StoreAuth {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let Some(credentials) = cx.credentials() else { return Err(s3_error!(AccessDenied, "Anonymous access")) };
+        if credentials.access_key == self.access_key {
+            return Ok(());
+        }
+        let (token, prefix) = {
+            let keys = self.temporary.0.lock().expect("lock");
+            let key = keys.get(&credentials.access_key).ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
+            (key.token.clone(), key.prefix.clone())
+        };
+        let in_query =
+            cx.uri().query().unwrap_or_default().split('&').find_map(|p| p.strip_prefix("X-Amz-Security-Token="));
+        let in_header = cx.headers().get("x-amz-security-token").and_then(|v| v.to_str().ok());
+        let sent = in_header.map(str::to_owned).or_else(|| in_query.map(|t| percent_decode(t)));
+        if sent.as_deref() != Some(token.as_str()) {
+            return Err(s3_error!(InvalidToken, "The provided token is malformed or otherwise invalid."));
+        }
+        match cx.s3_path() {
+            S3Path::Object { key, .. } if key.starts_with(&prefix) => Ok(()),
+            _ => Err(s3_error!(AccessDenied, "Access Denied: outside the key prefix of these credentials")),
+        }
+    }
+}
+
+/// `%XX` escapes of a query value resolved.
+fn percent_decode(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        let hex = |h: Option<u8>| h.and_then(|h| char::from(h).to_digit(16));
+        match b {
+            b'%' => {
+                let (hi, lo) = (hex(bytes.next()), hex(bytes.next()));
+                out.push(hi.zip(lo).map_or(b'?', |(h, l)| (h * 16 + l) as u8));
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Access to the embedded store: where it listens and the key pair it accepts.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmbeddedStore {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
@@ -65,6 +186,8 @@ pub struct EmbeddedStore {
     /// Stops the store for the given time (closing every connection), then starts it again on
     /// the same port: a real outage, for the tests.
     pub restart: mpsc::UnboundedSender<Duration>,
+    /// The temporary key pairs it accepts besides its own.
+    pub temporary: Arc<TemporaryKeys>,
 }
 
 /// Starts the store on `listen`, keeping objects under `data_dir/bucket`. With `faults`, part
@@ -81,7 +204,11 @@ pub async fn start(
     let secret_key = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
     let fs = s3s_fs::FileSystem::new(data_dir).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     let mut builder = S3ServiceBuilder::new(fs);
-    builder.set_auth(SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
+    let temporary = Arc::new(TemporaryKeys::default());
+    let auth =
+        || StoreAuth { access_key: access_key.clone(), secret_key: secret_key.clone(), temporary: temporary.clone() };
+    builder.set_auth(auth());
+    builder.set_access(auth());
     let store = Store { s3: builder.build(), cors: Arc::new(cors), faults, gaps: Arc::default() };
 
     let mut listener = TcpListener::bind(listen).await?;
@@ -102,7 +229,7 @@ pub async fn start(
             };
         }
     });
-    Ok(EmbeddedStore { endpoint: format!("http://{address}"), access_key, secret_key, restart })
+    Ok(EmbeddedStore { endpoint: format!("http://{address}"), access_key, secret_key, restart, temporary })
 }
 
 #[derive(Clone)]
