@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3_direct_upload::sigv4::percent_decode;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
@@ -146,7 +147,7 @@ impl S3Access for StoreAuth {
         let in_query =
             cx.uri().query().unwrap_or_default().split('&').find_map(|p| p.strip_prefix("X-Amz-Security-Token="));
         let in_header = cx.headers().get("x-amz-security-token").and_then(|v| v.to_str().ok());
-        let sent = in_header.map(str::to_owned).or_else(|| in_query.map(|t| percent_decode(t)));
+        let sent = in_header.map(str::to_owned).or_else(|| in_query.map(percent_decode));
         if sent.as_deref() != Some(token.as_str()) {
             return Err(s3_error!(InvalidToken, "The provided token is malformed or otherwise invalid."));
         }
@@ -155,23 +156,6 @@ impl S3Access for StoreAuth {
             _ => Err(s3_error!(AccessDenied, "Access Denied: outside the key prefix of these credentials")),
         }
     }
-}
-
-/// `%XX` escapes of a query value resolved.
-fn percent_decode(text: &str) -> String {
-    let mut out = Vec::with_capacity(text.len());
-    let mut bytes = text.bytes();
-    while let Some(b) = bytes.next() {
-        let hex = |h: Option<u8>| h.and_then(|h| char::from(h).to_digit(16));
-        match b {
-            b'%' => {
-                let (hi, lo) = (hex(bytes.next()), hex(bytes.next()));
-                out.push(hi.zip(lo).map_or(b'?', |(h, l)| (h * 16 + l) as u8));
-            }
-            _ => out.push(b),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Access to the embedded store: where it listens and the key pair it accepts.
