@@ -59,6 +59,17 @@ pub fn iso_8601(ms: f64) -> String {
     format!("{}-{}-{}T{}:{}:{}.000Z", &d[0..4], &d[4..6], &d[6..8], &d[9..11], &d[11..13], &d[13..15])
 }
 
+/// Unix epoch milliseconds of an ISO 8601 UTC time (`2026-11-21T23:59:00Z`, fractions allowed),
+/// as STS and S3 write times.
+pub fn iso_8601_ms(text: &str) -> Option<f64> {
+    let digits: String = text.split('.').next()?.chars().filter(char::is_ascii_digit).collect();
+    let utc = text.ends_with('Z') || text.ends_with("+00:00");
+    if digits.len() != 14 || !utc {
+        return None;
+    }
+    amz_date_ms(&format!("{}T{}Z", &digits[..8], &digits[8..]))
+}
+
 /// The civil date of a day count from 1970-01-01 (the inverse of [`days_since_epoch`]).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let days = days + 719_468;
@@ -442,6 +453,16 @@ mod tests {
             signature(&canonical, "20150830T123600Z", &creds.secret_access_key, scope),
             "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
         );
+    }
+
+    #[test]
+    fn iso_times_are_read_with_or_without_fractions() {
+        assert_eq!(iso_8601_ms("2013-05-24T00:00:00Z"), Some(MAY_24_2013_MS));
+        assert_eq!(iso_8601_ms("2013-05-24T00:00:00.000Z"), Some(MAY_24_2013_MS));
+        assert_eq!(iso_8601_ms("2013-05-24T00:00:00+00:00"), Some(MAY_24_2013_MS));
+        assert_eq!(iso_8601_ms(&iso_8601(MAY_24_2013_MS)), Some(MAY_24_2013_MS));
+        assert_eq!(iso_8601_ms("2013-05-24T00:00:00+02:00"), None);
+        assert_eq!(iso_8601_ms("tomorrow"), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 
@@ -88,4 +89,80 @@ async fn a_signed_in_user_uploads_under_their_prefix_within_quota_and_strangers_
     let error = upload(&alice, &file_of(10, 68, "more.bin", ""), JsValue::UNDEFINED).await.expect_err("over quota");
     assert_eq!(get(&error, "status").as_f64(), Some(403.0));
     assert!(message_of(&error).contains("daily quota reached: 3 uploads"), "{}", message_of(&error));
+}
+
+fn credentials_uploader(cb: &JsValue, concurrency: u32) -> s3_direct_upload::Uploader {
+    uploader(object(&[
+        ("backend", get(cb, "backend")),
+        ("mode", "credentials".into()),
+        ("concurrency", concurrency.into()),
+    ]))
+}
+
+fn credential_calls(cb: &JsValue) -> f64 {
+    get(&get(cb, "calls"), "credentials").as_f64().unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn the_page_signs_every_request_with_one_grant_of_temporary_credentials() {
+    let cb = callbacks(&api(), &json("{}"));
+    let up = credentials_uploader(&cb, 6);
+    for (size, seed, parts) in [(12 * MIB + 3, 70, Some(3.0)), (1000, 71, None)] {
+        let file = file_of(size, seed, "signed-here.bin", "");
+        let result = upload(&up, &file, JsValue::UNDEFINED).await.expect("uploads with the page's signatures");
+        assert_stored(&result, &file).await;
+        assert_eq!(get(&result, "parts").as_f64(), parts);
+        assert!(get(&result, "key").as_string().unwrap().starts_with("uploads/"));
+        let checksum = get(&result, "checksum");
+        assert_eq!(get(&checksum, "algorithm").as_string().as_deref(), Some("CRC32C"), "signed in the page too");
+    }
+    assert_eq!(credential_calls(&cb), 1.0, "no backend round trip per part, or per file");
+}
+
+#[wasm_bindgen_test]
+async fn credentials_the_store_says_expired_are_fetched_again() {
+    // The first grant lasts 2 s but claims an hour: only the store's ExpiredToken can tell.
+    let cb = callbacks(&api(), &json(r#"{"shortFirstGrant": true}"#));
+    let up = credentials_uploader(&cb, 1);
+    let log = ProgressLog::default();
+    let listener = log.listener();
+    let file = file_of(15 * MIB, 72, "expiring.bin", "");
+    let options = object(&[("onProgress", listener.as_ref().clone())]);
+    let handle = up.upload(file.clone().into(), Some(options.unchecked_into())).unwrap();
+    log.wait_for_loaded(5.0 * MIB as f64, 20_000).await;
+    handle.pause();
+    pause_for(2500).await;
+    handle.resume();
+    let result = wasm_bindgen_futures::JsFuture::from(handle.done()).await.expect("new credentials finish it");
+    assert_stored(&result, &file).await;
+    assert!(credential_calls(&cb) >= 2.0, "fetched again after ExpiredToken");
+}
+
+#[wasm_bindgen_test]
+async fn a_clock_an_hour_off_is_corrected_from_the_stores_time() {
+    let cb = callbacks(&api(), &json("{}"));
+    let up = credentials_uploader(&cb, 6);
+    let file = file_of(6 * MIB, 73, "skewed.bin", "");
+    shift_clock(3_600_000.0);
+    let result = upload(&up, &file, JsValue::UNDEFINED).await;
+    shift_clock(0.0);
+    let result = result.expect("signed again with the store's time after RequestTimeTooSkewed");
+    assert_stored(&result, &file).await;
+}
+
+#[wasm_bindgen_test]
+async fn unusable_credentials_are_a_clear_error_that_quotes_no_secret() {
+    let cb = callbacks(&api(), &json(r#"{"grantEndpoint": "not a url"}"#));
+    let error = upload(&credentials_uploader(&cb, 6), &file_of(10, 74, "x.bin", ""), JsValue::UNDEFINED)
+        .await
+        .expect_err("an endpoint that is not a URL");
+    assert_eq!(code_of(&error), "backend_error");
+    let message = message_of(&error);
+    assert!(message.contains("\"not a url\"") && message.contains("http(s)://host[:port]"), "{message}");
+    assert!(!message.contains("ecret") && !message.contains("ASIA"), "{message}");
+
+    let up = credentials_uploader(&callbacks(&api(), &json("{}")), 6);
+    let wish = object(&[("key", "../elsewhere/x.bin".into())]);
+    let error = upload(&up, &file_of(10, 75, "x.bin", ""), wish).await.expect_err("a key outside the prefix");
+    assert_eq!(code_of(&error), "invalid_option");
 }

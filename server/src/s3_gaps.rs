@@ -8,9 +8,11 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType, base64, digest};
 use s3_direct_upload::s3_xml::{xml_text, xml_texts};
+use s3_direct_upload::sigv4;
 use s3s::service::S3Service;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A store answer.
 pub type StoreResponse = Response<s3s::Body>;
@@ -52,7 +54,7 @@ impl S3Gaps {
         let composite = upload_id.and_then(|id| self.composite.lock().expect("lock").get(id).copied());
         match composite {
             Some(algorithm) if req.method() == Method::POST => complete_composite(s3, req, algorithm).await,
-            _ => s3.call(req.map(s3s::Body::from)).await,
+            _ => with_server_time(s3.call(req.map(s3s::Body::from)).await?).await,
         }
     }
 }
@@ -113,6 +115,25 @@ async fn complete_composite(
     let (mut head, _) = response.into_parts();
     head.headers.remove(header::CONTENT_LENGTH);
     Ok(Response::from_parts(head, s3s::Body::from(answer)))
+}
+
+/// S3 tells a client whose clock is off what time it is (`<ServerTime>` in its
+/// `RequestTimeTooSkewed` error), so the client can sign again with a corrected clock; s3s-fs
+/// does not, so it is added here.
+async fn with_server_time(response: StoreResponse) -> Result<StoreResponse, s3s::HttpError> {
+    if !response.status().is_client_error() {
+        return Ok(response);
+    }
+    let (response, body) = collected(response).await?;
+    if !body.contains("<Code>RequestTimeTooSkewed</Code>") || body.contains("<ServerTime>") {
+        return Ok(response);
+    }
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64);
+    let server_time = sigv4::iso_8601(now_ms).replace(".000Z", "Z");
+    let body = body.replacen("</Error>", &format!("<ServerTime>{server_time}</ServerTime></Error>"), 1);
+    let (mut head, _) = response.into_parts();
+    head.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(head, s3s::Body::from(body)))
 }
 
 /// A response with its body read (as text), and the same response rebuilt around that text.

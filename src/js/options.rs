@@ -5,8 +5,8 @@ use crate::error::{ErrorCode, UploadError};
 use crate::plan::PlanOptions;
 use crate::retry::RetryPolicy;
 use crate::web::{
-    AnyBackend, AnyTransport, CallbackBackend, DEFAULT_MIN_BYTES_PER_SECOND, DEFAULT_STALL_TIMEOUT_MS, FetchTransport,
-    HttpBackend, XhrTransport,
+    AnyBackend, AnyTransport, CallbackBackend, CredentialsBackend, DEFAULT_MIN_BYTES_PER_SECOND,
+    DEFAULT_STALL_TIMEOUT_MS, FetchTransport, GrantSource, HttpBackend, XhrTransport,
 };
 use js_sys::{Function, Reflect};
 use serde::Deserialize;
@@ -170,13 +170,15 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
     if !(100..=3_600_000).contains(&stall_timeout_ms) {
         return Err(invalid(format!("`stallTimeoutMs` is {stall_timeout_ms}; use 100 to 3600000 (default 30000)")));
     }
-    let post_forms = match raw.mode.as_deref().unwrap_or("presigned") {
-        "presigned" => false,
-        "post" => true,
+    let mode = match raw.mode.as_deref().unwrap_or("presigned") {
+        "presigned" => Mode::Presigned,
+        "post" => Mode::Post,
+        "credentials" => Mode::Credentials,
         other => {
             return Err(invalid(format!(
-                "`mode` is {other:?}; use \"presigned\" (default: presigned PUTs and multipart uploads) or \
-                 \"post\" (one HTML-form POST under a signed policy)"
+                "`mode` is {other:?}; use \"presigned\" (default: the backend presigns PUTs and parts), \
+                 \"post\" (one HTML-form POST under a signed policy) or \"credentials\" (the page signs with \
+                 temporary credentials)"
             )));
         }
     };
@@ -185,7 +187,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
         return Err(invalid("`minBytesPerSecond` must be at least 1 (default 50000)".into()));
     }
     Ok(UploaderOptions {
-        backend: parse_backend(raw.backend, raw.backend_headers, post_forms)?,
+        backend: parse_backend(raw.backend, raw.backend_headers, mode)?,
         concurrency,
         plan_options,
         retry: parse_retry(raw.retry)?,
@@ -200,7 +202,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
         },
         resume: raw.resume.unwrap_or(true),
         checksum: parse_checksum(&raw.checksum)?,
-        post_forms,
+        post_forms: mode == Mode::Post,
         on_progress: optional_function(raw.on_progress, "onProgress")?,
     })
 }
@@ -253,16 +255,27 @@ fn parse_retry(value: JsValue) -> Result<RetryPolicy, UploadError> {
     Ok(policy)
 }
 
-fn parse_backend(
-    backend: JsValue,
-    headers: BTreeMap<String, String>,
-    post_forms: bool,
-) -> Result<AnyBackend, UploadError> {
+/// How files reach the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The backend presigns PUTs and parts.
+    Presigned,
+    /// One HTML-form POST under a policy the backend signs.
+    Post,
+    /// The backend hands out temporary credentials; the page signs.
+    Credentials,
+}
+
+fn parse_backend(backend: JsValue, headers: BTreeMap<String, String>, mode: Mode) -> Result<AnyBackend, UploadError> {
     if let Some(base) = backend.as_string() {
         if base.trim().is_empty() {
             return Err(invalid("`backend` is an empty string; give the base URL of the upload API".into()));
         }
-        return Ok(AnyBackend::Http(HttpBackend::new(&base, headers.into_iter().collect())));
+        let http = HttpBackend::new(&base, headers.into_iter().collect());
+        if mode == Mode::Credentials {
+            return Ok(AnyBackend::Credentials(CredentialsBackend::new(GrantSource::Http(http))));
+        }
+        return Ok(AnyBackend::Http(http));
     }
     if !backend.is_object() || backend.is_function() {
         return Err(invalid(
@@ -273,6 +286,12 @@ fn parse_backend(
         let value = Reflect::get(&backend, &name.into()).unwrap_or(JsValue::UNDEFINED);
         optional_function(value, &format!("backend.{name}"))
     };
+    if mode == Mode::Credentials {
+        let source = get("getCredentials")?
+            .ok_or_else(|| invalid("`mode: \"credentials\"` needs the backend callback getCredentials".into()))?;
+        return Ok(AnyBackend::Credentials(CredentialsBackend::new(GrantSource::Callback(source))));
+    }
+    let post_forms = mode == Mode::Post;
     let callbacks = CallbackBackend {
         create_multipart_upload: get("createMultipartUpload")?,
         sign_parts: get("signParts")?,

@@ -2,6 +2,7 @@
 //!
 //! Both speak the same request and answer shapes (camelCase JSON), documented in the README.
 
+use super::credentials::CredentialsBackend;
 use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
 use crate::checksum::{ChecksumAlgorithm, ObjectChecksum};
 use crate::error::{ErrorCode, UploadError};
@@ -111,7 +112,7 @@ fn to_js<T: Serialize>(value: &T) -> JsValue {
     value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).expect("request shapes are plain data")
 }
 
-fn backend_error(message: String) -> UploadError {
+pub(crate) fn backend_error(message: String) -> UploadError {
     UploadError::new(ErrorCode::BackendError, message)
 }
 
@@ -129,7 +130,12 @@ impl HttpBackend {
         HttpBackend { base: base.trim_end_matches('/').to_owned(), headers }
     }
 
-    async fn post<A: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<A, UploadError> {
+    /// The API's base URL.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) async fn post<A: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<A, UploadError> {
         let url = format!("{}{path}", self.base);
         let what = format!("POST {url}");
         let guard = RequestGuard::new(BACKEND_TIMEOUT_MS);
@@ -243,7 +249,7 @@ impl CallbackBackend {
             && self.complete_multipart_upload.is_some()
     }
 
-    async fn call<A: DeserializeOwned>(
+    pub(crate) async fn call<A: DeserializeOwned>(
         name: &str,
         function: Option<&Function>,
         argument: &impl Serialize,
@@ -368,6 +374,7 @@ fn callback_retry(rejected: &JsValue) -> RetryAction {
 pub(crate) enum AnyBackend {
     Http(HttpBackend),
     Callbacks(CallbackBackend),
+    Credentials(CredentialsBackend),
 }
 
 impl Backend for AnyBackend {
@@ -375,6 +382,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Http(b) => b.create_multipart(file).await,
             AnyBackend::Callbacks(b) => b.create_multipart(file).await,
+            AnyBackend::Credentials(b) => b.create_multipart(file).await,
         }
     }
 
@@ -387,6 +395,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Http(b) => b.sign_parts(session, numbers, checksums).await,
             AnyBackend::Callbacks(b) => b.sign_parts(session, numbers, checksums).await,
+            AnyBackend::Credentials(b) => b.sign_parts(session, numbers, checksums).await,
         }
     }
 
@@ -399,6 +408,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Http(b) => b.complete_multipart(session, parts, checksum).await,
             AnyBackend::Callbacks(b) => b.complete_multipart(session, parts, checksum).await,
+            AnyBackend::Credentials(b) => b.complete_multipart(session, parts, checksum).await,
         }
     }
 
@@ -406,6 +416,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Http(b) => b.abort_multipart(session).await,
             AnyBackend::Callbacks(b) => b.abort_multipart(session).await,
+            AnyBackend::Credentials(b) => b.abort_multipart(session).await,
         }
     }
 
@@ -413,6 +424,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Http(b) => b.list_parts(session).await,
             AnyBackend::Callbacks(b) => b.list_parts(session).await,
+            AnyBackend::Credentials(b) => b.list_parts(session).await,
         }
     }
 
@@ -420,6 +432,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Http(b) => b.sign_put(file).await,
             AnyBackend::Callbacks(b) => b.sign_put(file).await,
+            AnyBackend::Credentials(b) => b.sign_put(file).await,
         }
     }
 
@@ -427,6 +440,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Http(b) => b.sign_post(file).await,
             AnyBackend::Callbacks(b) => b.sign_post(file).await,
+            AnyBackend::Credentials(b) => b.sign_post(file).await,
         }
     }
 }
@@ -437,15 +451,17 @@ impl AnyBackend {
         match self {
             AnyBackend::Http(_) => true,
             AnyBackend::Callbacks(b) => b.list_parts.is_some(),
+            AnyBackend::Credentials(_) => true,
         }
     }
 
     /// Names the backend in resume fingerprints, so that one backend's records never steer
     /// another's uploads.
-    pub(crate) fn identity(&self) -> &str {
+    pub(crate) fn identity(&self) -> String {
         match self {
-            AnyBackend::Http(b) => &b.base,
-            AnyBackend::Callbacks(_) => "callbacks",
+            AnyBackend::Http(b) => b.base.clone(),
+            AnyBackend::Callbacks(_) => "callbacks".into(),
+            AnyBackend::Credentials(b) => b.identity(),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Browser edges of the orchestrator: the file as a `Blob`, the `fetch` and XHR transports,
-//! the backends, the runtime (time, timers, chance), online/offline tracking, localStorage
+//! the backends (JSON, callbacks, and temporary credentials signing in the page), the runtime (time, timers, chance), online/offline tracking, localStorage
 //! resume records, and request guards that cancel by drop.
 
 mod backend;
+mod credentials;
 mod xhr;
 
 pub(crate) use backend::{AnyBackend, CallbackBackend, HttpBackend};
+pub(crate) use credentials::{CredentialsBackend, GrantSource};
 pub(crate) use xhr::XhrTransport;
 
 use crate::error::{ErrorCode, UploadError};

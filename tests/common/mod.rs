@@ -47,12 +47,16 @@ export function fetch_bytes(url) {
 }
 export function get_json(url) { return fetch(url).then(r => r.json()); }
 export function sleep(ms) { return new Promise(resolve => setTimeout(resolve, ms)); }
+export function shift_clock(ms) {
+  const real = Date.now.__real ?? Date.now;
+  Date.now = ms ? Object.assign(() => real.call(Date) + ms, { __real: real }) : real;
+}
 export function callbacks(api, options) {
   const post = (path, body) => post_json(api + path, body).then(a => {
     if (a.error) throw new Error(a.error);
     return a;
   });
-  const calls = { abort: 0, sign: 0 };
+  const calls = { abort: 0, sign: 0, credentials: 0 };
   const backend = {
     createMultipartUpload: f => post("/multipart", f),
     completeMultipartUpload: r => post("/multipart/complete", r),
@@ -60,6 +64,17 @@ export function callbacks(api, options) {
     signPut: f => post("/put", f),
     // A POST policy, for a size declared smaller than the file's, or with a field changed after
     // signing, when the test asks.
+    // Temporary credentials; when the test asks, the first grant lasts 2 s but claims an hour
+    // (only the store's ExpiredToken can tell), or the grant names another endpoint.
+    getCredentials: () => {
+      const short = options.shortFirstGrant && calls.credentials === 0;
+      calls.credentials += 1;
+      return post("/credentials", short ? { lifetimeSeconds: 2 } : {}).then(g => {
+        if (short) g.expiration = new Date(Date.now() + 3600e3).toISOString();
+        if (options.grantEndpoint !== undefined) g.endpoint = options.grantEndpoint;
+        return g;
+      });
+    },
     signPost: f => post("/post", options.declareSize === undefined ? f : { ...f, size: options.declareSize }).then(a => {
       if (options.retype) a.fields["Content-Type"] = options.retype;
       return a;
@@ -95,6 +110,8 @@ extern "C" {
     pub fn get_json(url: &str) -> Promise;
     pub fn callbacks(api: &str, options: &JsValue) -> JsValue;
     pub fn sleep(ms: u32) -> Promise;
+    /// Moves `Date.now()` by `ms` (0 puts it back): a device whose clock is off.
+    pub fn shift_clock(ms: f64);
 }
 
 /// Deterministic, incompressible bytes: the same `seed` always gives the same file.
