@@ -96,6 +96,8 @@ fn credentials_uploader(cb: &JsValue, concurrency: u32) -> s3_direct_upload::Upl
         ("backend", get(cb, "backend")),
         ("mode", "credentials".into()),
         ("concurrency", concurrency.into()),
+        // Per-byte progress, so a test can pause inside the first part.
+        ("transport", "xhr".into()),
     ]))
 }
 
@@ -126,11 +128,11 @@ async fn credentials_the_store_says_expired_are_fetched_again() {
     let up = credentials_uploader(&cb, 1);
     let log = ProgressLog::default();
     let listener = log.listener();
-    let file = file_of(15 * MIB, 72, "expiring.bin", "");
+    let file = file_of(30 * MIB, 72, "expiring.bin", "");
     let options = object(&[("onProgress", listener.as_ref().clone())]);
     let handle = up.upload(file.clone().into(), Some(options.unchecked_into())).unwrap();
-    log.wait_for_loaded(5.0 * MIB as f64, 20_000).await;
-    handle.pause();
+    log.wait_for_bytes(20_000).await;
+    handle.pause(); // inside the first part: every URL of the first grant is still to be used
     pause_for(2500).await;
     handle.resume();
     let result = wasm_bindgen_futures::JsFuture::from(handle.done()).await.expect("new credentials finish it");

@@ -16,7 +16,7 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use s3s::{S3Result, s3_error};
+use s3s::{S3, S3Request, S3Response, S3Result, dto, s3_error};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -158,6 +158,51 @@ impl S3Access for StoreAuth {
     }
 }
 
+/// s3s-fs binds each multipart upload to the access key that created it; S3 does not (any key
+/// allowed to write the object may add parts). Requests on upload ids are therefore passed to
+/// s3s-fs as the server's own key, once [`StoreAuth`] has authorized them, so an upload begun
+/// with temporary credentials goes on after they are replaced.
+struct SharedUploads {
+    fs: s3s_fs::FileSystem,
+    own: s3s::auth::Credentials,
+}
+
+impl SharedUploads {
+    fn as_own<T>(&self, mut req: S3Request<T>) -> S3Request<T> {
+        if req.credentials.is_some() {
+            req.credentials = Some(self.own.clone());
+        }
+        req
+    }
+}
+
+/// Delegates each operation the uploads use to s3s-fs, the upload-id ones as the server's key.
+macro_rules! delegate {
+    ($($op:ident($input:ident) -> $output:ident, as_own: $own:literal;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for SharedUploads {
+            $(
+                async fn $op(&self, req: S3Request<dto::$input>) -> S3Result<S3Response<dto::$output>> {
+                    let req = if $own { self.as_own(req) } else { req };
+                    self.fs.$op(req).await
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    put_object(PutObjectInput) -> PutObjectOutput, as_own: false;
+    get_object(GetObjectInput) -> GetObjectOutput, as_own: false;
+    head_object(HeadObjectInput) -> HeadObjectOutput, as_own: false;
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput, as_own: false;
+    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput, as_own: true;
+    upload_part(UploadPartInput) -> UploadPartOutput, as_own: true;
+    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput, as_own: true;
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput, as_own: true;
+    list_parts(ListPartsInput) -> ListPartsOutput, as_own: true;
+}
+
 /// Access to the embedded store: where it listens and the key pair it accepts.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -187,7 +232,9 @@ pub async fn start(
     let access_key = format!("AK{:016X}", rand::random::<u64>());
     let secret_key = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
     let fs = s3s_fs::FileSystem::new(data_dir).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-    let mut builder = S3ServiceBuilder::new(fs);
+    let own =
+        s3s::auth::Credentials { access_key: access_key.clone(), secret_key: SecretKey::from(secret_key.clone()) };
+    let mut builder = S3ServiceBuilder::new(SharedUploads { fs, own });
     let temporary = Arc::new(TemporaryKeys::default());
     let auth =
         || StoreAuth { access_key: access_key.clone(), secret_key: secret_key.clone(), temporary: temporary.clone() };

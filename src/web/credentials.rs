@@ -73,6 +73,9 @@ impl Grant {
     }
 }
 
+/// Credentials refused within this long of being fetched are the backend's fault, not age's.
+const FRESH_GRANT_MS: f64 = 10_000.0;
+
 /// How long the page's own presigned URLs last (part PUTs, single PUTs): 15 minutes, and never
 /// past the credentials.
 const URL_LIFETIME_S: f64 = 900.0;
@@ -147,13 +150,9 @@ impl CredentialsBackend {
         }
         let expires_ms = iso_8601_ms(&answer.expiration)
             .ok_or_else(|| bad(&format!("`expiration` {:?} is not an ISO 8601 time", answer.expiration)))?;
+        // Credentials that look expired may only mean this device's clock is off: the store's
+        // answer (RequestTimeTooSkewed, or ExpiredToken) tells.
         let now_ms = self.now_ms();
-        if expires_ms <= now_ms {
-            return Err(bad(&format!(
-                "they expired at {} (check the clocks of this device and the backend)",
-                answer.expiration
-            )));
-        }
         let prefix_ok = !answer.key_prefix.starts_with('/') && !answer.key_prefix.split('/').any(|s| s == "..");
         if !prefix_ok {
             return Err(bad(&format!("`keyPrefix` {:?} is not a key prefix", answer.key_prefix)));
@@ -242,7 +241,14 @@ impl CredentialsBackend {
     fn on_rejection(&self, error: UploadError, body: &str) -> UploadError {
         match xml_text(body, "Code") {
             Some("ExpiredToken" | "InvalidToken" | "TokenRefreshRequired" | "InvalidAccessKeyId") => {
-                self.grant.borrow_mut().take();
+                let grant = self.grant.borrow_mut().take();
+                if grant.is_some_and(|g| self.now_ms() - g.fetched_ms < FRESH_GRANT_MS) {
+                    // Refused as soon as they were handed out: new ones will not be better.
+                    return backend_error(format!(
+                        "the store refused credentials the backend had just handed out: {}",
+                        error.message
+                    ));
+                }
                 error.with_retry(RetryAction::Resign)
             }
             Some("RequestTimeTooSkewed") => {

@@ -43,7 +43,7 @@ export function post_json(url, body) {
     .then(r => r.json());
 }
 export function fetch_bytes(url) {
-  return fetch(url).then(r => { if (!r.ok) throw new Error("GET failed: " + r.status); return r.arrayBuffer(); });
+  return fetch(url).then(r => r.ok ? r.arrayBuffer() : r.text().then(t => { throw new Error(`GET failed: ${r.status} ${t}`); }));
 }
 export function get_json(url) { return fetch(url).then(r => r.json()); }
 export function sleep(ms) { return new Promise(resolve => setTimeout(resolve, ms)); }
@@ -87,7 +87,9 @@ export function callbacks(api, options) {
     backend.signParts = r => {
       calls.sign += 1;
       return post("/multipart/sign", r).then(a => {
-        if (options.tamper) a.parts.forEach(p => { p.url = p.url.replace(/X-Amz-Signature=[0-9a-f]/, "X-Amz-Signature=0"); });
+        // Change the signature's first digit (to another digit: one already "0" must change too).
+        const tampered = (m, digit) => "X-Amz-Signature=" + (digit === "0" ? "1" : "0");
+        if (options.tamper) a.parts.forEach(p => { p.url = p.url.replace(/X-Amz-Signature=([0-9a-f])/, tampered); });
         return options.bare ? a.parts : a;
       });
     };
