@@ -13,6 +13,8 @@ mod isolation_tests;
 mod policy;
 mod registry;
 mod s3_gaps;
+#[cfg(test)]
+mod signing_tests;
 mod store;
 
 use api::{AppState, S3Target};
