@@ -5,6 +5,7 @@ import init, {
   Uploader,
   type BackendCallbacks,
   type S3DirectUploadError,
+  type TemporaryCredentials,
   type UploadProgress,
   type UploadResult,
 } from "../pkg/s3_direct_upload.js";
@@ -78,4 +79,20 @@ export async function abortable(): Promise<void> {
   const upload = uploader.upload(file);
   await upload.abort();
   await upload.done.catch((e: S3DirectUploadError) => e.code === "aborted");
+}
+
+/** The other modes: a form POST under a signed policy, and temporary credentials the page signs with. */
+export const formUploader = new Uploader({ backend: "/api/uploads", mode: "post" });
+
+export const credentialsUploader = new Uploader({
+  mode: "credentials",
+  backend: {
+    getCredentials: async (): Promise<TemporaryCredentials> => post("/api/uploads/credentials", {}),
+  },
+  checksum: "sha256",
+});
+
+export async function signedInThePage(): Promise<string | undefined> {
+  const result = await credentialsUploader.upload(file, { key: "reports/q3.pdf" }).done;
+  return result.checksum?.value;
 }

@@ -151,6 +151,46 @@ export interface BackendCallbacks {
   listParts?: (request: MultipartSession) =>
     { parts: ListedPart[] } | ListedPart[] | Promise<{ parts: ListedPart[] } | ListedPart[]>;
   signPut?: (file: FileDescription) => SignedPut | Promise<SignedPut>;
+  /** `mode: "post"`: a POST policy for an HTML-form upload of the file. */
+  signPost?: (file: FileDescription) => SignedPost | Promise<SignedPost>;
+  /** `mode: "credentials"`: temporary credentials for the page to sign with. */
+  getCredentials?: () => TemporaryCredentials | Promise<TemporaryCredentials>;
+}
+
+/** A signed POST policy: post the `fields`, then the file, to `url`. */
+export interface SignedPost {
+  /** The bucket URL. */
+  url: string;
+  /** Form fields: `key`, `Content-Type`, `Policy`, `X-Amz-Signature`, `x-amz-credential`, ... */
+  fields: Record<string, string>;
+  /** The object key; defaults to `fields.key`. */
+  key?: string;
+  displayUrl?: string;
+}
+
+/**
+ * Temporary credentials (e.g. from STS) confined to `keyPrefix`, for `mode: "credentials"`. The
+ * page signs every S3 request with them; they are fetched again before `expiration` and after
+ * the store answers `ExpiredToken`.
+ */
+export interface TemporaryCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  /** ISO 8601, e.g. `2026-11-21T13:00:00Z`. */
+  expiration: string;
+  region: string;
+  bucket: string;
+  /** A custom endpoint (`http(s)://host[:port]`: MinIO, R2, ...); AWS's when left out. */
+  endpoint?: string | null;
+  /** Path-style addressing (custom endpoints usually need it). */
+  forcePathStyle?: boolean;
+  /** S3 Transfer Acceleration (AWS only). */
+  accelerate?: boolean;
+  /** Dual-stack (IPv6) endpoints (AWS only). */
+  dualstack?: boolean;
+  /** Every key the page creates starts with this. */
+  keyPrefix: string;
 }
 
 export interface ListedPart {
@@ -194,6 +234,13 @@ export interface SignedPut extends SignedRequest {
 export interface UploaderOptions {
   /** Base URL of the JSON upload API (see the README), or an object of callbacks. */
   backend: string | BackendCallbacks;
+  /**
+   * How files reach the store. "presigned" (default): the backend presigns PUTs and parts.
+   * "post": each file is one HTML-form POST under a policy the backend signs (5 GiB at most).
+   * "credentials": the backend hands out temporary credentials once and the page signs every
+   * request itself (`POST backend/credentials`, or `getCredentials`).
+   */
+  mode?: "presigned" | "post" | "credentials";
   /** Headers sent with every request to a URL backend, e.g. `Authorization`. */
   backendHeaders?: Record<string, string>;
   /** Simultaneous requests to the store for all files together: 1 to 64, default 6. */
