@@ -21,7 +21,8 @@ pub enum ErrorCode {
     /// The backend answered, but with an HTTP error, a body that is not the expected JSON, or a
     /// user callback threw or returned something unusable.
     BackendError,
-    /// The storage service rejected a part (or a single PUT), or the request failed on the way.
+    /// The storage service rejected a part, a single PUT or a form POST (in the credentials mode,
+    /// any S3 request), or the request failed on the way.
     PartUploadFailed,
     /// The storage service accepted a part but the browser could not read its `ETag` header:
     /// the bucket's CORS rule must list `ETag` in `ExposeHeaders`.
