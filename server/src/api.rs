@@ -224,6 +224,12 @@ impl Caller {
     fn name(&self) -> &str {
         self.user.as_deref().unwrap_or("anonymous")
     }
+
+    /// Checks the file `req` describes against the caller's policy; the key to store it under.
+    fn admit(&self, req: &FileRequest) -> Result<String, ApiError> {
+        check_metadata(&req.metadata)?;
+        Ok(self.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?)
+    }
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -255,8 +261,7 @@ pub async fn create(
     caller: Caller,
     Json(req): Json<FileRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    check_metadata(&req.metadata)?;
-    let key = caller.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
+    let key = caller.admit(&req)?;
     if st.open.len() >= MAX_OPEN_UPLOADS {
         return Err(ApiError(StatusCode::TOO_MANY_REQUESTS, "too many open uploads; complete or abort some".into()));
     }
@@ -447,8 +452,7 @@ pub async fn sign_put(
     caller: Caller,
     Json(req): Json<FileRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    check_metadata(&req.metadata)?;
-    let key = caller.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
+    let key = caller.admit(&req)?;
     let mut headers = signed_headers(&req.content_type, &req.metadata);
     match (req.checksum_algorithm, &req.checksum) {
         (Some(algorithm), Some(checksum)) => {
@@ -475,8 +479,7 @@ pub async fn sign_post(
     caller: Caller,
     Json(req): Json<FileRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    check_metadata(&req.metadata)?;
-    let key = caller.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?;
+    let key = caller.admit(&req)?;
     st.quotas.charge(caller.name(), req.size)?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64);
     let datetime = sigv4::amz_date(now_ms);
