@@ -62,9 +62,9 @@ pub fn iso_8601(ms: f64) -> String {
 /// Unix epoch milliseconds of an ISO 8601 UTC time (`2026-11-21T23:59:00Z`, fractions allowed),
 /// as STS and S3 write times.
 pub fn iso_8601_ms(text: &str) -> Option<f64> {
-    let digits: String = text.split('.').next()?.chars().filter(char::is_ascii_digit).collect();
-    let utc = text.ends_with('Z') || text.ends_with("+00:00");
-    if digits.len() != 14 || !utc {
+    let time = text.strip_suffix('Z').or_else(|| text.strip_suffix("+00:00"))?;
+    let digits: String = time.split('.').next()?.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() != 14 {
         return None;
     }
     amz_date_ms(&format!("{}T{}Z", &digits[..8], &digits[8..]))

@@ -106,11 +106,31 @@ pub struct SignedPost {
     pub key: Option<String>,
     /// The bucket URL the form is posted to.
     pub url: String,
-    /// Form fields (policy, signature, credential, key, ...), sent before the file.
-    pub fields: BTreeMap<String, String>,
+    /// Form fields (policy, signature, credential, key, ...), sent in this order before the file.
+    #[serde(deserialize_with = "fields_in_order")]
+    pub fields: Vec<(String, String)>,
     /// A URL to show the object once stored (a presigned GET), if the backend gives one.
     #[serde(default)]
     pub display_url: Option<String>,
+}
+
+/// Reads a JSON object of form fields keeping the order of its keys (a map would sort them).
+fn fields_in_order<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<(String, String)>, D::Error> {
+    struct InOrder;
+    impl<'de> serde::de::Visitor<'de> for InOrder {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of form fields with string values")
+        }
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+            let mut fields = Vec::new();
+            while let Some(field) = map.next_entry()? {
+                fields.push(field);
+            }
+            Ok(fields)
+        }
+    }
+    deserializer.deserialize_map(InOrder)
 }
 
 /// A part the store accepted.
@@ -671,14 +691,13 @@ where
                     post
                 }
             };
-            if let Some(key) = post.key.as_ref().or(post.fields.get("key")) {
+            if let Some(key) = post.key.as_ref().or(form_field(&post, "key")) {
                 progress.set_key(key);
             }
             progress.restart(1);
             let _slot = cx.budget.acquire().await;
             progress.set_state(UploadState::Uploading);
-            let fields: Vec<(String, String)> = post.fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let form = Payload::Form { fields: &fields, filename: &file.filename, file: source.slice(0..size) };
+            let form = Payload::Form { fields: &post.fields, filename: &file.filename, file: source.slice(0..size) };
             let request = SignedRequest { url: post.url.clone(), headers: BTreeMap::new() };
             let sent = |bytes| progress.sending(1, bytes);
             let outcome = cx.transport.send(&request, form, "the file", &sent).await;
@@ -690,7 +709,7 @@ where
     })
     .await?;
     progress.stored(1, size);
-    let key = post.key.or_else(|| post.fields.get("key").cloned()).unwrap_or_default();
+    let key = post.key.clone().or_else(|| form_field(&post, "key").cloned()).unwrap_or_default();
     Ok(StoredObject {
         location: Some(format!("{}{}", without_query(&post.url), crate::sigv4::uri_encode(&key, false))),
         key,
@@ -701,6 +720,11 @@ where
         parts: None,
         checksum: None,
     })
+}
+
+/// The value of the form field `name` (case-insensitive, as S3 reads field names).
+fn form_field<'a>(post: &'a SignedPost, name: &str) -> Option<&'a String> {
+    post.fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
 }
 
 /// Whether a pause cancels the request in flight.
