@@ -602,10 +602,10 @@ where
     C: Runtime,
 {
     // The checksum is signed into the URL, so the file is hashed first.
-    let digest = match cx.checksum {
-        Some(algorithm) => Some(hashing::hash_range(cx, source, 0..size, algorithm, progress, &mut Vec::new()).await?),
-        None => None,
-    };
+    let mut digest = None;
+    if let Some(algorithm) = cx.checksum {
+        hashing::hash_parts(cx, source, &[(1, 0..size)], algorithm, progress, |_, d| digest = Some(d)).await?;
+    }
     let file =
         &FileInfo { checksum_algorithm: cx.checksum, checksum: digest.as_ref().map(|d| d.base64()), ..file.clone() };
     // The URL is signed inside the attempt, so an expired one (refused, or past its expiry
