@@ -6,38 +6,15 @@
 // (where the JSON goes, default bench/results/hashing.json).
 // Run through scripts/bench-hashing.sh, which builds pkg/ first.
 import { chromium } from "playwright-core";
-import { createServer } from "node:http";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { dirname, extname, join, normalize, resolve } from "node:path";
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { launchChromium, root, serveRepository } from "./serve.mjs";
 
 const MIB = Number(process.env.BENCH_MIB ?? 64);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const root = resolve(import.meta.dirname, "..");
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
 
-const server = createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
-  const file = join(root, path);
-  if (!file.startsWith(root + "/") || !(path.startsWith("/bench/") || path.startsWith("/pkg/"))) {
-    res.writeHead(404).end();
-    return;
-  }
-  try {
-    const body = await readFile(file);
-    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((ready) => server.listen(0, "127.0.0.1", ready));
-const origin = `http://127.0.0.1:${server.address().port}`;
-
-const webdriver = JSON.parse(await readFile(join(root, "webdriver.json")));
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: webdriver["goog:chromeOptions"].args.filter((a) => !a.startsWith("--headless")),
-  headless: true,
-});
+const { origin, close } = await serveRepository();
+const browser = await launchChromium(chromium);
 let results;
 try {
   const page = await browser.newPage();
@@ -48,7 +25,7 @@ try {
   results = { chromium: browser.version(), mib: MIB, rounds: ROUNDS, algorithms: results };
 } finally {
   await browser.close();
-  server.close();
+  close();
 }
 
 const out = resolve(root, process.env.BENCH_OUT ?? "bench/results/hashing.json");

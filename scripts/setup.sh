@@ -63,8 +63,15 @@ if ! command -v moto_server >/dev/null; then
 fi
 
 # npm packages of the benchmarks: the JS implementations measured against, and playwright-core.
-if [ ! -d bench/node_modules/@noble/hashes ] || [ ! -d bench/node_modules/playwright-core ]; then
+if [ ! -x bench/node_modules/.bin/esbuild ] || [ ! -d bench/node_modules/playwright-core ]; then
   log "installing benchmark npm packages"
   (cd bench && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The uploaders the upload benchmark measures against, each with its own dependencies.
+for anchor in uppy5 uppy6 aws-sdk; do
+  if [ ! -d "bench/anchors/$anchor/node_modules" ]; then
+    log "installing the $anchor benchmark anchor"
+    (cd "bench/anchors/$anchor" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 log "ready"

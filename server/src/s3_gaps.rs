@@ -1,13 +1,14 @@
 //! What S3 checks and s3s-fs 0.17 does not, filled in around it so that the embedded store
-//! refuses what S3 refuses: `Content-MD5` on UploadPart, and composite checksums (S3's only kind
-//! for SHA-1 and SHA-256 multipart uploads, where s3s-fs computes a full-object one instead).
+//! refuses and answers what S3 does: `Content-MD5` on UploadPart, composite checksums (S3's only
+//! kind for SHA-1 and SHA-256 multipart uploads, where s3s-fs computes a full-object one), the
+//! `<Location>` of a completed upload, and `<ServerTime>` in `RequestTimeTooSkewed`.
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType, base64, digest};
-use s3_direct_upload::s3_xml::{xml_text, xml_texts};
+use s3_direct_upload::s3_xml::{escape, xml_text, xml_texts};
 use s3_direct_upload::sigv4;
 use s3s::service::S3Service;
 use std::collections::HashMap;
@@ -50,10 +51,11 @@ impl S3Gaps {
                 return Ok(response);
             }
         }
-        let upload_id = query.split('&').find_map(|p| p.strip_prefix("uploadId="));
-        let composite = upload_id.and_then(|id| self.composite.lock().expect("lock").get(id).copied());
-        match composite {
-            Some(algorithm) if req.method() == Method::POST => complete_composite(s3, req, algorithm).await,
+        match query.split('&').find_map(|p| p.strip_prefix("uploadId=")) {
+            Some(id) if req.method() == Method::POST => {
+                let composite = self.composite.lock().expect("lock").get(id).copied();
+                complete(s3, req, composite).await
+            }
             _ => with_server_time(s3.call(req.map(s3s::Body::from)).await?).await,
         }
     }
@@ -79,39 +81,62 @@ async fn upload_part(s3: &S3Service, req: Request<Incoming>, corrupt: bool) -> R
     s3.call(Request::from_parts(head, s3s::Body::from(Bytes::from(bytes)))).await
 }
 
-/// CompleteMultipartUpload of a composite-checksum upload: every part must name its checksum
-/// (s3s-fs checks each against the stored part), and the answer carries the composite checksum,
-/// `base64(hash(part digests))-N`, in place of s3s-fs's full-object one.
-async fn complete_composite(
+/// CompleteMultipartUpload, with what S3's answer has and s3s-fs's lacks: the object's
+/// `<Location>`, and for a composite-checksum upload the composite checksum,
+/// `base64(hash(part digests))-N`, in place of s3s-fs's full-object one (every part must then name
+/// its checksum, which s3s-fs checks against the stored part).
+async fn complete(
     s3: &S3Service,
     req: Request<Incoming>,
-    algorithm: ChecksumAlgorithm,
+    composite: Option<ChecksumAlgorithm>,
 ) -> Result<StoreResponse, s3s::HttpError> {
     let (head, body) = req.into_parts();
     let body = body.collect().await.map_err(|e| s3s::HttpError::from_std_error(e.into()))?.to_bytes();
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let element = format!("Checksum{}", algorithm.as_str());
-    let parts = text.matches("<Part>").count();
-    let digests: Vec<Vec<u8>> = xml_texts(&text, &element)
-        .into_iter()
-        .filter_map(|value| base64_simd::STANDARD.decode_to_vec(value).ok())
-        .filter(|d| d.len() == algorithm.digest_len())
-        .collect();
-    if digests.len() != parts {
-        return Ok(s3_error(
-            StatusCode::BAD_REQUEST,
-            "<Error><Code>InvalidRequest</Code><Message>The upload was created using a checksum algorithm. The complete request must include the checksum for each part.</Message></Error>",
-        ));
-    }
-    let (response, answer) = collected(s3.call(Request::from_parts(head, s3s::Body::from(body))).await?).await?;
-    let Some(full_object) = xml_text(&answer, &element).filter(|_| answer.contains("<CompleteMultipartUploadResult"))
+    let location = head
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|host| format!("http://{host}{}", head.uri.path()));
+    let digests = match composite {
+        Some(algorithm) => {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let digests: Vec<Vec<u8>> = xml_texts(&text, &format!("Checksum{}", algorithm.as_str()))
+                .into_iter()
+                .filter_map(|value| base64_simd::STANDARD.decode_to_vec(value).ok())
+                .filter(|d| d.len() == algorithm.digest_len())
+                .collect();
+            if digests.len() != text.matches("<Part>").count() {
+                return Ok(s3_error(
+                    StatusCode::BAD_REQUEST,
+                    "<Error><Code>InvalidRequest</Code><Message>The upload was created using a checksum algorithm. The complete request must include the checksum for each part.</Message></Error>",
+                ));
+            }
+            Some((algorithm, digests))
+        }
+        None => None,
+    };
+    let (response, mut answer) = collected(s3.call(Request::from_parts(head, s3s::Body::from(body))).await?).await?;
+    let Some(opening) =
+        answer.find("<CompleteMultipartUploadResult").and_then(|at| answer[at..].find('>').map(|end| at + end + 1))
     else {
         return Ok(response);
     };
-    let composite = format!("{}-{}", base64(&digest(algorithm, &digests.concat())), digests.len());
-    let answer = answer
-        .replacen(&format!("<{element}>{full_object}</{element}>"), &format!("<{element}>{composite}</{element}>"), 1)
-        .replacen("<ChecksumType>FULL_OBJECT</ChecksumType>", "<ChecksumType>COMPOSITE</ChecksumType>", 1);
+    if let Some(location) = location.filter(|_| !answer.contains("<Location>")) {
+        answer.insert_str(opening, &format!("<Location>{}</Location>", escape(&location)));
+    }
+    if let Some((algorithm, digests)) = digests {
+        let element = format!("Checksum{}", algorithm.as_str());
+        if let Some(full_object) = xml_text(&answer, &element).map(str::to_owned) {
+            let composite = format!("{}-{}", base64(&digest(algorithm, &digests.concat())), digests.len());
+            answer = answer
+                .replacen(
+                    &format!("<{element}>{full_object}</{element}>"),
+                    &format!("<{element}>{composite}</{element}>"),
+                    1,
+                )
+                .replacen("<ChecksumType>FULL_OBJECT</ChecksumType>", "<ChecksumType>COMPOSITE</ChecksumType>", 1);
+        }
+    }
     let (mut head, _) = response.into_parts();
     head.headers.remove(header::CONTENT_LENGTH);
     Ok(Response::from_parts(head, s3s::Body::from(answer)))

@@ -1,0 +1,156 @@
+// The upload benchmark: the same files, fed from disk through <input type=file>, uploaded by the
+// ceiling (plain fetch, every URL signed up front), s3-direct-upload (default options), Uppy 5,
+// Uppy 6 and the AWS SDK v3's lib-storage, interleaved, several rounds, to the reference server's
+// embedded store, in headless Chromium. Every stored object's size is checked, and its bytes on
+// each uploader's first round. Writes bench/results/upload.json and prints the README's table.
+//
+// Env: BENCH_SCENARIOS (default "S1,S3"), BENCH_ROUNDS (default 3), BENCH_SMALL=1 (tiny files,
+// for a quick check). Run through scripts/bench-upload.sh, which builds everything first.
+import { chromium } from "playwright-core";
+import { spawn } from "node:child_process";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { gzipSync } from "node:zlib";
+import { join } from "node:path";
+import { launchChromium, root, serveRepository } from "./serve.mjs";
+
+const MIB = 1024 * 1024;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SMALL = process.env.BENCH_SMALL === "1";
+const SCENARIOS = {
+  S1: { about: "one 512 MiB file, plain loopback", files: [[SMALL ? 12 * MIB : 512 * MIB, 1]] },
+  S3: { about: "200 files of 256 KiB, plain loopback", files: [[256 * 1024, SMALL ? 10 : 200]] },
+};
+const UPLOADERS = ["ceiling", "ours", "uppy5", "uppy6", "awsSdk"];
+const OPTIONS = { partSize: 5 * MIB, concurrency: 6 };
+const work = join(root, ".tmp/bench");
+
+/** Writes `count` files of `size` random bytes; their paths. */
+async function makeFiles(name, size, count) {
+  const dir = join(work, "files", name);
+  await mkdir(dir, { recursive: true });
+  const paths = [];
+  for (let i = 0; i < count; i++) {
+    const path = join(dir, `f${i}.bin`);
+    const existing = await stat(path).catch(() => null);
+    if (existing?.size !== size) {
+      const file = await open(path, "w");
+      for (let at = 0; at < size; at += 8 * MIB) {
+        const chunk = Buffer.alloc(Math.min(8 * MIB, size - at));
+        for (let j = 0; j < chunk.length; j += 65536) globalThis.crypto.getRandomValues(chunk.subarray(j, j + 65536));
+        await file.write(chunk);
+      }
+      await file.close();
+    }
+    paths.push(path);
+  }
+  return paths;
+}
+
+/** Starts the reference server with a fresh embedded store; its API URL, store folder and PID. */
+async function startServer() {
+  await rm(join(work, "store"), { recursive: true, force: true });
+  const ready = join(work, "server.json");
+  await rm(ready, { force: true });
+  const server = spawn(join(root, "target/server/reference-server"),
+    ["--listen", "127.0.0.1:0", "--data-dir", join(work, "store"), "--ready-file", ready], { stdio: "ignore" });
+  for (let i = 0; i < 100; i++) {
+    const text = await readFile(ready, "utf8").catch(() => "");
+    if (text) {
+      const info = JSON.parse(text);
+      return { api: `${info.app}/api/uploads`, store: join(info.dataDir, "direct-uploads"), server };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  server.kill();
+  throw new Error("the reference server did not start");
+}
+
+/** Whether two files hold the same bytes. */
+async function sameBytes(a, b) {
+  const [sa, sb] = [await stat(a), await stat(b)];
+  if (sa.size !== sb.size) return false;
+  const read = async (path) => { const parts = []; for await (const c of createReadStream(path)) parts.push(c); return Buffer.concat(parts); };
+  if (sa.size <= 64 * MIB) return (await read(a)).equals(await read(b));
+  const [fa, fb] = [await open(a), await open(b)];
+  try {
+    const [ba, bb] = [Buffer.alloc(8 * MIB), Buffer.alloc(8 * MIB)];
+    for (let at = 0; at < sa.size; at += 8 * MIB) {
+      const { bytesRead } = await fa.read(ba, 0, 8 * MIB, at);
+      await fb.read(bb, 0, 8 * MIB, at);
+      if (ba.compare(bb, 0, bytesRead, 0, bytesRead) !== 0) return false;
+    }
+    return true;
+  } finally {
+    await fa.close();
+    await fb.close();
+  }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const gzipSize = async (path) => gzipSync(await readFile(join(root, path)), { level: 9 }).length;
+
+const { origin, close } = await serveRepository();
+const { api, store, server } = await startServer();
+const browser = await launchChromium(chromium);
+const results = { chromium: browser.version(), rounds: ROUNDS, small: SMALL, options: OPTIONS, scenarios: {} };
+try {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  await page.goto(`${origin}/bench/upload.html`);
+  await page.waitForFunction(() => window.benchReady === true, null, { timeout: 30_000 });
+  for (const name of (process.env.BENCH_SCENARIOS ?? "S1,S3").split(",")) {
+    const scenario = SCENARIOS[name];
+    const paths = (await Promise.all(scenario.files.map(([size, count]) => makeFiles(`${name}-${size}`, size, count)))).flat();
+    const bytes = (await Promise.all(paths.map((p) => stat(p)))).reduce((sum, s) => sum + s.size, 0);
+    const speeds = Object.fromEntries(UPLOADERS.map((u) => [u, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      // Interleaved, and each round starting with another uploader.
+      const order = UPLOADERS.map((_, i) => UPLOADERS[(i + round) % UPLOADERS.length]);
+      for (const uploader of order) {
+        await page.setInputFiles("#files", paths);
+        const { ms, keys } = await page.evaluate(([u, o]) => window.runUpload(u, o), [uploader, { api, ...OPTIONS }]);
+        if (keys.length !== paths.length) throw new Error(`${name} ${uploader}: ${keys.length} objects for ${paths.length} files`);
+        // Keys are given in file order by every uploader; check sizes always, bytes once.
+        for (const [i, key] of keys.entries()) {
+          const stored = join(store, key);
+          const [a, b] = [await stat(stored), await stat(paths[i])];
+          if (a.size !== b.size) throw new Error(`${name} ${uploader}: ${key} is ${a.size} bytes, not ${b.size}`);
+          if (round === 0 && !(await sameBytes(stored, paths[i]))) throw new Error(`${name} ${uploader}: ${key} differs`);
+        }
+        speeds[uploader].push(bytes / MIB / (ms / 1000));
+        console.log(`${name} round ${round + 1} ${uploader}: ${(ms / 1000).toFixed(2)} s, ${(bytes / MIB / (ms / 1000)).toFixed(1)} MiB/s`);
+        await rm(join(store, "uploads"), { recursive: true, force: true });
+      }
+    }
+    const medians = Object.fromEntries(UPLOADERS.map((u) => [u, median(speeds[u])]));
+    results.scenarios[name] = { about: scenario.about, bytes, mibPerSecond: medians, runs: speeds };
+  }
+} finally {
+  await browser.close();
+  close();
+  server.kill();
+}
+
+results.gzipBytes = {
+  ours: (await gzipSize("pkg/s3_direct_upload_bg.wasm")) + (await gzipSize("pkg/s3_direct_upload.js")),
+  uppy5: await gzipSize("bench/dist/uppy5.js"),
+  uppy6: await gzipSize("bench/dist/uppy6.js"),
+  awsSdk: await gzipSize("bench/dist/aws-sdk.js"),
+};
+const out = join(root, process.env.BENCH_OUT ?? "bench/results/upload.json");
+await mkdir(join(out, ".."), { recursive: true });
+await writeFile(out, JSON.stringify(results, null, 2) + "\n");
+
+const names = { ceiling: "ceiling (plain fetch)", ours: "s3-direct-upload", uppy5: "Uppy 5 aws-s3", uppy6: "Uppy 6 aws-s3", awsSdk: "AWS SDK v3 lib-storage" };
+console.log(`\nMedian MiB/s of ${ROUNDS} interleaved rounds, Chromium ${results.chromium}, loopback, 2 cores:\n`);
+console.log(`| uploader | ${Object.keys(results.scenarios).map((s) => `${s} MiB/s | ÷ ceiling | ÷ ours`).join(" | ")} | min+gzip |`);
+console.log(`|---|${Object.keys(results.scenarios).map(() => "---|---|---").join("|")}|---|`);
+for (const u of UPLOADERS) {
+  const cells = Object.values(results.scenarios).map((s) => {
+    const v = s.mibPerSecond[u];
+    return `${v.toFixed(1)} | ${(v / s.mibPerSecond.ceiling).toFixed(2)} | ${(v / s.mibPerSecond.ours).toFixed(2)}`;
+  });
+  const size = results.gzipBytes[u] ? `${(results.gzipBytes[u] / 1024).toFixed(1)} KB` : "–";
+  console.log(`| ${names[u]} | ${cells.join(" | ")} | ${size} |`);
+}
