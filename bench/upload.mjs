@@ -21,7 +21,7 @@ const SCENARIOS = {
   S1: { about: "one 512 MiB file, plain loopback", files: [[SMALL ? 12 * MIB : 512 * MIB, 1]] },
   S3: { about: "200 files of 256 KiB, plain loopback", files: [[256 * 1024, SMALL ? 10 : 200]] },
 };
-const UPLOADERS = ["ceiling", "ours", "uppy5", "uppy6", "awsSdk"];
+const UPLOADERS = ["ceiling", "ours", "oursNoChecksum", "oursCredentials", "uppy5", "uppy6", "awsSdk"];
 const OPTIONS = { partSize: 5 * MIB, concurrency: 6 };
 const work = join(root, ".tmp/bench");
 
@@ -142,7 +142,15 @@ const out = join(root, process.env.BENCH_OUT ?? "bench/results/upload.json");
 await mkdir(join(out, ".."), { recursive: true });
 await writeFile(out, JSON.stringify(results, null, 2) + "\n");
 
-const names = { ceiling: "ceiling (plain fetch)", ours: "s3-direct-upload", uppy5: "Uppy 5 aws-s3", uppy6: "Uppy 6 aws-s3", awsSdk: "AWS SDK v3 lib-storage" };
+const names = {
+  ceiling: "ceiling (plain fetch)",
+  ours: "**s3-direct-upload** (defaults)",
+  oursNoChecksum: "s3-direct-upload, `checksum: false`",
+  oursCredentials: "s3-direct-upload, `mode: \"credentials\"`",
+  uppy5: "Uppy 5 aws-s3",
+  uppy6: "Uppy 6 aws-s3 (signs in the page)",
+  awsSdk: "AWS SDK v3 lib-storage (signs in the page)",
+};
 console.log(`\nMedian MiB/s of ${ROUNDS} interleaved rounds, Chromium ${results.chromium}, loopback, 2 cores:\n`);
 console.log(`| uploader | ${Object.keys(results.scenarios).map((s) => `${s} MiB/s | ÷ ceiling | ÷ ours`).join(" | ")} | min+gzip |`);
 console.log(`|---|${Object.keys(results.scenarios).map(() => "---|---|---").join("|")}|---|`);
@@ -151,6 +159,6 @@ for (const u of UPLOADERS) {
     const v = s.mibPerSecond[u];
     return `${v.toFixed(1)} | ${(v / s.mibPerSecond.ceiling).toFixed(2)} | ${(v / s.mibPerSecond.ours).toFixed(2)}`;
   });
-  const size = results.gzipBytes[u] ? `${(results.gzipBytes[u] / 1024).toFixed(1)} KB` : "–";
+  const size = results.gzipBytes[u] ? `${(results.gzipBytes[u] / 1024).toFixed(1)} KB` : u.startsWith("ours") ? "same" : "–";
   console.log(`| ${names[u]} | ${cells.join(" | ")} | ${size} |`);
 }
