@@ -10,9 +10,5 @@ source scripts/common.sh
 bash scripts/setup.sh
 build_pkg
 build_server
-# Each library as shipped: bundled and minified by esbuild from its npm package.
-for anchor in uppy5 uppy6 aws-sdk; do
-  (cd "bench/anchors/$anchor" && ../../node_modules/.bin/esbuild entry.js --bundle --minify --format=iife \
-    --platform=browser --outfile="../../dist/$anchor.js" --log-level=error)
-done
+bundle_bench_anchors
 node bench/upload.mjs

@@ -11,6 +11,14 @@ build_pkg() {
   node scripts/build-drop-in.mjs
 }
 
+# Bundles each library the upload benchmark measures against, as shipped: esbuild, minified.
+bundle_bench_anchors() {
+  for anchor in uppy5 uppy6 aws-sdk; do
+    (cd "bench/anchors/$anchor" && ../../node_modules/.bin/esbuild entry.js --bundle --minify --format=iife \
+      --platform=browser --outfile="../../dist/$anchor.js" --log-level=error)
+  done
+}
+
 # Builds the reference server.
 build_server() {
   cargo build -p reference-server --profile server --quiet

@@ -30,6 +30,10 @@ e2e/node_modules/.bin/tsc -p examples/tsconfig.json && echo "types: ok"
 step "checksums: wasm and JS implementations agree in Chromium (the hashing benchmark, briefly)"
 BENCH_MIB=4 BENCH_ROUNDS=1 BENCH_OUT=.tmp/hashing-smoke.json node bench/hashing.mjs
 
+step "upload benchmark, briefly: every uploader it measures still stores the files byte-identical"
+bundle_bench_anchors
+BENCH_SMALL=1 BENCH_ROUNDS=1 BENCH_OUT=.tmp/upload-smoke.json node bench/upload.mjs | tail -12
+
 step "npm package: what npm pack ships"
 node e2e/pack.mjs
 
