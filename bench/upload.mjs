@@ -4,14 +4,19 @@
 // embedded store, in headless Chromium. Every stored object's size is checked, and its bytes on
 // each uploader's first round. Writes bench/results/upload.json and prints the README's table.
 //
-// Env: BENCH_SCENARIOS (default "S1,S3"), BENCH_ROUNDS (default 3), BENCH_SMALL=1 (tiny files,
+// S2 and S3 go through bench/shaper.mjs, a loopback proxy that delays (and paces) every byte, in
+// front of both the API and the store (which signs URLs for the proxy's address).
+//
+// Env: BENCH_SCENARIOS (default "S1,S2,S3"), BENCH_ROUNDS (default 3), BENCH_SMALL=1 (tiny files,
 // for a quick check). Run through scripts/bench-upload.sh, which builds everything first.
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
+import { createServer } from "node:net";
 import { join } from "node:path";
+import { startShaper } from "./shaper.mjs";
 import { launchChromium, root, serveRepository } from "./serve.mjs";
 
 const MIB = 1024 * 1024;
@@ -19,7 +24,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SMALL = process.env.BENCH_SMALL === "1";
 const SCENARIOS = {
   S1: { about: "one 512 MiB file, plain loopback", files: [[SMALL ? 12 * MIB : 512 * MIB, 1]] },
-  S3: { about: "200 files of 256 KiB, plain loopback", files: [[256 * 1024, SMALL ? 10 : 200]] },
+  S2: {
+    about: "one 64 MiB file, 50 ms round trips and 100 Mbit/s (bench/shaper.mjs)",
+    files: [[SMALL ? 6 * MIB : 64 * MIB, 1]],
+    link: { rttMs: 50, mbitPerSecond: 100 },
+  },
+  S3: { about: "200 files of 256 KiB, 50 ms round trips", files: [[256 * 1024, SMALL ? 10 : 200]], link: { rttMs: 50 } },
 };
 const UPLOADERS = ["ceiling", "ours", "oursNoChecksum", "oursCredentials", "uppy5", "uppy6", "awsSdk"];
 const OPTIONS = { partSize: 5 * MIB, concurrency: 6 };
@@ -47,22 +57,46 @@ async function makeFiles(name, size, count) {
   return paths;
 }
 
-/** Starts the reference server with a fresh embedded store; its API URL, store folder and PID. */
-async function startServer() {
+/** A free loopback port. */
+async function freePort() {
+  const probe = createServer();
+  await new Promise((ready) => probe.listen(0, "127.0.0.1", ready));
+  const { port } = probe.address();
+  await new Promise((done) => probe.close(done));
+  return port;
+}
+
+/** Starts the reference server with a fresh embedded store, behind shapers when `link` is given;
+ * its API URL, store folder, and how to stop it all. */
+async function startServer(link) {
   await rm(join(work, "store"), { recursive: true, force: true });
   const ready = join(work, "server.json");
   await rm(ready, { force: true });
-  const server = spawn(join(root, "target/server/reference-server"),
-    ["--listen", "127.0.0.1:0", "--data-dir", join(work, "store"), "--ready-file", ready], { stdio: "ignore" });
+  const args = ["--listen", "127.0.0.1:0", "--data-dir", join(work, "store"), "--ready-file", ready];
+  const shapers = [];
+  if (link) {
+    const storePort = await freePort();
+    const storeShaper = await startShaper(storePort, link);
+    shapers.push(storeShaper);
+    args.push("--store-listen", `127.0.0.1:${storePort}`, "--store-public-url", `http://127.0.0.1:${storeShaper.port}`);
+  }
+  const server = spawn(join(root, "target/server/reference-server"), args, { stdio: "ignore" });
+  const stop = () => { server.kill(); shapers.forEach((s) => s.close()); };
   for (let i = 0; i < 100; i++) {
     const text = await readFile(ready, "utf8").catch(() => "");
     if (text) {
       const info = JSON.parse(text);
-      return { api: `${info.app}/api/uploads`, store: join(info.dataDir, "direct-uploads"), server };
+      let app = info.app;
+      if (link) {
+        const appShaper = await startShaper(Number(new URL(app).port), link);
+        shapers.push(appShaper);
+        app = `http://127.0.0.1:${appShaper.port}`;
+      }
+      return { api: `${app}/api/uploads`, store: join(info.dataDir, "direct-uploads"), stop };
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  server.kill();
+  stop();
   throw new Error("the reference server did not start");
 }
 
@@ -91,7 +125,6 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const gzipSize = async (path) => gzipSync(await readFile(join(root, path)), { level: 9 }).length;
 
 const { origin, close } = await serveRepository();
-const { api, store, server } = await startServer();
 const browser = await launchChromium(chromium);
 const results = { chromium: browser.version(), rounds: ROUNDS, small: SMALL, options: OPTIONS, scenarios: {} };
 try {
@@ -99,8 +132,10 @@ try {
   page.on("pageerror", (e) => console.error("page error:", e.message));
   await page.goto(`${origin}/bench/upload.html`);
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 30_000 });
-  for (const name of (process.env.BENCH_SCENARIOS ?? "S1,S3").split(",")) {
+  for (const name of (process.env.BENCH_SCENARIOS ?? "S1,S2,S3").split(",")) {
     const scenario = SCENARIOS[name];
+    const { api, store, stop } = await startServer(scenario.link);
+    try {
     const paths = (await Promise.all(scenario.files.map(([size, count]) => makeFiles(`${name}-${size}`, size, count)))).flat();
     const bytes = (await Promise.all(paths.map((p) => stat(p)))).reduce((sum, s) => sum + s.size, 0);
     const speeds = Object.fromEntries(UPLOADERS.map((u) => [u, []]));
@@ -125,11 +160,13 @@ try {
     }
     const medians = Object.fromEntries(UPLOADERS.map((u) => [u, median(speeds[u])]));
     results.scenarios[name] = { about: scenario.about, bytes, mibPerSecond: medians, runs: speeds };
+    } finally {
+      stop();
+    }
   }
 } finally {
   await browser.close();
   close();
-  server.kill();
 }
 
 results.gzipBytes = {
@@ -151,7 +188,9 @@ const names = {
   uppy6: "Uppy 6 aws-s3 (signs in the page)",
   awsSdk: "AWS SDK v3 lib-storage (signs in the page)",
 };
-console.log(`\nMedian MiB/s of ${ROUNDS} interleaved rounds, Chromium ${results.chromium}, loopback, 2 cores:\n`);
+console.log(`\nMedian MiB/s of ${ROUNDS} interleaved rounds, Chromium ${results.chromium}, loopback, 2 cores:`);
+for (const [name, s] of Object.entries(results.scenarios)) console.log(`- ${name}: ${s.about}`);
+console.log("");
 console.log(`| uploader | ${Object.keys(results.scenarios).map((s) => `${s} MiB/s | ÷ ceiling | ÷ ours`).join(" | ")} | min+gzip |`);
 console.log(`|---|${Object.keys(results.scenarios).map(() => "---|---|---").join("|")}|---|`);
 for (const u of UPLOADERS) {

@@ -33,6 +33,8 @@ reference-server: the s3-direct-upload reference backend
 
   --listen ADDR           API and demo page (default 127.0.0.1:8080; port 0 picks a free one)
   --store-listen ADDR     embedded S3 store (default 127.0.0.1:0)
+  --store-public-url URL  the URL pages (and this server) reach the embedded store at, when not
+                          its listening address (e.g. through a proxy that adds latency)
   --data-dir DIR          the embedded store's objects and the open-upload registry; reuse it
                           so a restarted server still serves uploads begun before
                           (default: a new temp dir)
@@ -65,6 +67,7 @@ reference-server: the s3-direct-upload reference backend
 struct Config {
     listen: SocketAddr,
     store_listen: SocketAddr,
+    store_public_url: Option<String>,
     data_dir: Option<PathBuf>,
     bucket: String,
     expose_etag: bool,
@@ -91,6 +94,7 @@ fn parse_args() -> Result<Config, String> {
     let mut c = Config {
         listen: "127.0.0.1:8080".parse().expect("valid"),
         store_listen: "127.0.0.1:0".parse().expect("valid"),
+        store_public_url: None,
         data_dir: None,
         bucket: "direct-uploads".into(),
         expose_etag: true,
@@ -119,6 +123,7 @@ fn parse_args() -> Result<Config, String> {
         match flag.as_str() {
             "--listen" => c.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
             "--store-listen" => c.store_listen = value()?.parse().map_err(|e| format!("--store-listen: {e}"))?,
+            "--store-public-url" => c.store_public_url = Some(value()?),
             "--data-dir" => c.data_dir = Some(value()?.into()),
             "--bucket" => c.bucket = value()?,
             "--no-expose-etag" => c.expose_etag = false,
@@ -216,7 +221,8 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
             let cors = store::CorsRule::for_uploads(c.allowed_origins.clone(), c.expose_etag);
             let embedded = store::start(c.store_listen, &data_dir, &c.bucket, cors, faults.clone()).await?;
             let credentials = Credentials::new(embedded.access_key.clone(), embedded.secret_key.clone());
-            (embedded.endpoint.clone(), credentials, UrlStyle::Path, Some(embedded))
+            let endpoint = c.store_public_url.clone().unwrap_or_else(|| embedded.endpoint.clone());
+            (endpoint, credentials, UrlStyle::Path, Some(embedded))
         }
     };
     let bucket = Bucket::new(endpoint.parse()?, url_style, c.bucket.clone(), c.s3_region.clone())?;
