@@ -27,21 +27,34 @@ class Direction {
   }
 }
 
-/** Forwards `from` to `to` through `direction`, in order. */
+/** Forwards `from` to `to` through `direction`, in order: one queue and one timer per
+ * connection and direction (separate timers could fire out of order). */
 function forward(from, to, direction) {
-  let last = 0;
-  from.on("data", (chunk) => {
-    // Departures never go backwards, so chunks stay in order.
-    last = Math.max(last, direction.departure(chunk.length));
-    const wait = last - performance.now();
-    setTimeout(() => to.writable && to.write(chunk), Math.max(0, wait));
-    // A link holds little: past 100 ms of queued bytes, the sender waits (TCP back-pressure).
-    if (wait > BUFFER_MS) {
-      from.pause();
-      setTimeout(() => from.resume(), wait - BUFFER_MS);
+  const queue = [];
+  let timer = null;
+  let ended = false;
+  const flush = () => {
+    timer = null;
+    const now = performance.now();
+    while (queue.length && queue[0].at <= now) {
+      const { chunk } = queue.shift();
+      if (to.writable) to.write(chunk);
     }
+    if (queue.length) timer = setTimeout(flush, queue[0].at - now);
+    else if (ended) to.end();
+    // A link holds little: the sender waits while more than 100 ms of bytes are queued.
+    if (from.isPaused() && (!queue.length || queue[queue.length - 1].at - now < BUFFER_MS)) from.resume();
+  };
+  from.on("data", (chunk) => {
+    const at = Math.max(direction.departure(chunk.length), queue.length ? queue[queue.length - 1].at : 0);
+    queue.push({ at, chunk });
+    timer ??= setTimeout(flush, Math.max(0, at - performance.now()));
+    if (at - performance.now() > BUFFER_MS) from.pause();
   });
-  from.on("end", () => setTimeout(() => to.end(), Math.max(0, last - performance.now())));
+  from.on("end", () => {
+    ended = true;
+    if (!timer && !queue.length) to.end();
+  });
   from.on("error", () => to.destroy());
 }
 
