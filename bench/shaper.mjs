@@ -67,6 +67,8 @@ export async function startShaper(targetPort, { rttMs, mbitPerSecond = 0 }) {
   const server = createServer((client) => {
     const target = connect(targetPort, "127.0.0.1");
     for (const s of [client, target]) {
+      // Without this, Nagle's algorithm meets delayed ACKs and adds up to 40 ms a request.
+      s.setNoDelay(true);
       sockets.add(s);
       s.on("close", () => sockets.delete(s));
     }

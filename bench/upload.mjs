@@ -31,7 +31,7 @@ const SCENARIOS = {
   },
   S3: { about: "200 files of 256 KiB, 50 ms round trips", files: [[256 * 1024, SMALL ? 10 : 200]], link: { rttMs: 50 } },
 };
-const UPLOADERS = ["ceiling", "ours", "oursNoChecksum", "oursCredentials", "uppy5", "uppy6", "awsSdk"];
+const UPLOADERS = (process.env.BENCH_UPLOADERS ?? "ceiling,ours,oursNoChecksum,oursCredentials,uppy5,uppy6,awsSdk").split(",");
 const OPTIONS = { partSize: 5 * MIB, concurrency: 6 };
 const work = join(root, ".tmp/bench");
 

@@ -87,6 +87,11 @@ impl Endpoint {
         Ok(Endpoint { origin, bucket: bucket.to_owned(), region, style })
     }
 
+    /// The bucket's name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     /// The bucket's URL, ending in `/`.
     pub fn bucket_url(&self) -> String {
         match self.style {

@@ -324,6 +324,53 @@ pub fn policy_credential(access_key_id: &str, datetime: &str, scope: Scope<'_>) 
     format!("{access_key_id}/{}", credential_scope(&datetime[..8], scope))
 }
 
+/// The form fields of a POST of `size` bytes to `bucket` signed with `credentials` at `now_ms`,
+/// valid until `expires_ms`: `fields` (key, content type, metadata, checksum), the signing
+/// fields, then `Policy` and `X-Amz-Signature`. The policy admits exactly these field values
+/// and exactly `size` bytes.
+pub fn sign_post_form(
+    mut fields: Vec<(String, String)>,
+    bucket: &str,
+    size: u64,
+    credentials: &Credentials,
+    scope: Scope<'_>,
+    now_ms: f64,
+    expires_ms: f64,
+) -> Vec<(String, String)> {
+    let datetime = amz_date(now_ms);
+    fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
+    fields.push(("x-amz-credential".into(), policy_credential(&credentials.access_key_id, &datetime, scope)));
+    fields.push(("x-amz-date".into(), datetime.clone()));
+    if let Some(token) = &credentials.session_token {
+        fields.push(("x-amz-security-token".into(), token.clone()));
+    }
+    let mut conditions = vec![format!("{{\"bucket\":{}}}", json_string(bucket))];
+    conditions.push(format!("[\"content-length-range\",{size},{size}]"));
+    conditions.extend(fields.iter().map(|(name, value)| format!("{{{}:{}}}", json_string(name), json_string(value))));
+    let policy = format!("{{\"expiration\":\"{}\",\"conditions\":[{}]}}", iso_8601(expires_ms), conditions.join(","));
+    let policy = crate::checksum::base64(policy.as_bytes());
+    let signature = sign_policy(&policy, &datetime, &credentials.secret_access_key, scope);
+    fields.push(("Policy".into(), policy));
+    fields.push(("X-Amz-Signature".into(), signature));
+    fields
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +416,33 @@ mod tests {
     const S3_US_EAST_1: Scope<'static> = Scope { region: "us-east-1", service: "s3" };
     /// 2013-05-24T00:00:00Z, the time of AWS's S3 examples.
     const MAY_24_2013_MS: f64 = 1_369_353_600_000.0;
+
+    #[test]
+    fn a_post_form_policy_admits_exactly_its_fields_and_size_and_is_signed() {
+        let credentials = Credentials { session_token: Some("tok".into()), ..example_credentials() };
+        let fields = vec![("key".to_owned(), "a/\"quoted\" \\ name".to_owned())];
+        let end = MAY_24_2013_MS + 60_000.0;
+        let form = sign_post_form(fields, "bucket", 42, &credentials, S3_US_EAST_1, MAY_24_2013_MS, end);
+        let names: Vec<&str> = form.iter().map(|(n, _)| n.as_str()).collect();
+        let expected = ["key", "x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-security-token"];
+        assert_eq!(names, [&expected[..], &["Policy", "X-Amz-Signature"]].concat());
+        let field = |name: &str| form.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        assert_eq!(field("x-amz-credential"), "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request");
+        let policy = field("Policy");
+        assert_eq!(
+            policy,
+            crate::checksum::base64(
+                "{\"expiration\":\"2013-05-24T00:01:00.000Z\",\"conditions\":[{\"bucket\":\"bucket\"},\
+             [\"content-length-range\",42,42],{\"key\":\"a/\\\"quoted\\\" \\\\ name\"},\
+             {\"x-amz-algorithm\":\"AWS4-HMAC-SHA256\"},{\"x-amz-credential\":\
+             \"AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request\"},{\"x-amz-date\":\"20130524T000000Z\"},\
+             {\"x-amz-security-token\":\"tok\"}]}"
+                    .as_bytes()
+            )
+        );
+        let secret = &credentials.secret_access_key;
+        assert_eq!(field("X-Amz-Signature"), sign_policy(&policy, "20130524T000000Z", secret, S3_US_EAST_1));
+    }
 
     fn signature_of(headers: &[(String, String)]) -> &str {
         let authorization = &headers.iter().find(|(n, _)| n == "authorization").unwrap().1;

@@ -28,6 +28,8 @@ async fn a_form_post_under_a_signed_policy_stores_the_file() {
         assert!(get(&result, "parts").is_null(), "one request, no parts");
         let location = get(&result, "location").as_string().unwrap();
         assert!(location.ends_with(&key) && !location.contains("Signature"), "{location}");
+        let checksum = get(&result, "checksum");
+        assert_eq!(get(&checksum, "algorithm").as_string().as_deref(), Some("CRC32C"), "signed into the policy");
     }
 }
 
@@ -109,6 +111,7 @@ fn credential_calls(cb: &JsValue) -> f64 {
 async fn the_page_signs_every_request_with_one_grant_of_temporary_credentials() {
     let cb = callbacks(&api(), &json("{}"));
     let up = credentials_uploader(&cb, 6);
+    // The small file goes as a form POST signed in the page, with its checksum.
     for (size, seed, parts) in [(12 * MIB + 3, 70, Some(3.0)), (1000, 71, None)] {
         let file = file_of(size, seed, "signed-here.bin", "");
         let result = upload(&up, &file, JsValue::UNDEFINED).await.expect("uploads with the page's signatures");

@@ -454,13 +454,7 @@ pub async fn sign_put(
 ) -> Result<Json<Value>, ApiError> {
     let key = caller.admit(&req)?;
     let mut headers = signed_headers(&req.content_type, &req.metadata);
-    match (req.checksum_algorithm, &req.checksum) {
-        (Some(algorithm), Some(checksum)) => {
-            headers.push((algorithm.header().to_owned(), checked_checksum(algorithm, checksum, "the file")?));
-        }
-        (None, None) => {}
-        _ => return Err(bad_request("give both `checksumAlgorithm` and `checksum`, or neither")),
-    }
+    headers.extend(file_checksum(&req)?);
     let mut action = st.s3.bucket.put_object(Some(&st.s3.credentials), &key);
     for (name, value) in &headers {
         action.headers_mut().insert(name.clone(), value.clone());
@@ -471,9 +465,20 @@ pub async fn sign_put(
     Ok(Json(json!({ "key": key, "url": url, "headers": headers, "displayUrl": st.display_url(&key) })))
 }
 
+/// The checksum header (or form field) of a file sent in one request, when the request gives one.
+fn file_checksum(req: &FileRequest) -> Result<Option<(String, String)>, ApiError> {
+    match (req.checksum_algorithm, &req.checksum) {
+        (Some(algorithm), Some(checksum)) => {
+            Ok(Some((algorithm.header().to_owned(), checked_checksum(algorithm, checksum, "the file")?)))
+        }
+        (None, None) => Ok(None),
+        _ => Err(bad_request("give both `checksumAlgorithm` and `checksum`, or neither")),
+    }
+}
+
 /// `POST /post`: a POST policy for an HTML-form upload of the file: the store itself enforces
-/// the key prefix, the declared size (`content-length-range`), the content type, the metadata
-/// and the expiry.
+/// the key prefix, the declared size (`content-length-range`), the content type, the metadata,
+/// the checksum (when given) and the expiry.
 pub async fn sign_post(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -491,6 +496,7 @@ pub async fn sign_post(
         ("success_action_status".into(), "201".into()),
     ];
     fields.extend(req.metadata.iter().map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone())));
+    fields.extend(file_checksum(&req)?);
     fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
     fields.push(("x-amz-credential".into(), sigv4::policy_credential(creds.key(), &datetime, scope)));
     fields.push(("x-amz-date".into(), datetime.clone()));

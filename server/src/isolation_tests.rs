@@ -213,6 +213,50 @@ async fn temporary_credentials_reach_only_the_users_prefix_with_their_token_unti
     assert!(status == 400 && answer.contains("ExpiredToken"), "{status} {answer}");
 }
 
+/// Posts `body` as a form signed in the page's way with a grant's credentials, with the CRC32C
+/// `checksum` field; the status and the answer.
+async fn form_with_grant(grant: &Value, key: &str, body: &[u8], checksum: &str) -> (u16, String) {
+    let credentials = s3_direct_upload::sigv4::Credentials {
+        access_key_id: grant["accessKeyId"].as_str().unwrap().to_owned(),
+        secret_access_key: grant["secretAccessKey"].as_str().unwrap().to_owned(),
+        session_token: grant["sessionToken"].as_str().map(str::to_owned),
+    };
+    let scope = s3_direct_upload::sigv4::Scope { region: grant["region"].as_str().unwrap(), service: "s3" };
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as f64;
+    let fields = vec![("key".to_owned(), key.to_owned()), ("x-amz-checksum-crc32c".to_owned(), checksum.to_owned())];
+    let bucket = grant["bucket"].as_str().unwrap();
+    let size = body.len() as u64;
+    let fields =
+        s3_direct_upload::sigv4::sign_post_form(fields, bucket, size, &credentials, scope, now_ms, now_ms + 60_000.0);
+    let fields: serde_json::Map<String, Value> = fields.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    let url = format!("{}/{bucket}/", grant["endpoint"].as_str().unwrap());
+    post_form(&json!({ "url": url }), &fields, body.to_vec()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_signed_with_temporary_credentials_need_the_prefix_and_the_checksum_and_expire() {
+    let api = start(Quotas::new(None, None)).await;
+    let (_, grant) = api.call(Some(ALICE), "/credentials", json!({})).await;
+    let body = b"signed in the page".to_vec();
+    use s3_direct_upload::checksum::{ChecksumAlgorithm, base64, digest};
+    let crc = |b: &[u8]| base64(&digest(ChecksumAlgorithm::Crc32c, b));
+    let (status, answer) = form_with_grant(&grant, "uploads/alice/form.txt", &body, &crc(&body)).await;
+    assert!(matches!(status, 200 | 201 | 204), "{status} {answer}");
+    let stored = std::fs::read(api.dir.join("bucket").join("uploads/alice/form.txt")).unwrap();
+    assert_eq!(stored, body);
+
+    let (status, answer) = form_with_grant(&grant, "uploads/bob/form.txt", &body, &crc(&body)).await;
+    assert!(status == 403 && answer.contains("AccessDenied"), "another user's prefix: {status} {answer}");
+    let (status, answer) = form_with_grant(&grant, "uploads/alice/f3.txt", &body, &crc(b"other bytes")).await;
+    assert!(status == 400 && answer.contains("BadDigest"), "bytes that are not the checksum's: {status} {answer}");
+    assert!(!api.dir.join("bucket").join("uploads/alice/f3.txt").exists(), "nothing stored");
+
+    let (_, short) = api.call(Some(ALICE), "/credentials", json!({ "lifetimeSeconds": 1 })).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (status, answer) = form_with_grant(&short, "uploads/alice/late.txt", &body, &crc(&body)).await;
+    assert!(status == 400 && answer.contains("ExpiredToken"), "{status} {answer}");
+}
+
 /// `moto_server` (moto's AWS mock) on a free loopback port, stopped by PID when dropped.
 struct Moto(std::process::Child, u16);
 

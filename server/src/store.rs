@@ -107,6 +107,12 @@ impl TemporaryKeys {
         keys.insert(issued.access_key_id.clone(), key);
         issued
     }
+
+    /// The session token and key prefix of the temporary `access_key`, if it is one.
+    fn scope_of(&self, access_key: &str) -> Option<(String, String)> {
+        let keys = self.0.lock().expect("lock");
+        keys.get(access_key).map(|key| (key.token.clone(), key.prefix.clone()))
+    }
 }
 
 /// Who may do what in the embedded store: the server's own key pair anything, a temporary one
@@ -139,11 +145,12 @@ impl S3Access for StoreAuth {
         if credentials.access_key == self.access_key {
             return Ok(());
         }
-        let (token, prefix) = {
-            let keys = self.temporary.0.lock().expect("lock");
-            let key = keys.get(&credentials.access_key).ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
-            (key.token.clone(), key.prefix.clone())
-        };
+        let (token, prefix) =
+            self.temporary.scope_of(&credentials.access_key).ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
+        if cx.s3_op().name() == "PostObject" {
+            // A form carries its key as a field: `SharedUploads::post_object` checks it.
+            return Ok(());
+        }
         let in_query =
             cx.uri().query().unwrap_or_default().split('&').find_map(|p| p.strip_prefix("X-Amz-Security-Token="));
         let in_header = cx.headers().get("x-amz-security-token").and_then(|v| v.to_str().ok());
@@ -165,6 +172,7 @@ impl S3Access for StoreAuth {
 struct SharedUploads {
     fs: s3s_fs::FileSystem,
     own: s3s::auth::Credentials,
+    temporary: Arc<TemporaryKeys>,
 }
 
 impl SharedUploads {
@@ -176,9 +184,10 @@ impl SharedUploads {
     }
 }
 
-/// Delegates each operation the uploads use to s3s-fs, the upload-id ones as the server's key.
+/// Delegates each operation the uploads use to s3s-fs, the upload-id ones as the server's key;
+/// `$extra` are the operations written out.
 macro_rules! delegate {
-    ($($op:ident($input:ident) -> $output:ident, as_own: $own:literal;)*) => {
+    (written: { $($extra:item)* } $($op:ident($input:ident) -> $output:ident, as_own: $own:literal;)*) => {
         #[async_trait::async_trait]
         impl S3 for SharedUploads {
             $(
@@ -187,11 +196,26 @@ macro_rules! delegate {
                     self.fs.$op(req).await
                 }
             )*
+            $($extra)*
         }
     };
 }
 
 delegate! {
+    written: {
+    /// A form POST (stored as a PUT by s3s-fs). With temporary credentials the key must be
+    /// under their prefix. Their session token, a form field, goes unchecked here: s3s passes
+    /// neither the form nor its policy on (S3 itself requires and checks it).
+    async fn post_object(&self, req: S3Request<dto::PostObjectInput>) -> S3Result<S3Response<dto::PostObjectOutput>> {
+        let scope = req.credentials.as_ref().and_then(|c| self.temporary.scope_of(&c.access_key));
+        if let Some((_, prefix)) = scope
+            && !req.input.key.starts_with(&prefix)
+        {
+            return Err(s3_error!(AccessDenied, "Access Denied: outside the key prefix of these credentials"));
+        }
+        self.fs.post_object(req).await
+    }
+    }
     put_object(PutObjectInput) -> PutObjectOutput, as_own: false;
     get_object(GetObjectInput) -> GetObjectOutput, as_own: false;
     head_object(HeadObjectInput) -> HeadObjectOutput, as_own: false;
@@ -234,8 +258,8 @@ pub async fn start(
     let fs = s3s_fs::FileSystem::new(data_dir).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     let own =
         s3s::auth::Credentials { access_key: access_key.clone(), secret_key: SecretKey::from(secret_key.clone()) };
-    let mut builder = S3ServiceBuilder::new(SharedUploads { fs, own });
     let temporary = Arc::new(TemporaryKeys::default());
+    let mut builder = S3ServiceBuilder::new(SharedUploads { fs, own, temporary: temporary.clone() });
     let auth =
         || StoreAuth { access_key: access_key.clone(), secret_key: secret_key.clone(), temporary: temporary.clone() };
     builder.set_auth(auth());

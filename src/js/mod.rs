@@ -7,7 +7,9 @@ use crate::checksum::{ChecksumAlgorithm, Hasher, base64};
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
-use crate::upload::{FileInfo, ProgressReporter, Resume, StoredObject, UploadContext, UploadControl, upload_file};
+use crate::upload::{
+    FileInfo, PostForms, ProgressReporter, Resume, StoredObject, UploadContext, UploadControl, upload_file,
+};
 use crate::web::{AnyBackend, AnyTransport, BlobSource, BrowserRuntime, LocalStorageResumeStore, NetworkWatch};
 use async_lock::Semaphore;
 use js_sys::{Function, Object, Promise, Reflect};
@@ -54,7 +56,7 @@ struct UploaderInner {
     network: NetworkWatch,
     resume: bool,
     checksum: Option<ChecksumAlgorithm>,
-    post_forms: bool,
+    post_forms: PostForms,
     on_progress: Option<Function>,
 }
 

@@ -4,6 +4,7 @@ use crate::checksum::ChecksumAlgorithm;
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PlanOptions;
 use crate::retry::RetryPolicy;
+use crate::upload::PostForms;
 use crate::web::{
     AnyBackend, AnyTransport, CallbackBackend, CredentialsBackend, DEFAULT_MIN_BYTES_PER_SECOND,
     DEFAULT_STALL_TIMEOUT_MS, FetchTransport, GrantSource, HttpBackend, XhrTransport,
@@ -96,7 +97,7 @@ pub(crate) struct UploaderOptions {
     pub(crate) transport: AnyTransport,
     pub(crate) resume: bool,
     pub(crate) checksum: Option<ChecksumAlgorithm>,
-    pub(crate) post_forms: bool,
+    pub(crate) post_forms: PostForms,
     pub(crate) on_progress: Option<Function>,
 }
 
@@ -202,7 +203,12 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
         },
         resume: raw.resume.unwrap_or(true),
         checksum: parse_checksum(&raw.checksum)?,
-        post_forms: mode == Mode::Post,
+        post_forms: match mode {
+            Mode::Presigned => PostForms::Never,
+            // The page signs a policy as cheaply as a URL, and a form needs no CORS preflight.
+            Mode::Credentials => PostForms::SmallFiles,
+            Mode::Post => PostForms::Always,
+        },
         on_progress: optional_function(raw.on_progress, "onProgress")?,
     })
 }

@@ -8,7 +8,7 @@
 mod hashing;
 mod multipart;
 
-use crate::checksum::{ChecksumAlgorithm, ObjectChecksum, object_checksum};
+use crate::checksum::{ChecksumAlgorithm, ObjectChecksum, PartDigest, object_checksum};
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::{PlanOptions, UploadPlan, plan_upload};
 use crate::progress::{MIN_REPORT_INTERVAL_MS, ProgressSnapshot, ProgressTracker, UploadState};
@@ -364,9 +364,20 @@ pub struct UploadContext<'a, B, T, C> {
     pub resume: Option<Resume<'a>>,
     /// The checksum every part carries, or `None` for none.
     pub checksum: Option<ChecksumAlgorithm>,
-    /// Every file goes up as one HTML-form POST under a policy the backend signs, instead of
-    /// presigned PUTs.
-    pub post_forms: bool,
+    /// Which files go up as one HTML-form POST under a signed policy instead of presigned PUTs.
+    pub post_forms: PostForms,
+}
+
+/// Which files are sent as HTML-form POSTs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostForms {
+    /// None: single PUTs and multipart uploads.
+    Never,
+    /// Files small enough for one request. A form POST is a CORS "simple request": unlike a
+    /// PUT, it needs no preflight, so it saves a round trip per file.
+    SmallFiles,
+    /// Every file (up to 5 GiB).
+    Always,
 }
 
 /// The wakers of futures waiting for a condition on some shared value.
@@ -572,10 +583,13 @@ where
     C: Runtime,
 {
     let work = async {
-        if cx.post_forms {
+        if cx.post_forms == PostForms::Always {
             return cx.control.unless_aborted(post_form(cx, source, file, progress)).await;
         }
         match plan_upload(source.size(), &cx.plan_options)? {
+            UploadPlan::SinglePut { .. } if cx.post_forms == PostForms::SmallFiles => {
+                cx.control.unless_aborted(post_form(cx, source, file, progress)).await
+            }
             UploadPlan::SinglePut { size } => {
                 cx.control.unless_aborted(single_put(cx, source, file, size, progress)).await
             }
@@ -601,13 +615,8 @@ where
     S: Source<Body = T::Body>,
     C: Runtime,
 {
-    // The checksum is signed into the URL, so the file is hashed first.
-    let mut digest = None;
-    if let Some(algorithm) = cx.checksum {
-        hashing::hash_parts(cx, source, &[(1, 0..size)], algorithm, progress, |_, d| digest = Some(d)).await?;
-    }
-    let file =
-        &FileInfo { checksum_algorithm: cx.checksum, checksum: digest.as_ref().map(|d| d.base64()), ..file.clone() };
+    let (file, digest) = hash_whole_file(cx, source, file, progress).await?;
+    let file = &file;
     // The URL is signed inside the attempt, so an expired one (refused, or past its expiry
     // before it is sent) is replaced by a fresh one on the retry.
     let signed: RefCell<Option<SignedPut>> = RefCell::new(None);
@@ -654,6 +663,27 @@ where
     })
 }
 
+/// Hashes the whole file (when checksums are on) before its one request is signed, since the
+/// checksum is signed in; the file described with its checksum, and the digest.
+async fn hash_whole_file<B, T, S, C>(
+    cx: &UploadContext<'_, B, T, C>,
+    source: &S,
+    file: &FileInfo,
+    progress: &ProgressReporter<'_, C>,
+) -> Result<(FileInfo, Option<PartDigest>), UploadError>
+where
+    S: Source,
+    C: Runtime,
+{
+    let mut digest = None;
+    if let Some(algorithm) = cx.checksum {
+        let whole = [(1, 0..source.size())];
+        hashing::hash_parts(cx, source, &whole, algorithm, progress, |_, d| digest = Some(d)).await?;
+    }
+    let checksum = digest.as_ref().map(|d| d.base64());
+    Ok((FileInfo { checksum_algorithm: cx.checksum, checksum, ..file.clone() }, digest))
+}
+
 /// Most bytes one POST can store (S3's limit for a single upload).
 const MAX_POST_SIZE: u64 = 5 << 30;
 
@@ -678,6 +708,8 @@ where
             format!("the file is {size} bytes; a form POST stores at most 5 GiB (use presigned multipart uploads)"),
         ));
     }
+    let (file, digest) = hash_whole_file(cx, source, file, progress).await?;
+    let file = &file;
     let signed: RefCell<Option<SignedPost>> = RefCell::new(None);
     let (post, outcome) = with_retries(cx, progress, Interrupt::OnPause, |resign| {
         let signed = &signed;
@@ -710,6 +742,11 @@ where
     .await?;
     progress.stored(1, size);
     let key = post.key.clone().or_else(|| form_field(&post, "key").cloned()).unwrap_or_default();
+    // The store checked the bytes only if the policy carries the checksum (else it was not sent).
+    let checksum = cx
+        .checksum
+        .zip(digest)
+        .filter(|(algorithm, digest)| form_field(&post, algorithm.header()) == Some(&digest.base64()));
     Ok(StoredObject {
         location: Some(format!("{}{}", without_query(&post.url), crate::sigv4::uri_encode(&key, false))),
         key,
@@ -718,7 +755,7 @@ where
         size,
         upload_id: None,
         parts: None,
-        checksum: None,
+        checksum: checksum.map(|(algorithm, digest)| object_checksum(algorithm, &[digest], false)),
     })
 }
 

@@ -114,11 +114,17 @@ impl Backend for FakeBackend {
         Ok(self.listed.clone())
     }
     async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
-        let fields = [("key", format!("uploads/{}", file.filename)), ("Policy", "e30=".into())];
+        *self.put_file.borrow_mut() = Some(file.clone());
+        let mut fields =
+            vec![("key".to_owned(), format!("uploads/{}", file.filename)), ("Policy".into(), "e30=".into())];
+        if let (Some(algorithm), Some(checksum), true) = (file.checksum_algorithm, &file.checksum, self.does_checksums)
+        {
+            fields.push((algorithm.header().to_owned(), checksum.clone()));
+        }
         Ok(SignedPost {
             key: None,
             url: "https://store/bucket/".into(),
-            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            fields,
             display_url: Some("https://store/bucket/shown".into()),
         })
     }
@@ -285,7 +291,7 @@ struct Harness {
     offline: Rc<Flag>,
     retry: RetryPolicy,
     checksum: Option<ChecksumAlgorithm>,
-    post_forms: bool,
+    post_forms: PostForms,
 }
 
 impl Harness {
@@ -299,7 +305,7 @@ impl Harness {
             offline: Rc::default(),
             retry: RetryPolicy::default(),
             checksum: None,
-            post_forms: false,
+            post_forms: PostForms::Never,
         }
     }
 
@@ -825,7 +831,7 @@ fn checksummed_parts_are_signed_in_batches_however_slow_hashing_is() {
 #[test]
 fn post_mode_sends_the_whole_file_as_one_form_with_the_signed_fields() {
     let mut h = Harness::new(StoreBehaviour::Accept, 6);
-    h.post_forms = true;
+    h.post_forms = PostForms::Always;
     let size = 40 * MIB; // far above the multipart threshold: still one POST
     let stored = h.run(size).unwrap();
     assert_eq!(h.transport.bodies.borrow().clone(), vec![0..size]);
@@ -840,8 +846,30 @@ fn post_mode_sends_the_whole_file_as_one_form_with_the_signed_fields() {
 #[test]
 fn post_mode_refuses_files_over_five_gib_before_asking_the_backend() {
     let mut h = Harness::new(StoreBehaviour::Accept, 6);
-    h.post_forms = true;
+    h.post_forms = PostForms::Always;
     let err = h.run(5 * 1024 * MIB + 1).unwrap_err();
     assert_eq!(err.code, ErrorCode::FileTooLarge);
     assert!(h.transport.forms.borrow().is_empty());
+}
+
+#[test]
+fn small_files_go_as_forms_with_their_checksum_and_large_ones_as_multipart() {
+    let mut h = with_checksums(ChecksumAlgorithm::Crc32c);
+    h.post_forms = PostForms::SmallFiles;
+    let stored = h.run(MIB).unwrap();
+    assert_eq!(h.transport.forms.borrow().len(), 1);
+    assert_eq!(h.transport.bodies.borrow().clone(), vec![0..MIB]);
+    let signed = h.backend.put_file.borrow().clone().unwrap();
+    let expected = base64(&digest(ChecksumAlgorithm::Crc32c, &source_bytes(MIB)));
+    assert_eq!(signed.checksum.as_deref(), Some(expected.as_str()), "the policy is signed with the file's checksum");
+    assert_eq!(stored.checksum.map(|c| c.value), Some(expected));
+
+    let h = {
+        let mut h = with_checksums(ChecksumAlgorithm::Crc32c);
+        h.post_forms = PostForms::SmallFiles;
+        h
+    };
+    let stored = h.run(12 * MIB).unwrap();
+    assert!(h.transport.forms.borrow().is_empty());
+    assert_eq!(stored.parts, Some(3));
 }

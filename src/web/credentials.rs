@@ -187,7 +187,7 @@ impl CredentialsBackend {
         url: &str,
         headers: Vec<(String, String)>,
     ) -> Result<SignedRequest, UploadError> {
-        let again = !self.signed.borrow_mut().insert(format!("{method} {url}"));
+        let again = self.signed_before(format!("{method} {url}"));
         let grant = self.grant(again).await?;
         let lifetime_s = URL_LIFETIME_S.min((grant.expires_ms - self.now_ms()) / 1000.0).max(1.0) as u32;
         let request = SigRequest { method, url, headers: &headers };
@@ -195,6 +195,18 @@ impl CredentialsBackend {
         let signed = sigv4::presign(&request, &grant.credentials, scope, self.now_ms(), lifetime_s)
             .ok_or_else(|| backend_error("the store's URL could not be signed".into()))?;
         Ok(SignedRequest { url: signed, headers: headers.into_iter().collect() })
+    }
+
+    /// Whether `what` (a URL, or a file sent in one request) was signed before: its last attempt
+    /// failed, so the credentials are fetched again first. (Two files alike in name, size and
+    /// wished-for key count as one: at worst, credentials are fetched once more than needed.)
+    fn signed_before(&self, what: String) -> bool {
+        !self.signed.borrow_mut().insert(what)
+    }
+
+    /// Whether `file`, sent in one request under a fresh key, was signed for before.
+    fn file_signed_before(&self, file: &FileInfo) -> bool {
+        self.signed_before(format!("file {:?} {} {:?}", file.filename, file.size, file.key))
     }
 
     /// Sends an S3 request signed with an `Authorization` header; the answer's body. An S3 error
@@ -415,17 +427,29 @@ impl Backend for CredentialsBackend {
     }
 
     async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
-        let grant = self.grant(false).await?;
+        let grant = self.grant(self.file_signed_before(file)).await?;
         let key = Self::key_for(file, &grant)?;
         let request = self.presign("PUT", &grant.endpoint.object_url(&key), object_headers(file, false)).await?;
         let display_url = Some(self.display_url(&key).await?);
         Ok(SignedPut { key, request, display_url })
     }
 
-    async fn sign_post(&self, _file: &FileInfo) -> Result<SignedPost, UploadError> {
-        Err(UploadError::new(
-            ErrorCode::InvalidOption,
-            "the credentials mode signs PUTs in the page; form POSTs need `mode: \"post\"` and a backend that signs policies",
-        ))
+    /// A form POST signed in the page, for files sent in one request: unlike a PUT, it needs no
+    /// CORS preflight. The policy admits exactly this key, type, metadata, checksum and size.
+    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
+        let grant = self.grant(self.file_signed_before(file)).await?;
+        let key = Self::key_for(file, &grant)?;
+        let mut fields = vec![("key".to_owned(), key.clone())];
+        fields.extend(object_headers(file, false).into_iter().map(|(name, value)| match name.as_str() {
+            "content-type" => ("Content-Type".to_owned(), value),
+            _ => (name, value),
+        }));
+        let now_ms = self.now_ms();
+        let expires_ms = grant.expires_ms.min(now_ms + URL_LIFETIME_S * 1000.0);
+        let scope = Scope { region: &grant.endpoint.region, service: "s3" };
+        let bucket = grant.endpoint.bucket();
+        let fields = sigv4::sign_post_form(fields, bucket, file.size, &grant.credentials, scope, now_ms, expires_ms);
+        let display_url = Some(self.display_url(&key).await?);
+        Ok(SignedPost { key: Some(key), url: grant.endpoint.bucket_url(), fields, display_url })
     }
 }
