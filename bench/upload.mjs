@@ -12,7 +12,7 @@
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -30,6 +30,13 @@ const SCENARIOS = {
     link: { rttMs: 50, mbitPerSecond: 100 },
   },
   S3: { about: "200 files of 256 KiB, 50 ms round trips", files: [[256 * 1024, SMALL ? 10 : 200]], link: { rttMs: 50 } },
+  // For memory: one round, and without the AWS SDK (at its 12 MiB/s, 4 GiB takes 6 minutes).
+  S4: {
+    about: "one 4 GiB file, plain loopback, memory tracked",
+    files: [[SMALL ? 24 * MIB : 4096 * MIB, 1]],
+    rounds: 1,
+    uploaders: ["ceiling", "ours", "oursCredentials", "uppy5", "uppy6"],
+  },
 };
 const UPLOADERS = (process.env.BENCH_UPLOADERS ?? "ceiling,ours,oursNoChecksum,oursCredentials,uppy5,uppy6,awsSdk").split(",");
 const OPTIONS = { partSize: 5 * MIB, concurrency: 6 };
@@ -100,6 +107,35 @@ async function startServer(link) {
   throw new Error("the reference server did not start");
 }
 
+/** The resident memory of Chromium's renderer processes together, in bytes (Linux /proc). */
+async function rendererRss() {
+  let total = 0;
+  for (const pid of await readdir("/proc").catch(() => [])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (!cmdline.includes("--type=renderer")) continue;
+    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+    total += Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  }
+  return total;
+}
+
+/** Samples the renderers' memory and s3-direct-upload's wasm memory every 200 ms until
+ * `stop()`; resolves with the peaks in bytes. */
+function sampleMemory(page) {
+  let running = true;
+  const peaks = { rss: 0, wasm: 0 };
+  const done = (async () => {
+    while (running) {
+      peaks.rss = Math.max(peaks.rss, await rendererRss());
+      peaks.wasm = Math.max(peaks.wasm, await page.evaluate(() => window.wasmMemoryBytes()).catch(() => 0));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return peaks;
+  })();
+  return () => { running = false; return done; };
+}
+
 /** Whether two files hold the same bytes. */
 async function sameBytes(a, b) {
   const [sa, sb] = [await stat(a), await stat(b)];
@@ -132,19 +168,33 @@ try {
   page.on("pageerror", (e) => console.error("page error:", e.message));
   await page.goto(`${origin}/bench/upload.html`);
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 30_000 });
-  for (const name of (process.env.BENCH_SCENARIOS ?? "S1,S2,S3").split(",")) {
+  const cdp = await page.context().newCDPSession(page);
+  for (const name of (process.env.BENCH_SCENARIOS ?? "S1,S2,S3,S4").split(",")) {
     const scenario = SCENARIOS[name];
+    const uploaders = UPLOADERS.filter((u) => !scenario.uploaders || scenario.uploaders.includes(u));
+    const rounds = scenario.rounds ?? ROUNDS;
     const { api, store, stop } = await startServer(scenario.link);
     try {
     const paths = (await Promise.all(scenario.files.map(([size, count]) => makeFiles(`${name}-${size}`, size, count)))).flat();
     const bytes = (await Promise.all(paths.map((p) => stat(p)))).reduce((sum, s) => sum + s.size, 0);
-    const speeds = Object.fromEntries(UPLOADERS.map((u) => [u, []]));
-    for (let round = 0; round < ROUNDS; round++) {
+    const speeds = Object.fromEntries(uploaders.map((u) => [u, []]));
+    const memory = Object.fromEntries(uploaders.map((u) => [u, []]));
+    const longTasks = Object.fromEntries(uploaders.map((u) => [u, []]));
+    for (let round = 0; round < rounds; round++) {
       // Interleaved, and each round starting with another uploader.
-      const order = UPLOADERS.map((_, i) => UPLOADERS[(i + round) % UPLOADERS.length]);
+      const order = uploaders.map((_, i) => uploaders[(i + round) % uploaders.length]);
       for (const uploader of order) {
         await page.setInputFiles("#files", paths);
-        const { ms, keys } = await page.evaluate(([u, o]) => window.runUpload(u, o), [uploader, { api, ...OPTIONS }]);
+        await cdp.send("HeapProfiler.collectGarbage");
+        const before = { rss: await rendererRss(), wasm: await page.evaluate(() => window.wasmMemoryBytes()) };
+        const stopSampling = sampleMemory(page);
+        const run = await page.evaluate(([u, o]) => window.runUpload(u, o), [uploader, { api, ...OPTIONS }]);
+        const peak = await stopSampling();
+        await cdp.send("HeapProfiler.collectGarbage");
+        const after = { rss: await rendererRss(), wasm: await page.evaluate(() => window.wasmMemoryBytes()) };
+        memory[uploader].push({ before, peak, after });
+        longTasks[uploader].push({ count: run.longTasks, longestMs: run.longestTaskMs });
+        const { ms, keys } = run;
         if (keys.length !== paths.length) throw new Error(`${name} ${uploader}: ${keys.length} objects for ${paths.length} files`);
         // Keys are given in file order by every uploader; check sizes always, bytes once.
         for (const [i, key] of keys.entries()) {
@@ -154,12 +204,21 @@ try {
           if (round === 0 && !(await sameBytes(stored, paths[i]))) throw new Error(`${name} ${uploader}: ${key} differs`);
         }
         speeds[uploader].push(bytes / MIB / (ms / 1000));
-        console.log(`${name} round ${round + 1} ${uploader}: ${(ms / 1000).toFixed(2)} s, ${(bytes / MIB / (ms / 1000)).toFixed(1)} MiB/s`);
+        const mib = (b) => (b / MIB).toFixed(0);
+        console.log(
+          `${name} round ${round + 1} ${uploader}: ${(ms / 1000).toFixed(2)} s, ${(bytes / MIB / (ms / 1000)).toFixed(1)} MiB/s; ` +
+            `renderer ${mib(before.rss)} → peak ${mib(peak.rss)} → ${mib(after.rss)} MiB; wasm ${mib(before.wasm)} → ` +
+            `${mib(peak.wasm)} → ${mib(after.wasm)} MiB; long tasks ${run.longTasks} (longest ${run.longestTaskMs.toFixed(0)} ms)`,
+        );
         await rm(join(store, "uploads"), { recursive: true, force: true });
       }
     }
-    const medians = Object.fromEntries(UPLOADERS.map((u) => [u, median(speeds[u])]));
-    results.scenarios[name] = { about: scenario.about, bytes, mibPerSecond: medians, runs: speeds };
+    const medians = Object.fromEntries(uploaders.map((u) => [u, median(speeds[u])]));
+    // Peak renderer memory above what it was just before the run, the worst round.
+    const peakGrowth = Object.fromEntries(uploaders.map((u) => [u, Math.max(...memory[u].map((m) => m.peak.rss - m.before.rss))]));
+    results.scenarios[name] = {
+      about: scenario.about, bytes, mibPerSecond: medians, peakRendererGrowthBytes: peakGrowth, runs: speeds, memory, longTasks,
+    };
     } finally {
       stop();
     }
@@ -188,7 +247,7 @@ const names = {
   uppy6: "Uppy 6 aws-s3 (signs in the page)",
   awsSdk: "AWS SDK v3 lib-storage (signs in the page)",
 };
-console.log(`\nMedian MiB/s of ${ROUNDS} interleaved rounds, Chromium ${results.chromium}, loopback, 2 cores:`);
+console.log(`\nMedian MiB/s of ${ROUNDS} interleaved rounds (S4: 1), Chromium ${results.chromium}, loopback, 2 cores:`);
 for (const [name, s] of Object.entries(results.scenarios)) console.log(`- ${name}: ${s.about}`);
 console.log("");
 console.log(`| uploader | ${Object.keys(results.scenarios).map((s) => `${s} MiB/s | ÷ ceiling | ÷ ours`).join(" | ")} | min+gzip |`);
@@ -196,8 +255,27 @@ console.log(`|---|${Object.keys(results.scenarios).map(() => "---|---|---").join
 for (const u of UPLOADERS) {
   const cells = Object.values(results.scenarios).map((s) => {
     const v = s.mibPerSecond[u];
+    if (v === undefined) return "– | – | –";
     return `${v.toFixed(1)} | ${(v / s.mibPerSecond.ceiling).toFixed(2)} | ${(v / s.mibPerSecond.ours).toFixed(2)}`;
   });
   const size = results.gzipBytes[u] ? `${(results.gzipBytes[u] / 1024).toFixed(1)} KB` : u.startsWith("ours") ? "same" : "–";
   console.log(`| ${names[u]} | ${cells.join(" | ")} | ${size} |`);
+}
+
+// Memory and jank: the worst round of each.
+const scenarioNames = Object.keys(results.scenarios);
+console.log("\nPeak renderer memory above its level before the run, MiB (worst round); wasm memory peak → after, MiB;");
+console.log("main-thread long tasks over 50 ms (most in a round, longest):\n");
+console.log(`| uploader | ${scenarioNames.map((s) => `${s} renderer | ${s} long tasks`).join(" | ")} | wasm memory (S4) |`);
+console.log(`|---|${scenarioNames.map(() => "---|---").join("|")}|---|`);
+for (const u of UPLOADERS) {
+  const cells = Object.values(results.scenarios).map((s) => {
+    if (!s.memory[u]) return "– | –";
+    const tasks = s.longTasks[u];
+    const longest = Math.max(...tasks.map((t) => t.longestMs));
+    return `${(s.peakRendererGrowthBytes[u] / MIB).toFixed(0)} | ${Math.max(...tasks.map((t) => t.count))} (${longest.toFixed(0)} ms)`;
+  });
+  const s4 = results.scenarios.S4?.memory[u]?.[0];
+  const wasm = u.startsWith("ours") && s4 ? `${(s4.peak.wasm / MIB).toFixed(0)} → ${(s4.after.wasm / MIB).toFixed(0)}` : "–";
+  console.log(`| ${names[u]} | ${cells.join(" | ")} | ${wasm} |`);
 }
