@@ -7,8 +7,14 @@
 // S2 and S3 go through bench/shaper.mjs, a loopback proxy that delays (and paces) every byte, in
 // front of both the API and the store (which signs URLs for the proxy's address).
 //
-// Env: BENCH_SCENARIOS (default "S1,S2,S3"), BENCH_ROUNDS (default 3), BENCH_SMALL=1 (tiny files,
-// for a quick check). Run through scripts/bench-upload.sh, which builds everything first.
+// S4 tracks memory: the renderer processes' resident memory (from /proc) and the wasm linear
+// memory are sampled during every run, and main-thread long tasks (over 50 ms) are counted. The
+// driver check runs the ceiling on one Blob in this Playwright-driven page and in a Chromium with
+// no driver attached, to show whether the driver distorts the figures.
+//
+// Env: BENCH_SCENARIOS (default "S1,S2,S3,S4"; may be empty), BENCH_UPLOADERS (default all),
+// BENCH_ROUNDS (default 3), BENCH_SMALL=1 (tiny files, for a quick check), BENCH_DRIVER_CHECK=0
+// (skip it), BENCH_OUT. Run through scripts/bench-upload.sh, which builds everything first.
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
@@ -157,10 +163,63 @@ async function sameBytes(a, b) {
   }
 }
 
+/** The same work in a Chromium that no driver is attached to: it opens upload.html with
+ * `?undriven`, runs the Blob ceiling and posts the result to /report; it is stopped by its PID. */
+async function runUndriven(serving, api) {
+  const webdriver = JSON.parse(await readFile(join(root, "webdriver.json")));
+  const profile = join(work, "undriven-profile");
+  await rm(profile, { recursive: true, force: true });
+  const reported = new Promise((resolve) => serving.serve({ onReport: resolve }));
+  const query = new URLSearchParams({ undriven: "1", api, partSize: OPTIONS.partSize, concurrency: OPTIONS.concurrency });
+  const args = [...webdriver["goog:chromeOptions"].args, `--user-data-dir=${profile}`, `${serving.origin}/bench/upload.html?${query}`];
+  const chromium = spawn("/usr/bin/chromium", args, { stdio: "ignore", detached: true });
+  try {
+    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error("no report in 5 minutes")), 300_000).unref());
+    const report = await Promise.race([reported, timeout]);
+    if (report.error) throw new Error(`the undriven page: ${report.error}`);
+    return report;
+  } finally {
+    try {
+      process.kill(-chromium.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Whether Playwright distorts the figures: the ceiling on one file, fetched into the page as a
+ * Blob, in the driven page and in a Chromium without a driver, alternately; their speeds. */
+async function driverCheck(serving, page) {
+  const [path] = await makeFiles("driver", SMALL ? 8 * MIB : 128 * MIB, 1);
+  const size = (await stat(path)).size;
+  serving.serve({ file: path });
+  const { api, store, stop } = await startServer();
+  const speeds = { driven: [], undriven: [] };
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, run] of [
+        ["driven", () => page.evaluate((o) => window.runBlobCeiling(o), { api, ...OPTIONS })],
+        ["undriven", () => runUndriven(serving, api)],
+      ]) {
+        const { ms, keys } = await run();
+        const stored = await stat(join(store, keys[0]));
+        if (stored.size !== size) throw new Error(`driver check ${name}: ${stored.size} bytes stored, not ${size}`);
+        speeds[name].push(size / MIB / (ms / 1000));
+        console.log(`driver check round ${round + 1} ${name}: ${(size / MIB / (ms / 1000)).toFixed(1)} MiB/s`);
+        await rm(join(store, "uploads"), { recursive: true, force: true });
+      }
+    }
+  } finally {
+    stop();
+  }
+  return { bytes: size, mibPerSecond: { driven: median(speeds.driven), undriven: median(speeds.undriven) }, runs: speeds };
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const gzipSize = async (path) => gzipSync(await readFile(join(root, path)), { level: 9 }).length;
 
-const { origin, close } = await serveRepository();
+const serving = await serveRepository();
+const { origin, close } = serving;
 const browser = await launchChromium(chromium);
 const results = { chromium: browser.version(), rounds: ROUNDS, small: SMALL, options: OPTIONS, scenarios: {} };
 try {
@@ -169,7 +228,7 @@ try {
   await page.goto(`${origin}/bench/upload.html`);
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 30_000 });
   const cdp = await page.context().newCDPSession(page);
-  for (const name of (process.env.BENCH_SCENARIOS ?? "S1,S2,S3,S4").split(",")) {
+  for (const name of (process.env.BENCH_SCENARIOS ?? "S1,S2,S3,S4").split(",").filter(Boolean)) {
     const scenario = SCENARIOS[name];
     const uploaders = UPLOADERS.filter((u) => !scenario.uploaders || scenario.uploaders.includes(u));
     const rounds = scenario.rounds ?? ROUNDS;
@@ -223,6 +282,7 @@ try {
       stop();
     }
   }
+  if (process.env.BENCH_DRIVER_CHECK !== "0") results.driverCheck = await driverCheck(serving, page);
 } finally {
   await browser.close();
   close();
@@ -278,4 +338,12 @@ for (const u of UPLOADERS) {
   const s4 = results.scenarios.S4?.memory[u]?.[0];
   const wasm = u.startsWith("ours") && s4 ? `${(s4.peak.wasm / MIB).toFixed(0)} → ${(s4.after.wasm / MIB).toFixed(0)}` : "–";
   console.log(`| ${names[u]} | ${cells.join(" | ")} | ${wasm} |`);
+}
+
+if (results.driverCheck) {
+  const { bytes, mibPerSecond: d } = results.driverCheck;
+  console.log(
+    `\nDriver check, the ceiling on a ${bytes / MIB} MiB Blob: with Playwright attached ${d.driven.toFixed(1)} MiB/s, ` +
+      `without a driver ${d.undriven.toFixed(1)} MiB/s (${(d.driven / d.undriven).toFixed(2)}×).`,
+  );
 }
