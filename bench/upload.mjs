@@ -14,7 +14,7 @@
 //
 // Env: BENCH_SCENARIOS (default "S1,S2,S3,S4"; may be empty), BENCH_UPLOADERS (default all),
 // BENCH_ROUNDS (default 3), BENCH_SMALL=1 (tiny files, for a quick check), BENCH_DRIVER_CHECK=0
-// (skip it), BENCH_OUT. Run through scripts/bench-upload.sh, which builds everything first.
+// (skip it), BENCH_S3_RTT_MS (S3's delay, default 50), BENCH_OUT. Run through scripts/bench-upload.sh, which builds everything first.
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
@@ -35,7 +35,7 @@ const SCENARIOS = {
     files: [[SMALL ? 6 * MIB : 64 * MIB, 1]],
     link: { rttMs: 50, mbitPerSecond: 100 },
   },
-  S3: { about: "200 files of 256 KiB, 50 ms round trips", files: [[256 * 1024, SMALL ? 10 : 200]], link: { rttMs: 50 } },
+  S3: { about: "200 files of 256 KiB, 50 ms round trips", files: [[256 * 1024, SMALL ? 10 : 200]], link: { rttMs: Number(process.env.BENCH_S3_RTT_MS ?? 50) } },
   // For memory: one round, and without the AWS SDK (at its 12 MiB/s, 4 GiB takes 6 minutes).
   S4: {
     about: "one 4 GiB file, plain loopback, memory tracked",
