@@ -105,7 +105,7 @@ async function startServer(link) {
         shapers.push(appShaper);
         app = `http://127.0.0.1:${appShaper.port}`;
       }
-      return { api: `${app}/api/uploads`, store: join(info.dataDir, "direct-uploads"), stop };
+      return { api: `${app}/api/uploads`, store: info.bucketDir, stop };
     }
     await new Promise((r) => setTimeout(r, 100));
   }

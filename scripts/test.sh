@@ -58,11 +58,11 @@ start_server main
 start_server vite --www examples/vite/dist
 step "end-to-end: the demo page (drop-in script) uploads ${E2E_SIZE_MIB:=1024} MiB; the Vite SPA 64 MiB"
 head -c $((E2E_SIZE_MIB * 1024 * 1024)) /dev/urandom > .tmp/e2e-upload.bin
-APP=$(ready_field main app) STORE_DIR="$(ready_field main dataDir)/direct-uploads" \
+APP=$(ready_field main app) STORE_DIR="$(ready_field main bucketDir)" \
 FILE=.tmp/e2e-upload.bin ARTIFACTS=e2e/artifacts SHOT=demo.png DROP_IN=1 \
   timeout 900 node e2e/demo.mjs
 head -c $((64 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-vite.bin
-APP=$(ready_field vite app) STORE_DIR="$(ready_field vite dataDir)/direct-uploads" \
+APP=$(ready_field vite app) STORE_DIR="$(ready_field vite bucketDir)" \
 FILE=.tmp/e2e-vite.bin ARTIFACTS=e2e/artifacts SHOT=vite.png \
   timeout 300 node e2e/demo.mjs
 rm -f .tmp/e2e-upload.bin .tmp/e2e-vite.bin

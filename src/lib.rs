@@ -7,6 +7,8 @@
 //! - [`checksum`]: part and whole-object checksums as S3 computes them (pure).
 //! - [`endpoint`]: bucket and object URLs on AWS (regional, dual-stack, accelerated) or custom
 //!   endpoints, virtual-hosted or path-style (pure).
+//! - [`object_rules`]: what object keys and user metadata may be, for the library and the
+//!   reference server alike (pure).
 //! - [`plan`]: how a file is cut into parts under the S3 limits (pure).
 //! - [`progress`]: loaded/total, speed, ETA and report throttling (pure).
 //! - [`retry`]: which failures are retried, backoff with jitter, time and count bounds (pure).
@@ -20,6 +22,7 @@
 pub mod checksum;
 pub mod endpoint;
 pub mod error;
+pub mod object_rules;
 pub mod plan;
 pub mod progress;
 pub mod retry;

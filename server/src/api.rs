@@ -17,6 +17,7 @@ use rusty_s3::actions::CompleteMultipartUploadResponse;
 use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Bucket, Credentials, S3Action};
 use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType, base64};
+use s3_direct_upload::object_rules::check_metadata;
 use s3_direct_upload::s3_xml::{complete_multipart_body, list_parts_page, xml_text};
 use s3_direct_upload::sigv4::{self, Scope};
 use s3_direct_upload::upload::CompletedPart;
@@ -153,16 +154,6 @@ struct SignedPart {
     headers: BTreeMap<String, String>,
 }
 
-fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    for (name, value) in metadata {
-        let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !name_ok || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return Err(bad_request(format!("metadata {name:?} must be an ASCII token with a printable ASCII value")));
-        }
-    }
-    Ok(())
-}
-
 /// `value`, checked to be a base64 digest of `algorithm`: what goes into a signed header.
 fn checked_checksum(algorithm: ChecksumAlgorithm, value: &str, of: &str) -> Result<String, ApiError> {
     if !algorithm.is_encoded_digest(value) {
@@ -227,7 +218,7 @@ impl Caller {
 
     /// Checks the file `req` describes against the caller's policy; the key to store it under.
     fn admit(&self, req: &FileRequest) -> Result<String, ApiError> {
-        check_metadata(&req.metadata)?;
+        check_metadata(&req.metadata).map_err(|e| bad_request(e.0))?;
         Ok(self.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?)
     }
 }

@@ -35,7 +35,7 @@ async fn start(quotas: Quotas) -> Api {
     let dir = std::env::temp_dir().join(format!("s3du-isolation-{}-{:x}", std::process::id(), rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
     let cors = CorsRule::for_uploads(vec!["*".into()], true);
-    let store = store::start("127.0.0.1:0".parse().unwrap(), &dir, "bucket", cors, None).await.unwrap();
+    let store = store::start("127.0.0.1:0".parse().unwrap(), &dir.join("store"), "bucket", cors, None).await.unwrap();
     let bucket = Bucket::new(store.endpoint.parse().unwrap(), UrlStyle::Path, "bucket", "us-east-1").unwrap();
     let state = AppState {
         s3: S3Target {
@@ -242,14 +242,14 @@ async fn forms_signed_with_temporary_credentials_need_the_prefix_and_the_checksu
     let crc = |b: &[u8]| base64(&digest(ChecksumAlgorithm::Crc32c, b));
     let (status, answer) = form_with_grant(&grant, "uploads/alice/form.txt", &body, &crc(&body)).await;
     assert!(matches!(status, 200 | 201 | 204), "{status} {answer}");
-    let stored = std::fs::read(api.dir.join("bucket").join("uploads/alice/form.txt")).unwrap();
+    let stored = std::fs::read(api.dir.join("store/bucket").join("uploads/alice/form.txt")).unwrap();
     assert_eq!(stored, body);
 
     let (status, answer) = form_with_grant(&grant, "uploads/bob/form.txt", &body, &crc(&body)).await;
     assert!(status == 403 && answer.contains("AccessDenied"), "another user's prefix: {status} {answer}");
     let (status, answer) = form_with_grant(&grant, "uploads/alice/f3.txt", &body, &crc(b"other bytes")).await;
     assert!(status == 400 && answer.contains("BadDigest"), "bytes that are not the checksum's: {status} {answer}");
-    assert!(!api.dir.join("bucket").join("uploads/alice/f3.txt").exists(), "nothing stored");
+    assert!(!api.dir.join("store/bucket").join("uploads/alice/f3.txt").exists(), "nothing stored");
 
     let (_, short) = api.call(Some(ALICE), "/credentials", json!({ "lifetimeSeconds": 1 })).await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;

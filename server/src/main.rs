@@ -35,7 +35,8 @@ reference-server: the s3-direct-upload reference backend
   --store-listen ADDR     embedded S3 store (default 127.0.0.1:0)
   --store-public-url URL  the URL pages (and this server) reach the embedded store at, when not
                           its listening address (e.g. through a proxy that adds latency)
-  --data-dir DIR          the embedded store's objects and the open-upload registry; reuse it
+  --data-dir DIR          the open-upload registry, and the embedded store's files in DIR/store
+                          (objects in DIR/store/BUCKET); reuse it
                           so a restarted server still serves uploads begun before
                           (default: a new temp dir)
   --bucket NAME           bucket (default direct-uploads)
@@ -45,7 +46,7 @@ reference-server: the s3-direct-upload reference backend
   --max-size BYTES        largest accepted file (default 10737418240, 10 GiB)
   --allowed-types LIST    comma-separated content types, 'image/*' style (default */*)
   --www DIR, --pkg DIR    static files (defaults www, pkg)
-  --ready-file FILE       write {\"app\", \"store\", \"dataDir\"} as JSON once listening
+  --ready-file FILE       write {\"app\", \"store\", \"dataDir\", \"bucketDir\"} as JSON once listening
   --test-hooks            add /__test/ routes used by the browser tests
   --s3-endpoint URL       use this S3 endpoint instead of the embedded store; credentials
                           from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN]
@@ -128,7 +129,11 @@ fn parse_args() -> Result<Config, String> {
             "--bucket" => c.bucket = value()?,
             "--no-expose-etag" => c.expose_etag = false,
             "--allowed-origins" => c.allowed_origins = list(value()?),
-            "--key-prefix" => c.policy.key_prefix = value()?,
+            "--key-prefix" => {
+                c.policy.key_prefix = value()?;
+                s3_direct_upload::object_rules::check_prefix(&c.policy.key_prefix)
+                    .map_err(|e| format!("--key-prefix: {e}"))?
+            }
             "--max-size" => c.policy.max_size = value()?.parse().map_err(|e| format!("--max-size: {e}"))?,
             "--allowed-types" => c.policy.allowed_types = list(value()?.to_ascii_lowercase()),
             "--www" => c.www = value()?.into(),
@@ -209,6 +214,8 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         None => std::env::temp_dir().join(format!("s3du-store-{}", std::process::id())),
     };
     std::fs::create_dir_all(&data_dir)?;
+    // The store's own folder: nothing of the server's (the registry) lives where it writes.
+    let store_root = data_dir.join("store");
     let faults = c.test_hooks.then(|| Arc::new(faults::Faults::default()));
     let (endpoint, credentials, url_style, store) = match &c.s3_endpoint {
         Some(endpoint) => {
@@ -219,7 +226,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => {
             let cors = store::CorsRule::for_uploads(c.allowed_origins.clone(), c.expose_etag);
-            let embedded = store::start(c.store_listen, &data_dir, &c.bucket, cors, faults.clone()).await?;
+            let embedded = store::start(c.store_listen, &store_root, &c.bucket, cors, faults.clone()).await?;
             let credentials = Credentials::new(embedded.access_key.clone(), embedded.secret_key.clone());
             let endpoint = c.store_public_url.clone().unwrap_or_else(|| embedded.endpoint.clone());
             (endpoint, credentials, UrlStyle::Path, Some(embedded))
@@ -242,15 +249,15 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
             issuer,
         },
         policy: c.policy.clone(),
-        open: registry::Registry::open(data_dir.join(".open-uploads.json")),
+        open: registry::Registry::open(data_dir.join("open-uploads.json")),
         auth: authenticator,
         quotas: auth::Quotas::new(c.quota_uploads, c.quota_bytes),
     });
 
     let mut app = Router::new().nest("/api/uploads", api::routes(state.clone()));
     if let Some(faults) = faults {
-        app =
-            app.nest("/__test", test_hooks(state, data_dir.clone(), faults, store.as_ref().map(|s| s.restart.clone())));
+        app = app
+            .nest("/__test", test_hooks(state, store_root.clone(), faults, store.as_ref().map(|s| s.restart.clone())));
     }
     let app = app
         .nest_service("/pkg", ServeDir::new(&c.pkg))
@@ -261,7 +268,9 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
     let app_url = format!("http://{}", listener.local_addr()?);
     if let Some(file) = &c.ready_file {
         let store_url = store.as_ref().map(|s| s.endpoint.clone());
-        let ready = serde_json::json!({ "app": app_url, "store": store_url, "dataDir": data_dir });
+        let bucket_dir = store.as_ref().map(|_| store_root.join(&c.bucket));
+        let ready =
+            serde_json::json!({ "app": app_url, "store": store_url, "dataDir": data_dir, "bucketDir": bucket_dir });
         std::fs::write(file, ready.to_string())?;
     }
     println!("s3-direct-upload demo: open {app_url}/ (API at {app_url}/api/uploads)");
@@ -278,7 +287,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
 /// Only mounted with `--test-hooks`.
 fn test_hooks(
     state: Arc<AppState>,
-    data_dir: PathBuf,
+    store_root: PathBuf,
     faults: Arc<faults::Faults>,
     restart: Option<tokio::sync::mpsc::UnboundedSender<std::time::Duration>>,
 ) -> Router {
@@ -308,7 +317,7 @@ fn test_hooks(
         .route(
             "/open-uploads",
             get(move || async move {
-                let in_store = store::open_multipart_uploads(&data_dir).unwrap_or_default();
+                let in_store = store::open_multipart_uploads(&store_root).unwrap_or_default();
                 let in_backend = state.open.ids();
                 Json(serde_json::json!({ "store": in_store, "backend": in_backend }))
             }),

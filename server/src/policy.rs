@@ -2,6 +2,10 @@
 //! proposes; these checks decide.
 
 use rand::Rng;
+use s3_direct_upload::object_rules::{check_key, is_under_prefix, safe_file_name};
+
+/// Longest key a page may ask for (the prefix comes on top, within S3's 1024 bytes).
+const MAX_REQUESTED_KEY_BYTES: usize = 512;
 
 /// Limits the backend enforces before it signs anything.
 #[derive(Debug, Clone)]
@@ -65,35 +69,26 @@ impl UploadPolicy {
         }
     }
 
-    /// A key the page asked for, confined under the prefix.
+    /// A key the page asked for, under the prefix: the whole key must pass the one key rule.
     fn requested_key(&self, key: &str) -> Result<String, Refusal> {
-        let bad = |why: &str| refuse(400, format!("key {key:?} is refused: {why}"));
-        if key.is_empty() || key.len() > 512 {
-            return Err(bad("it must be 1 to 512 bytes long"));
+        if key.len() > MAX_REQUESTED_KEY_BYTES {
+            return Err(refuse(
+                400,
+                format!("the requested key is {} bytes; at most {MAX_REQUESTED_KEY_BYTES}", key.len()),
+            ));
         }
-        if key.starts_with('/') || key.contains('\\') {
-            return Err(bad("it must be a relative path with '/' separators"));
+        if key.starts_with('/') {
+            return Err(refuse(400, format!("key {key:?} is refused: it must be a relative path")));
         }
-        if key.chars().any(char::is_control) {
-            return Err(bad("it holds control characters"));
-        }
-        if key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
-            return Err(bad("it holds an empty, '.' or '..' path segment"));
-        }
-        Ok(format!("{}{key}", self.key_prefix))
+        let full = format!("{}{key}", self.key_prefix);
+        check_key(&full).map_err(|e| refuse(400, e.0))?;
+        Ok(full)
     }
 
     /// A fresh key for a file the page did not name: prefix, random folder, cleaned file name.
     fn generated_key(&self, filename: &str) -> String {
-        let cleaned: String = filename
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-            .take(128)
-            .collect();
-        let cleaned = cleaned.trim_start_matches('.');
-        let name = if cleaned.is_empty() { "file" } else { cleaned };
         let folder: u64 = rand::rng().random();
-        format!("{}{folder:016x}/{name}", self.key_prefix)
+        format!("{}{folder:016x}/{}", self.key_prefix, safe_file_name(filename))
     }
 
     /// This policy for `user`: their keys live under `PREFIX<user>/` (user names are checked by
@@ -106,9 +101,9 @@ impl UploadPolicy {
         policy
     }
 
-    /// Whether `key` lies under the prefix: the backend only signs for its own keys.
+    /// Whether `key` is a valid key under the prefix: the backend only signs for its own keys.
     pub fn owns(&self, key: &str) -> bool {
-        key.starts_with(&self.key_prefix)
+        is_under_prefix(key, &self.key_prefix)
     }
 }
 

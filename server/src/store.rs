@@ -3,7 +3,7 @@
 //! the checks S3 makes and s3s-fs does not filled in ([`crate::s3_gaps`]).
 
 use crate::faults::{self, Fault, Faults};
-use crate::s3_gaps::{S3Gaps, StoreResponse, s3_error};
+use crate::s3_gaps::{self, CompositeUploads, CorruptPart, StoreResponse, s3_error};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3_direct_upload::object_rules::{check_key, is_under_prefix};
 use s3_direct_upload::sigv4::percent_decode;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
@@ -147,7 +148,11 @@ impl S3Access for StoreAuth {
         }
         let (token, prefix) =
             self.temporary.scope_of(&credentials.access_key).ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
-        if cx.s3_op().name() == "PostObject" {
+        let operation = cx.s3_op().name();
+        if !GRANTED_OPERATIONS.contains(&operation) {
+            return Err(s3_error!(AccessDenied, "Access Denied: temporary credentials may not {operation}"));
+        }
+        if operation == "PostObject" {
             // A form carries its key as a field: `SharedUploads::post_object` checks it.
             return Ok(());
         }
@@ -159,11 +164,26 @@ impl S3Access for StoreAuth {
             return Err(s3_error!(InvalidToken, "The provided token is malformed or otherwise invalid."));
         }
         match cx.s3_path() {
-            S3Path::Object { key, .. } if key.starts_with(&prefix) => Ok(()),
+            S3Path::Object { key, .. } if is_under_prefix(key, &prefix) => Ok(()),
             _ => Err(s3_error!(AccessDenied, "Access Denied: outside the key prefix of these credentials")),
         }
     }
 }
+
+/// What temporary credentials may do: the operations of the session policy the server would
+/// give STS (`credentials::session_policy`: s3:PutObject, s3:GetObject, s3:AbortMultipartUpload,
+/// s3:ListMultipartUploadParts), and nothing else (no DeleteObject, no listing).
+const GRANTED_OPERATIONS: [&str; 9] = [
+    "PutObject",
+    "PostObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "ListParts",
+    "GetObject",
+    "HeadObject",
+];
 
 /// s3s-fs binds each multipart upload to the access key that created it; S3 does not (any key
 /// allowed to write the object may add parts). Requests on upload ids are therefore passed to
@@ -173,6 +193,7 @@ struct SharedUploads {
     fs: s3s_fs::FileSystem,
     own: s3s::auth::Credentials,
     temporary: Arc<TemporaryKeys>,
+    composite: CompositeUploads,
 }
 
 impl SharedUploads {
@@ -184,6 +205,12 @@ impl SharedUploads {
     }
 }
 
+/// Refuses a key outside the one key rule before s3s-fs turns it into a path: every operation
+/// passes here, whoever signed it, so no key can name a file outside its bucket's folder.
+fn checked_key(key: &str) -> S3Result<()> {
+    check_key(key).map_err(|e| s3_error!(InvalidArgument, "{e}"))
+}
+
 /// Delegates each operation the uploads use to s3s-fs, the upload-id ones as the server's key;
 /// `$extra` are the operations written out.
 macro_rules! delegate {
@@ -192,6 +219,7 @@ macro_rules! delegate {
         impl S3 for SharedUploads {
             $(
                 async fn $op(&self, req: S3Request<dto::$input>) -> S3Result<S3Response<dto::$output>> {
+                    checked_key(&req.input.key)?;
                     let req = if $own { self.as_own(req) } else { req };
                     self.fs.$op(req).await
                 }
@@ -207,22 +235,70 @@ delegate! {
     /// under their prefix. Their session token, a form field, goes unchecked here: s3s passes
     /// neither the form nor its policy on (S3 itself requires and checks it).
     async fn post_object(&self, req: S3Request<dto::PostObjectInput>) -> S3Result<S3Response<dto::PostObjectOutput>> {
+        checked_key(&req.input.key)?;
         let scope = req.credentials.as_ref().and_then(|c| self.temporary.scope_of(&c.access_key));
         if let Some((_, prefix)) = scope
-            && !req.input.key.starts_with(&prefix)
+            && !is_under_prefix(&req.input.key, &prefix)
         {
             return Err(s3_error!(AccessDenied, "Access Denied: outside the key prefix of these credentials"));
         }
         self.fs.post_object(req).await
+    }
+
+    /// Remembers uploads created with a composite checksum ([`s3_gaps`]).
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<dto::CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
+        checked_key(&req.input.key)?;
+        let (algorithm, has_type) = (req.input.checksum_algorithm.clone(), req.input.checksum_type.is_some());
+        let response = self.fs.create_multipart_upload(self.as_own(req)).await?;
+        self.composite.created(algorithm.as_ref(), has_type, response.output.upload_id.as_deref());
+        Ok(response)
+    }
+
+    /// A part, streamed to disk with its `Content-MD5` checked on the way ([`s3_gaps`]).
+    async fn upload_part(&self, req: S3Request<dto::UploadPartInput>) -> S3Result<S3Response<dto::UploadPartOutput>> {
+        checked_key(&req.input.key)?;
+        let mut req = self.as_own(req);
+        let corrupt = req.extensions.get::<CorruptPart>().is_some();
+        let mut bad_digest = None;
+        if let Some(body) = req.input.body.take() {
+            let md5 = req.input.content_md5.as_deref();
+            let (body, flag) = s3_gaps::checked_part_body(body, md5, req.input.content_length, corrupt);
+            req.input.body = Some(body);
+            bad_digest = Some(flag);
+        }
+        let result = self.fs.upload_part(req).await;
+        match bad_digest {
+            Some(flag) if flag.load(std::sync::atomic::Ordering::SeqCst) => Err(s3_gaps::bad_digest()),
+            _ => result,
+        }
+    }
+
+    /// Completes an upload, answering with what S3 answers ([`s3_gaps`]).
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<dto::CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
+        checked_key(&req.input.key)?;
+        let composite = match self.composite.of(&req.input.upload_id) {
+            Some(algorithm) => {
+                Some((algorithm, s3_gaps::composite_part_digests(algorithm, req.input.multipart_upload.as_ref())?))
+            }
+            None => None,
+        };
+        let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let location = host.map(|host| format!("http://{host}{}", req.uri.path()));
+        let mut response = self.fs.complete_multipart_upload(self.as_own(req)).await?;
+        s3_gaps::complete_output(&mut response.output, location, composite);
+        Ok(response)
     }
     }
     put_object(PutObjectInput) -> PutObjectOutput, as_own: false;
     get_object(GetObjectInput) -> GetObjectOutput, as_own: false;
     head_object(HeadObjectInput) -> HeadObjectOutput, as_own: false;
     delete_object(DeleteObjectInput) -> DeleteObjectOutput, as_own: false;
-    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput, as_own: true;
-    upload_part(UploadPartInput) -> UploadPartOutput, as_own: true;
-    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput, as_own: true;
     abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput, as_own: true;
     list_parts(ListPartsInput) -> ListPartsOutput, as_own: true;
 }
@@ -243,28 +319,34 @@ pub struct EmbeddedStore {
     pub temporary: Arc<TemporaryKeys>,
 }
 
-/// Starts the store on `listen`, keeping objects under `data_dir/bucket`. With `faults`, part
+/// Starts the store on `listen`, keeping its files under `root` (a folder for the store alone,
+/// objects in `root/bucket`, s3s-fs's bookkeeping beside them). With `faults`, part
 /// PUTs go through fault injection first.
 pub async fn start(
     listen: SocketAddr,
-    data_dir: &Path,
+    root: &Path,
     bucket: &str,
     cors: CorsRule,
     faults: Option<Arc<Faults>>,
 ) -> std::io::Result<EmbeddedStore> {
-    std::fs::create_dir_all(data_dir.join(bucket))?;
+    std::fs::create_dir_all(root.join(bucket))?;
     let access_key = format!("AK{:016X}", rand::random::<u64>());
     let secret_key = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
-    let fs = s3s_fs::FileSystem::new(data_dir).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+    let fs = s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     let own =
         s3s::auth::Credentials { access_key: access_key.clone(), secret_key: SecretKey::from(secret_key.clone()) };
     let temporary = Arc::new(TemporaryKeys::default());
-    let mut builder = S3ServiceBuilder::new(SharedUploads { fs, own, temporary: temporary.clone() });
+    let mut builder = S3ServiceBuilder::new(SharedUploads {
+        fs,
+        own,
+        temporary: temporary.clone(),
+        composite: CompositeUploads::default(),
+    });
     let auth =
         || StoreAuth { access_key: access_key.clone(), secret_key: secret_key.clone(), temporary: temporary.clone() };
     builder.set_auth(auth());
     builder.set_access(auth());
-    let store = Store { s3: builder.build(), cors: Arc::new(cors), faults, gaps: Arc::default() };
+    let store = Store { s3: builder.build(), cors: Arc::new(cors), faults };
 
     let mut listener = TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
@@ -292,7 +374,6 @@ struct Store {
     s3: S3Service,
     cors: Arc<CorsRule>,
     faults: Option<Arc<Faults>>,
-    gaps: Arc<S3Gaps>,
 }
 
 impl Store {
@@ -330,11 +411,14 @@ impl Store {
         let upload_id = part_upload_id(&req);
         let part_of = self.faults.as_ref().zip(upload_id.as_deref());
         let fault = part_of.as_ref().and_then(|(faults, id)| faults.on_part_request(id));
-        let is_part = upload_id.is_some();
         let mut response = match fault {
-            Some((Fault::Corrupt, _)) => self.gaps.call(&self.s3, req, is_part, true).await?,
+            Some((Fault::Corrupt, _)) => {
+                let mut req = req;
+                req.extensions_mut().insert(CorruptPart);
+                s3_gaps::with_server_time(self.s3.call(req.map(s3s::Body::from)).await?).await?
+            }
             Some((fault, stall)) => inject(req, fault, stall).await?,
-            None => self.gaps.call(&self.s3, req, is_part, false).await?,
+            None => s3_gaps::with_server_time(self.s3.call(req.map(s3s::Body::from)).await?).await?,
         };
         if let Some((faults, id)) = &part_of
             && response.status().is_success()
@@ -376,7 +460,8 @@ async fn inject(req: Request<Incoming>, fault: Fault, stall: Duration) -> Result
     if fault == Fault::Stall {
         tokio::time::sleep(stall).await;
     }
-    let _ = body.collect().await;
+    // Drained, not kept: a store reads what it refuses, but holds none of it.
+    while let Some(Ok(_)) = body.frame().await {}
     let (status, xml) = faults::answer(fault).expect("every fault but a reset or corruption answers");
     Ok(s3_error(StatusCode::from_u16(status).expect("valid status"), xml))
 }
@@ -417,10 +502,10 @@ fn value(s: &str) -> HeaderValue {
 
 /// Multipart uploads the store holds open (created, neither completed nor aborted). `s3s-fs`
 /// has no ListMultipartUploads, so this reads its bookkeeping files: one `.upload-<id>.json`
-/// per open upload at the data root.
-pub fn open_multipart_uploads(data_dir: &Path) -> std::io::Result<Vec<String>> {
+/// per open upload at the store's root.
+pub fn open_multipart_uploads(root: &Path) -> std::io::Result<Vec<String>> {
     let mut ids = Vec::new();
-    for entry in std::fs::read_dir(data_dir)? {
+    for entry in std::fs::read_dir(root)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if let Some(id) = name.strip_prefix(".upload-").and_then(|n| n.strip_suffix(".json")) {
             ids.push(id.to_owned());

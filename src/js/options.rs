@@ -329,16 +329,7 @@ pub(crate) fn parse_upload_options(options: Option<JsValue>) -> Result<UploadOpt
     reject_unknown_keys(&options, &["key", "contentType", "metadata", "onProgress"], "upload()")?;
     let raw: RawUploadOptions =
         serde_wasm_bindgen::from_value(options).map_err(|e| invalid(format!("upload options: {e}")))?;
-    for (name, value) in &raw.metadata {
-        let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        let value_ok = value.bytes().all(|b| (0x20..0x7f).contains(&b));
-        if !name_ok || !value_ok {
-            return Err(invalid(format!(
-                "metadata {name:?}: names may hold ASCII letters, digits, '-' and '_', and values printable \
-                 ASCII only, as S3 sends them in x-amz-meta-* headers"
-            )));
-        }
-    }
+    crate::object_rules::check_metadata(&raw.metadata).map_err(|e| invalid(e.0))?;
     Ok(UploadOptions {
         key: raw.key,
         content_type: raw.content_type,

@@ -8,6 +8,7 @@ use super::{RequestGuard, store_rejection, store_unreachable};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum, digest, hex};
 use crate::endpoint::{Endpoint, EndpointOptions};
 use crate::error::{ErrorCode, UploadError};
+use crate::object_rules::{check_key, check_prefix, safe_file_name};
 use crate::retry::RetryAction;
 use crate::s3_xml::{complete_multipart_body, list_parts_page, unescape, xml_text};
 use crate::sigv4::{self, Credentials, EMPTY_PAYLOAD_SHA256, Request as SigRequest, Scope, iso_8601_ms};
@@ -153,10 +154,7 @@ impl CredentialsBackend {
         // Credentials that look expired may only mean this device's clock is off: the store's
         // answer (RequestTimeTooSkewed, or ExpiredToken) tells.
         let now_ms = self.now_ms();
-        let prefix_ok = !answer.key_prefix.starts_with('/') && !answer.key_prefix.split('/').any(|s| s == "..");
-        if !prefix_ok {
-            return Err(bad(&format!("`keyPrefix` {:?} is not a key prefix", answer.key_prefix)));
-        }
+        check_prefix(&answer.key_prefix).map_err(|e| bad(&format!("`keyPrefix`: {e}")))?;
         let endpoint = Endpoint::new(&EndpointOptions {
             bucket: &answer.bucket,
             region: &answer.region,
@@ -277,27 +275,12 @@ impl CredentialsBackend {
     fn key_for(file: &FileInfo, grant: &Grant) -> Result<String, UploadError> {
         match &file.key {
             Some(key) => {
-                if key.is_empty()
-                    || key.starts_with('/')
-                    || key.split('/').any(|s| s.is_empty() || s == "." || s == "..")
-                {
-                    return Err(UploadError::new(
-                        ErrorCode::InvalidOption,
-                        format!("key {key:?} is refused: give a relative path without empty, '.' or '..' segments"),
-                    ));
-                }
+                check_key(key).map_err(|e| UploadError::new(ErrorCode::InvalidOption, e.0))?;
                 Ok(format!("{}{key}", grant.key_prefix))
             }
             None => {
-                let name: String = file
-                    .filename
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-                    .take(128)
-                    .collect();
-                let name = name.trim_start_matches('.');
                 let folder = (js_sys::Math::random() * 2f64.powi(52)) as u64;
-                Ok(format!("{}{folder:013x}/{}", grant.key_prefix, if name.is_empty() { "file" } else { name }))
+                Ok(format!("{}{folder:013x}/{}", grant.key_prefix, safe_file_name(&file.filename)))
             }
         }
     }
