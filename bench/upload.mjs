@@ -85,7 +85,8 @@ async function startServer(link) {
   await rm(join(work, "store"), { recursive: true, force: true });
   const ready = join(work, "server.json");
   await rm(ready, { force: true });
-  const args = ["--listen", "127.0.0.1:0", "--data-dir", join(work, "store"), "--ready-file", ready];
+  // The benchmark pages are served from another loopback origin (bench/serve.mjs).
+  const args = ["--listen", "127.0.0.1:0", "--data-dir", join(work, "store"), "--ready-file", ready, "--api-origins", "*"];
   const shapers = [];
   if (link) {
     const storePort = await freePort();

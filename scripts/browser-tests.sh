@@ -13,14 +13,15 @@ mkdir -p .tmp
 trap stop_servers EXIT
 
 # run_in DRIVER_VARIABLE DRIVER_PATH: the browser tests in the browser that driver drives.
+# The test pages come from wasm-bindgen-test-runner's own origin: the API must allow it.
 run_in() {
   stop_servers
-  start_server main --test-hooks \
+  start_server main --test-hooks --api-origins '*' \
     --allowed-types "image/*,video/*,audio/*,text/*,application/octet-stream,application/pdf,application/zip"
-  start_server no-etag --test-hooks --no-expose-etag
-  start_server faults --test-hooks
+  start_server no-etag --test-hooks --api-origins '*' --no-expose-etag
+  start_server faults --test-hooks --api-origins '*'
   printf 'alice %s\n' "$S3DU_TEST_ALICE_TOKEN" > .tmp/tokens
-  start_server auth --auth tokens --tokens-file .tmp/tokens --quota-uploads 3
+  start_server auth --api-origins '*' --auth tokens --tokens-file .tmp/tokens --quota-uploads 3
   env "$1=$2" \
     S3DU_TEST_APP="$(ready_field main app)" \
     S3DU_TEST_APP_NO_ETAG="$(ready_field no-etag app)" \

@@ -124,9 +124,25 @@ pub fn plan_upload(size: u64, options: &PlanOptions) -> Result<UploadPlan, Uploa
     if size == 0 || size <= threshold {
         return Ok(UploadPlan::SinglePut { size });
     }
-    let part_size = match options.part_size {
-        Some(requested) => {
-            if size.div_ceil(requested) > MAX_PARTS {
+    PartPlan::for_multipart(size, options.part_size).map(UploadPlan::Multipart)
+}
+
+impl PartPlan {
+    /// The parts of a `size`-byte multipart upload cut into parts of `part_size` bytes, or, when
+    /// `None`, of the default size (grown, in whole MiB, to keep within 10,000 parts). The
+    /// library plans with it, and a backend checks the page's declaration and signs each part's
+    /// exact length with it. A requested size that S3 could not take is an error, not silently
+    /// changed: the user asked for it.
+    pub fn for_multipart(size: u64, part_size: Option<u64>) -> Result<PartPlan, UploadError> {
+        PlanOptions { part_size, multipart_threshold: None }.validate()?;
+        if size == 0 || size > MAX_OBJECT_SIZE {
+            return Err(UploadError::new(
+                if size == 0 { ErrorCode::InvalidOption } else { ErrorCode::FileTooLarge },
+                format!("a multipart upload holds 1 to {MAX_OBJECT_SIZE} bytes (5 TiB); this file is {size}"),
+            ));
+        }
+        let part_size = match part_size {
+            Some(requested) if size.div_ceil(requested) > MAX_PARTS => {
                 return Err(UploadError::new(
                     ErrorCode::InvalidOption,
                     format!(
@@ -136,12 +152,12 @@ pub fn plan_upload(size: u64, options: &PlanOptions) -> Result<UploadPlan, Uploa
                     ),
                 ));
             }
-            requested
-        }
-        None => DEFAULT_PART_SIZE.max(smallest_part_size(size)),
-    };
-    let count = u32::try_from(size.div_ceil(part_size)).expect("at most 10,000 parts");
-    Ok(UploadPlan::Multipart(PartPlan { size, part_size, count }))
+            Some(requested) => requested,
+            None => DEFAULT_PART_SIZE.max(smallest_part_size(size)),
+        };
+        let count = u32::try_from(size.div_ceil(part_size)).expect("at most 10,000 parts");
+        Ok(PartPlan { size, part_size, count })
+    }
 }
 
 /// Smallest whole-MiB part size that fits `size` bytes into 10,000 parts.
@@ -185,6 +201,18 @@ mod tests {
         assert_eq!(plan.count, 2);
         assert_eq!(plan.range(1), 0..5 * MIB);
         assert_eq!(plan.range(2), 5 * MIB..5 * MIB + 1);
+    }
+
+    #[test]
+    fn a_declared_part_size_gives_every_parts_exact_length() {
+        let plan = PartPlan::for_multipart(12 * MIB + 1, Some(6 * MIB)).unwrap();
+        assert_eq!((plan.count, plan.range(3)), (3, 12 * MIB..12 * MIB + 1));
+        assert_eq!(PartPlan::for_multipart(3, None).unwrap().range(1), 0..3, "a small file is one short part");
+        assert_eq!(PartPlan::for_multipart(100 * GIB, None).unwrap().part_size, 11 * MIB);
+        for (size, part_size) in [(0, None), (MAX_OBJECT_SIZE + 1, None), (1, Some(MIB)), (GIB, Some(6 * GIB))] {
+            assert!(PartPlan::for_multipart(size, part_size).is_err(), "{size} in {part_size:?}");
+        }
+        assert!(PartPlan::for_multipart(100 * GIB, Some(5 * MIB)).is_err(), "over 10,000 parts");
     }
 
     #[test]

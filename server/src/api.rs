@@ -6,8 +6,8 @@ use crate::auth::{Authenticator, Quotas};
 use crate::credentials::{GrantScope, Issuer};
 use crate::policy::{Refusal, UploadPolicy};
 use crate::registry::{OpenUpload, Registry};
-use axum::extract::FromRequestParts;
 use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Bucket, Credentials, S3Action};
 use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType, base64};
 use s3_direct_upload::object_rules::check_metadata;
+use s3_direct_upload::plan::PartPlan;
 use s3_direct_upload::s3_xml::{complete_multipart_body, list_parts_page, xml_text};
 use s3_direct_upload::sigv4::{self, Scope};
 use s3_direct_upload::upload::CompletedPart;
@@ -31,10 +32,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const URL_TTL: Duration = Duration::from_secs(3600);
 /// Most part URLs one signing request may ask for.
 const MAX_SIGN_BATCH: usize = 1000;
-/// Most multipart uploads open at once; more means a client is not completing or aborting.
-const MAX_OPEN_UPLOADS: usize = 10_000;
-/// S3's smallest part (but the last): bounds how many parts a declared size can need.
-const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 /// The bucket this server signs for, and how it reaches it.
 pub struct S3Target {
@@ -82,6 +79,21 @@ impl From<Refusal> for ApiError {
     }
 }
 
+/// A JSON request body; one that cannot be read as `T` is refused as `{"error": ...}` with the
+/// reason (axum's own refusal is plain text, which a page shows only as its status).
+pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(ApiError(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message.into())
 }
@@ -107,6 +119,10 @@ pub struct FileRequest {
     /// The file's checksum, for a single PUT.
     #[serde(default)]
     checksum: Option<String>,
+    /// For a multipart upload, the size of every part but the last (default: the library's
+    /// default plan for the size): each part URL is signed with its exact length.
+    #[serde(default)]
+    part_size: Option<u64>,
 }
 
 /// `{key, uploadId}`: names an open multipart upload.
@@ -250,12 +266,16 @@ pub fn routes(state: Arc<AppState>) -> Router {
 pub async fn create(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(req): Json<FileRequest>,
+    JsonBody(req): JsonBody<FileRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let key = caller.admit(&req)?;
-    if st.open.len() >= MAX_OPEN_UPLOADS {
-        return Err(ApiError(StatusCode::TOO_MANY_REQUESTS, "too many open uploads; complete or abort some".into()));
-    }
+    let plan = PartPlan::for_multipart(req.size, req.part_size).map_err(|e| bad_request(e.message))?;
+    let place = st.open.reserve(caller.user.as_deref()).ok_or_else(|| {
+        ApiError(
+            StatusCode::FORBIDDEN,
+            format!("you have {} open uploads, the most allowed; complete or abort some", st.open.most_per_user()),
+        )
+    })?;
     let mut headers = signed_headers(&req.content_type, &req.metadata);
     headers.extend(req.checksum_algorithm.map(checksum_creation_headers).unwrap_or_default());
     let mut action = st.s3.bucket.create_multipart_upload(Some(&st.s3.credentials), &key);
@@ -267,12 +287,20 @@ pub async fn create(
         request = request.header(name, value);
     }
     st.quotas.charge(caller.name(), req.size)?;
-    let body = send(request, "CreateMultipartUpload").await?;
-    let parsed = CreateMultipartUpload::parse_response(&body).map_err(|e| store_failed("CreateMultipartUpload", e))?;
-    let upload_id = parsed.upload_id().to_owned();
+    let created = send(request, "CreateMultipartUpload").await.and_then(|body| {
+        let parsed = CreateMultipartUpload::parse_response(&body).map_err(|e| store_failed("CreateMultipartUpload", e));
+        parsed.map(|p| p.upload_id().to_owned())
+    });
+    let upload_id = created.inspect_err(|_| st.quotas.refund(caller.name(), req.size))?;
     let checksum_algorithm = req.checksum_algorithm;
-    let upload = OpenUpload { key: key.clone(), size: req.size, checksum_algorithm, owner: caller.user };
-    st.open.insert(upload_id.clone(), upload);
+    let upload = OpenUpload {
+        key: key.clone(),
+        size: req.size,
+        part_size: Some(plan.part_size),
+        checksum_algorithm,
+        owner: caller.user,
+    };
+    st.open.insert(place, upload_id.clone(), upload);
     Ok(Json(json!({ "key": key, "uploadId": upload_id, "checksumAlgorithm": checksum_algorithm })))
 }
 
@@ -280,17 +308,17 @@ pub async fn create(
 pub async fn sign_parts(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(req): Json<SignRequest>,
+    JsonBody(req): JsonBody<SignRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req.upload, &caller)?;
-    let most_parts = upload.size.div_ceil(MIN_PART_SIZE).clamp(1, 10_000);
+    let plan = upload.plan();
     if req.part_numbers.is_empty() || req.part_numbers.len() > MAX_SIGN_BATCH {
         return Err(bad_request(format!("partNumbers must list 1 to {MAX_SIGN_BATCH} parts")));
     }
-    if let Some(n) = req.part_numbers.iter().find(|&&n| n == 0 || u64::from(n) > most_parts) {
+    if let Some(n) = req.part_numbers.iter().find(|&&n| n == 0 || n > plan.count) {
         return Err(bad_request(format!(
-            "part {n} is outside 1..={most_parts}, the most a {}-byte file can need",
-            upload.size
+            "part {n} is outside 1..={}: this {}-byte upload has {} parts of {} bytes",
+            plan.count, upload.size, plan.count, plan.part_size
         )));
     }
     // An upload created with checksums has every part signed with its checksum, so the store
@@ -322,6 +350,10 @@ pub async fn sign_parts(
             for (name, value) in &headers {
                 action.headers_mut().insert(name.clone(), value.clone());
             }
+            // The exact length, signed: the browser sends it itself (so it is not in `headers`),
+            // and the store refuses a part of any other size.
+            let length = plan.range(n);
+            action.headers_mut().insert("content-length", (length.end - length.start).to_string());
             SignedPart { part_number: n, url: action.sign(URL_TTL).to_string(), headers }
         })
         .collect();
@@ -332,7 +364,7 @@ pub async fn sign_parts(
 pub async fn complete(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(req): Json<CompleteRequest>,
+    JsonBody(req): JsonBody<CompleteRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req.upload, &caller)?;
     if req.parts.is_empty() || req.parts.iter().enumerate().any(|(i, p)| p.part_number as usize != i + 1) {
@@ -381,6 +413,7 @@ pub async fn complete(
     if stored_size != Some(upload.size) {
         let delete = st.s3.bucket.delete_object(creds, &upload.key).sign(URL_TTL);
         let _ = st.s3.client.delete(delete).send().await;
+        st.quotas.refund(caller.name(), upload.size);
         return Err(bad_request(format!(
             "the stored object is {} bytes, not the {} declared; it was deleted",
             stored_size.map_or("an unknown number of".into(), |s| s.to_string()),
@@ -401,12 +434,13 @@ pub async fn complete(
 pub async fn abort(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(req): Json<UploadRef>,
+    JsonBody(req): JsonBody<UploadRef>,
 ) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req, &caller)?;
     let action = st.s3.bucket.abort_multipart_upload(Some(&st.s3.credentials), &upload.key, &req.upload_id);
     send(st.s3.client.delete(action.sign(URL_TTL)), "AbortMultipartUpload").await?;
     st.open.remove(&req.upload_id);
+    st.quotas.refund(caller.name(), upload.size);
     Ok(Json(json!({})))
 }
 
@@ -415,7 +449,7 @@ pub async fn abort(
 pub async fn list_parts(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(req): Json<UploadRef>,
+    JsonBody(req): JsonBody<UploadRef>,
 ) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req, &caller)?;
     let mut parts = Vec::new();
@@ -441,7 +475,7 @@ pub async fn list_parts(
 pub async fn sign_put(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(req): Json<FileRequest>,
+    JsonBody(req): JsonBody<FileRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let key = caller.admit(&req)?;
     let mut headers = signed_headers(&req.content_type, &req.metadata);
@@ -450,6 +484,8 @@ pub async fn sign_put(
     for (name, value) in &headers {
         action.headers_mut().insert(name.clone(), value.clone());
     }
+    // The declared size, signed: the store refuses a body of any other length.
+    action.headers_mut().insert("content-length", req.size.to_string());
     st.quotas.charge(caller.name(), req.size)?;
     let url = action.sign(URL_TTL).to_string();
     let headers: BTreeMap<String, String> = headers.into_iter().collect();
@@ -473,7 +509,7 @@ fn file_checksum(req: &FileRequest) -> Result<Option<(String, String)>, ApiError
 pub async fn sign_post(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(req): Json<FileRequest>,
+    JsonBody(req): JsonBody<FileRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let key = caller.admit(&req)?;
     st.quotas.charge(caller.name(), req.size)?;
@@ -497,7 +533,7 @@ pub async fn sign_post(
     let mut conditions = vec![
         json!({ "bucket": st.s3.bucket.name() }),
         json!(["starts-with", "$key", caller.policy.key_prefix]),
-        json!(["content-length-range", 0, req.size]),
+        json!(["content-length-range", req.size, req.size]),
     ];
     conditions.extend(fields.iter().filter(|(name, _)| name != "key").map(|(name, value)| json!({ name: value })));
     let expiration = sigv4::iso_8601(now_ms + URL_TTL.as_millis() as f64);
@@ -519,7 +555,7 @@ pub async fn sign_post(
 pub async fn credentials(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(req): Json<CredentialsRequest>,
+    JsonBody(req): JsonBody<CredentialsRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let issuer = st.s3.issuer.as_ref().ok_or_else(|| {
         ApiError(StatusCode::NOT_FOUND, "this server does not hand out credentials (see --sts-endpoint)".into())

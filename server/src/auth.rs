@@ -90,6 +90,10 @@ impl Authenticator for HmacSessions {
         else {
             return Err(unauthorized());
         };
+        // Digits only, no sign and no leading zero: one token per session, spelt one way.
+        if expiry.is_empty() || expiry.starts_with('0') || !expiry.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(unauthorized());
+        }
         let expiry: u64 = expiry.parse().map_err(|_| unauthorized())?;
         if !valid_user(user) || !constant_time_eq(mac.as_bytes(), self.mac(user, expiry).as_bytes()) {
             return Err(unauthorized());
@@ -102,8 +106,14 @@ impl Authenticator for HmacSessions {
 }
 
 fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
-    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
-    value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()).ok_or_else(unauthorized)
+    let mut values = headers.get_all("authorization").iter();
+    let (Some(value), None) = (values.next(), values.next()) else { return Err(unauthorized()) };
+    let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(unauthorized)?;
+    // One token of visible ASCII: no padding, no second word.
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(unauthorized());
+    }
+    Ok(token)
 }
 
 fn unauthorized() -> Refusal {
@@ -163,6 +173,17 @@ impl Quotas {
         recent.push_back((now, bytes));
         Ok(())
     }
+
+    /// Gives back what [`Quotas::charge`] counted for an upload that stored nothing (its creation
+    /// failed, or it was aborted): quotas count what is stored.
+    pub fn refund(&self, user: &str, bytes: u64) {
+        let mut admitted = self.admitted.lock().expect("lock");
+        if let Some(recent) = admitted.get_mut(user)
+            && let Some(at) = recent.iter().rposition(|&(_, b)| b == bytes)
+        {
+            recent.remove(at);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +216,12 @@ mod tests {
         assert_eq!(sessions.user(&with_bearer(&forged)).unwrap_err().status, 401);
         let other = HmacSessions::new(vec![8; 32]).unwrap().issue("alice", Duration::from_secs(60));
         assert_eq!(sessions.user(&with_bearer(&other)).unwrap_err().status, 401, "another secret's session");
+        let fields: Vec<&str> = token.split('.').collect();
+        let (user, expiry, mac) = (fields[1], fields[2], fields[3]);
+        for respelt in [format!("+{expiry}"), format!("0{expiry}"), format!(" {expiry}"), format!("{expiry} ")] {
+            let forged = format!("s3du1.{user}.{respelt}.{mac}");
+            assert_eq!(sessions.user(&with_bearer(&forged)).unwrap_err().status, 401, "{respelt:?}");
+        }
         let expired = format!("s3du1.alice.1.{}", sessions.mac("alice", 1));
         assert!(sessions.user(&with_bearer(&expired)).unwrap_err().message.contains("expired"));
         assert!(HmacSessions::new(vec![1; 8]).is_err());
@@ -210,5 +237,7 @@ mod tests {
         quotas.charge("alice", 40).unwrap();
         assert!(quotas.charge("alice", 0).unwrap_err().message.contains("2 uploads"));
         quotas.charge("bob", 100).unwrap();
+        quotas.refund("bob", 100);
+        quotas.charge("bob", 100).expect("an aborted upload's bytes come back");
     }
 }

@@ -35,7 +35,10 @@ async fn start(quotas: Quotas) -> Api {
     let dir = std::env::temp_dir().join(format!("s3du-isolation-{}-{:x}", std::process::id(), rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
     let cors = CorsRule::for_uploads(vec!["*".into()], true);
-    let store = store::start("127.0.0.1:0".parse().unwrap(), &dir.join("store"), "bucket", cors, None).await.unwrap();
+    let store =
+        store::start("127.0.0.1:0".parse().unwrap(), &dir.join("store"), "bucket", cors, None, Default::default())
+            .await
+            .unwrap();
     let bucket = Bucket::new(store.endpoint.parse().unwrap(), UrlStyle::Path, "bucket", "us-east-1").unwrap();
     let state = AppState {
         s3: S3Target {
@@ -47,7 +50,7 @@ async fn start(quotas: Quotas) -> Api {
             issuer: Some(Issuer::Embedded(store.temporary.clone())),
         },
         policy: UploadPolicy { key_prefix: "uploads/".into(), max_size: 1 << 30, allowed_types: vec!["*/*".into()] },
-        open: Registry::open(dir.join("open-uploads.json")),
+        open: Registry::open(dir.join("open-uploads.jsonl"), 1000),
         auth: Box::new(BearerTokens::parse(&format!("alice {ALICE}\nbob {BOB}")).unwrap()),
         quotas,
     };

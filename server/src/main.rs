@@ -10,6 +10,7 @@ mod credentials;
 mod faults;
 #[cfg(test)]
 mod isolation_tests;
+mod listener;
 mod policy;
 mod registry;
 mod s3_gaps;
@@ -19,13 +20,16 @@ mod store;
 
 use api::{AppState, S3Target};
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method};
 use axum::routing::{get, post};
+use hyper_util::service::TowerToHyperService;
 use policy::UploadPolicy;
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, Any, CorsLayer};
 use tower_http::services::ServeDir;
 
 const HELP: &str = "\
@@ -42,6 +46,11 @@ reference-server: the s3-direct-upload reference backend
   --bucket NAME           bucket (default direct-uploads)
   --no-expose-etag        leave ETag out of the store's CORS ExposeHeaders (to test that mistake)
   --allowed-origins LIST  comma-separated origins for the store's CORS rule (default *)
+  --api-origins LIST      comma-separated page origins that may call the API from another
+                          origin, or * for any (default: none, only pages this server serves)
+  --max-connections N     connections each listener serves at once (default 1024)
+  --header-timeout SECS   time a client has to send a request's headers (default 30)
+  --idle-timeout SECS     a connection on which nothing moves this long is closed (default 60)
   --key-prefix P          every object key starts with P (default uploads/)
   --max-size BYTES        largest accepted file (default 10737418240, 10 GiB)
   --allowed-types LIST    comma-separated content types, 'image/*' style (default */*)
@@ -63,7 +72,8 @@ reference-server: the s3-direct-upload reference backend
   --session-secret-file F the shared secret (32+ bytes) of --auth sessions
   --issue-session USER    print a 24-hour session token for USER (with --session-secret-file) and exit
   --quota-uploads N       most uploads per user in any 24 hours
-  --quota-bytes BYTES     most bytes per user in any 24 hours";
+  --quota-bytes BYTES     most bytes per user in any 24 hours (an aborted upload's come back)
+  --max-open-uploads N    most multipart uploads one user may hold open (default 1000)";
 
 struct Config {
     listen: SocketAddr,
@@ -89,6 +99,9 @@ struct Config {
     issue_session: Option<String>,
     quota_uploads: Option<u32>,
     quota_bytes: Option<u64>,
+    max_open_uploads: usize,
+    api_origins: Vec<String>,
+    limits: listener::ConnectionLimits,
 }
 
 fn parse_args() -> Result<Config, String> {
@@ -116,6 +129,9 @@ fn parse_args() -> Result<Config, String> {
         issue_session: None,
         quota_uploads: None,
         quota_bytes: None,
+        max_open_uploads: 1000,
+        api_origins: Vec::new(),
+        limits: listener::ConnectionLimits::default(),
     };
     let list = |v: String| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
     let mut args = std::env::args().skip(1);
@@ -150,12 +166,31 @@ fn parse_args() -> Result<Config, String> {
             "--session-secret-file" => c.session_secret_file = Some(value()?.into()),
             "--issue-session" => c.issue_session = Some(value()?),
             "--quota-uploads" => c.quota_uploads = Some(value()?.parse().map_err(|e| format!("--quota-uploads: {e}"))?),
+            "--api-origins" => c.api_origins = list(value()?),
+            "--max-connections" => {
+                c.limits.max_connections = value()?.parse().map_err(|e| format!("--max-connections: {e}"))?
+            }
+            "--header-timeout" => c.limits.header_timeout = seconds(&value()?, "--header-timeout")?,
+            "--idle-timeout" => c.limits.idle_timeout = seconds(&value()?, "--idle-timeout")?,
+            "--max-open-uploads" => {
+                c.max_open_uploads = value()?.parse().map_err(|e| format!("--max-open-uploads: {e}"))?
+            }
             "--quota-bytes" => c.quota_bytes = Some(value()?.parse().map_err(|e| format!("--quota-bytes: {e}"))?),
             "--help" | "-h" => return Err(HELP.into()),
             other => return Err(format!("unknown flag {other}\n\n{HELP}")),
         }
     }
     Ok(c)
+}
+
+/// A duration flag in seconds (fractions allowed, e.g. 0.5), above zero.
+fn seconds(value: &str, flag: &str) -> Result<std::time::Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("{flag}: give seconds above 0, e.g. 30"))
 }
 
 #[tokio::main]
@@ -171,6 +206,27 @@ async fn main() {
         eprintln!("reference-server: {e}");
         std::process::exit(1);
     }
+}
+
+/// Largest API request body: a complete request for 10,000 parts with checksums is about 1 MiB.
+const API_BODY_LIMIT: usize = 4 << 20;
+
+/// The API's CORS answers: the listed page origins (or any, for `*`) may call it, with the
+/// headers the page asks for (`Authorization`, `Content-Type`, its `backendHeaders`), and cache
+/// the preflight for 10 minutes.
+fn api_cors(origins: &[String]) -> Result<CorsLayer, String> {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers(AllowHeaders::mirror_request())
+        .max_age(std::time::Duration::from_secs(600));
+    if origins.iter().any(|o| o == "*") {
+        return Ok(layer.allow_origin(Any));
+    }
+    let origins = origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).map_err(|_| format!("--api-origins: {o:?} is not an origin")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(layer.allow_origin(AllowOrigin::list(origins)))
 }
 
 /// The authenticator `--auth` names.
@@ -226,7 +282,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => {
             let cors = store::CorsRule::for_uploads(c.allowed_origins.clone(), c.expose_etag);
-            let embedded = store::start(c.store_listen, &store_root, &c.bucket, cors, faults.clone()).await?;
+            let embedded = store::start(c.store_listen, &store_root, &c.bucket, cors, faults.clone(), c.limits).await?;
             let credentials = Credentials::new(embedded.access_key.clone(), embedded.secret_key.clone());
             let endpoint = c.store_public_url.clone().unwrap_or_else(|| embedded.endpoint.clone());
             (endpoint, credentials, UrlStyle::Path, Some(embedded))
@@ -249,7 +305,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
             issuer,
         },
         policy: c.policy.clone(),
-        open: registry::Registry::open(data_dir.join("open-uploads.json")),
+        open: registry::Registry::open(data_dir.join("open-uploads.jsonl"), c.max_open_uploads),
         auth: authenticator,
         quotas: auth::Quotas::new(c.quota_uploads, c.quota_bytes),
     });
@@ -259,10 +315,13 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         app = app
             .nest("/__test", test_hooks(state, store_root.clone(), faults, store.as_ref().map(|s| s.restart.clone())));
     }
-    let app = app
+    let mut app = app
         .nest_service("/pkg", ServeDir::new(&c.pkg))
         .fallback_service(ServeDir::new(&c.www))
-        .layer(CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any));
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
+    if !c.api_origins.is_empty() {
+        app = app.layer(api_cors(&c.api_origins)?);
+    }
 
     let listener = tokio::net::TcpListener::bind(c.listen).await?;
     let app_url = format!("http://{}", listener.local_addr()?);
@@ -274,11 +333,18 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(file, ready.to_string())?;
     }
     println!("s3-direct-upload demo: open {app_url}/ (API at {app_url}/api/uploads)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let acceptor = listener::Acceptor::new(c.limits);
+    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        tokio::select! {
+            accepted = acceptor.accept(&listener) => {
+                if let Ok(connection) = accepted {
+                    tokio::spawn(connection.serve(TowerToHyperService::new(app.clone())));
+                }
+            }
+            _ = &mut stop => break,
+        }
+    }
     Ok(())
 }
 

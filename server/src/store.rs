@@ -3,14 +3,13 @@
 //! the checks S3 makes and s3s-fs does not filled in ([`crate::s3_gaps`]).
 
 use crate::faults::{self, Fault, Faults};
+use crate::listener::{Acceptor, ConnectionLimits};
 use crate::s3_gaps::{self, CompositeUploads, CorruptPart, StoreResponse, s3_error};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3_direct_upload::object_rules::{check_key, is_under_prefix};
 use s3_direct_upload::sigv4::percent_decode;
 use s3s::access::{S3Access, S3AccessContext};
@@ -25,7 +24,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use std::time::SystemTime;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -328,6 +327,7 @@ pub async fn start(
     bucket: &str,
     cors: CorsRule,
     faults: Option<Arc<Faults>>,
+    limits: ConnectionLimits,
 ) -> std::io::Result<EmbeddedStore> {
     std::fs::create_dir_all(root.join(bucket))?;
     let access_key = format!("AK{:016X}", rand::random::<u64>());
@@ -346,7 +346,7 @@ pub async fn start(
         || StoreAuth { access_key: access_key.clone(), secret_key: secret_key.clone(), temporary: temporary.clone() };
     builder.set_auth(auth());
     builder.set_access(auth());
-    let store = Store { s3: builder.build(), cors: Arc::new(cors), faults };
+    let store = Store { s3: builder.build(), cors: Arc::new(cors), faults, acceptor: Arc::new(Acceptor::new(limits)) };
 
     let mut listener = TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
@@ -374,6 +374,7 @@ struct Store {
     s3: S3Service,
     cors: Arc<CorsRule>,
     faults: Option<Arc<Faults>>,
+    acceptor: Arc<Acceptor>,
 }
 
 impl Store {
@@ -387,20 +388,16 @@ impl Store {
         let mut connections = JoinSet::new();
         loop {
             tokio::select! {
-                accepted = listener.accept() => {
+                accepted = self.acceptor.accept(&listener) => {
                     while connections.try_join_next().is_some() {}
-                    if let Ok((socket, _)) = accepted {
-                        connections.spawn(self.clone().serve(socket));
+                    if let Ok(connection) = accepted {
+                        let store = self.clone();
+                        connections.spawn(connection.serve(service_fn(move |req| store.clone().handle(req))));
                     }
                 }
                 down = restarts.recv() => return down.unwrap_or(Duration::MAX),
             }
         }
-    }
-
-    async fn serve(self, socket: TcpStream) {
-        let service = service_fn(move |req| self.clone().handle(req));
-        let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
     }
 
     async fn handle(self, req: Request<Incoming>) -> Result<StoreResponse, s3s::HttpError> {

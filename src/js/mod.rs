@@ -104,6 +104,7 @@ impl Uploader {
             metadata: options.metadata,
             checksum_algorithm: None,
             checksum: None,
+            part_size: None,
         };
         if let AnyBackend::Callbacks(callbacks) = &self.inner.backend
             && !callbacks.supports_multipart()

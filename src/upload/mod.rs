@@ -46,6 +46,10 @@ pub struct FileInfo {
     /// The file's checksum (base64), for a single PUT: the backend signs it into the URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// For a multipart upload, the size of every part but the last: with it the backend knows
+    /// each part's exact length and can sign it (`Content-Length`), so no part can be larger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
 }
 
 /// A multipart upload the backend created.

@@ -33,7 +33,7 @@ where
     let (session, stored_parts) = match cx.control.unless_aborted(resumed(cx, plan, progress)).await? {
         Some(resumed) => resumed,
         None => {
-            let file = &FileInfo { checksum_algorithm: cx.checksum, ..file.clone() };
+            let file = &FileInfo { checksum_algorithm: cx.checksum, part_size: Some(plan.part_size), ..file.clone() };
             let create = with_retries(cx, progress, Interrupt::Never, |_| cx.backend.create_multipart(file));
             let session = cx.control.unless_aborted(create).await?;
             if let Some(resume) = &cx.resume {

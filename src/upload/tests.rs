@@ -37,6 +37,8 @@ struct FakeBackend {
     /// Appended to every signed URL (e.g. a SigV4 date and lifetime).
     url_suffix: String,
     created: Cell<u32>,
+    /// The part size the last create declared.
+    declared_part_size: Cell<Option<u64>>,
     /// Creates uploads with the checksum algorithm asked for, and signs checksums in.
     does_checksums: bool,
     /// Signs part URLs without their checksum header (a backend bug).
@@ -54,6 +56,7 @@ struct FakeBackend {
 impl Backend for FakeBackend {
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
         self.created.set(self.created.get() + 1);
+        self.declared_part_size.set(file.part_size);
         yield_now().await;
         Ok(MultipartSession {
             key: format!("uploads/{}", file.filename),
@@ -279,6 +282,7 @@ fn file(name: &str, size: u64) -> FileInfo {
         metadata: BTreeMap::new(),
         checksum_algorithm: None,
         checksum: None,
+        part_size: None,
     }
 }
 
@@ -348,6 +352,7 @@ fn multipart_sends_every_range_once_and_completes_in_part_order() {
     assert_eq!(numbers, vec![1, 2, 3, 4, 5]);
     assert_eq!(completed[2].etag, "\"etag-3\"");
     assert_eq!(h.backend.aborted.get(), 0);
+    assert_eq!(h.backend.declared_part_size.get(), Some(5 * MIB), "the backend can sign each part's length");
 }
 
 #[test]
