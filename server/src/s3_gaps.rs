@@ -81,8 +81,26 @@ pub fn composite_part_digests(
 
 /// What S3's CompleteMultipartUpload answer has and s3s-fs's lacks: the object's `Location`,
 /// and for a composite-checksum upload, `base64(hash(part digests))-N` in place of s3s-fs's
-/// full-object checksum.
+/// full-object checksum. (s3s-fs answers with a future, which s3s awaits while it keeps the
+/// connection alive: the answer is amended when it is ready.)
 pub fn complete_output(
+    output: &mut dto::CompleteMultipartUploadOutput,
+    location: Option<String>,
+    composite: Option<(ChecksumAlgorithm, Vec<Vec<u8>>)>,
+) {
+    match output.future.take() {
+        Some(answer) => {
+            output.future = Some(Box::pin(async move {
+                let mut output = answer.await?;
+                amend_completed(&mut output, location, composite);
+                Ok(output)
+            }));
+        }
+        None => amend_completed(output, location, composite),
+    }
+}
+
+fn amend_completed(
     output: &mut dto::CompleteMultipartUploadOutput,
     location: Option<String>,
     composite: Option<(ChecksumAlgorithm, Vec<Vec<u8>>)>,
