@@ -596,6 +596,17 @@ async fn send(request: reqwest::RequestBuilder, operation: &str) -> Result<Strin
     let response = request.send().await.map_err(|e| store_failed(operation, e.without_url()))?;
     let status = response.status();
     let body = response.text().await.map_err(|e| store_failed(operation, e.without_url()))?;
+    if status.is_client_error() {
+        // A request this server signed a moment ago: the store's refusal is about the request
+        // itself (a key it cannot hold, an upload it no longer has), and is not worth retrying.
+        let refusal = format!(
+            "the store refused {operation}: {} {}",
+            error_code(&body).unwrap_or_default(),
+            xml_text(&body, "Message").unwrap_or_default()
+        );
+        let status = if status == StatusCode::NOT_FOUND { status } else { StatusCode::BAD_REQUEST };
+        return Err(ApiError(status, refusal.trim_end().to_owned()));
+    }
     if !status.is_success() {
         return Err(store_failed(operation, format!("HTTP {status} {}", error_code(&body).unwrap_or_default())));
     }

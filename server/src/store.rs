@@ -19,7 +19,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Request, S3Response, S3Result, dto, s3_error};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -190,12 +190,30 @@ const GRANTED_OPERATIONS: [&str; 9] = [
 /// with temporary credentials goes on after they are replaced.
 struct SharedUploads {
     fs: s3s_fs::FileSystem,
+    /// The folder s3s-fs keeps its files in.
+    root: PathBuf,
     own: s3s::auth::Credentials,
     temporary: Arc<TemporaryKeys>,
     composite: CompositeUploads,
 }
 
 impl SharedUploads {
+    /// Refuses a key s3s-fs could not write, which keeps each object as a file: one that names
+    /// a folder of other objects, or lies under an object (S3 has no such limit; here a write
+    /// would fail as a 500 every time).
+    fn writable(&self, bucket: &str, key: &str) -> S3Result<()> {
+        let bucket_dir = self.root.join(bucket);
+        let under_object =
+            Path::new(key).ancestors().skip(1).any(|a| !a.as_os_str().is_empty() && bucket_dir.join(a).is_file());
+        if bucket_dir.join(key).is_dir() || under_object {
+            return Err(s3_error!(
+                InvalidArgument,
+                "this store keeps objects as files: a key cannot be both an object and the folder of another"
+            ));
+        }
+        Ok(())
+    }
+
     fn as_own<T>(&self, mut req: S3Request<T>) -> S3Request<T> {
         if req.credentials.is_some() {
             req.credentials = Some(self.own.clone());
@@ -213,12 +231,15 @@ fn checked_key(key: &str) -> S3Result<()> {
 /// Delegates each operation the uploads use to s3s-fs, the upload-id ones as the server's key;
 /// `$extra` are the operations written out.
 macro_rules! delegate {
-    (written: { $($extra:item)* } $($op:ident($input:ident) -> $output:ident, as_own: $own:literal;)*) => {
+    (written: { $($extra:item)* } $($op:ident($input:ident) -> $output:ident, as_own: $own:literal, writes: $writes:literal;)*) => {
         #[async_trait::async_trait]
         impl S3 for SharedUploads {
             $(
                 async fn $op(&self, req: S3Request<dto::$input>) -> S3Result<S3Response<dto::$output>> {
                     checked_key(&req.input.key)?;
+                    if $writes {
+                        self.writable(&req.input.bucket, &req.input.key)?;
+                    }
                     let req = if $own { self.as_own(req) } else { req };
                     self.fs.$op(req).await
                 }
@@ -235,6 +256,7 @@ delegate! {
     /// neither the form nor its policy on (S3 itself requires and checks it).
     async fn post_object(&self, req: S3Request<dto::PostObjectInput>) -> S3Result<S3Response<dto::PostObjectOutput>> {
         checked_key(&req.input.key)?;
+        self.writable(&req.input.bucket, &req.input.key)?;
         let scope = req.credentials.as_ref().and_then(|c| self.temporary.scope_of(&c.access_key));
         if let Some((_, prefix)) = scope
             && !is_under_prefix(&req.input.key, &prefix)
@@ -250,6 +272,7 @@ delegate! {
         req: S3Request<dto::CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
         checked_key(&req.input.key)?;
+        self.writable(&req.input.bucket, &req.input.key)?;
         let (algorithm, has_type) = (req.input.checksum_algorithm.clone(), req.input.checksum_type.is_some());
         let response = self.fs.create_multipart_upload(self.as_own(req)).await?;
         self.composite.created(algorithm.as_ref(), has_type, response.output.upload_id.as_deref());
@@ -281,6 +304,7 @@ delegate! {
         req: S3Request<dto::CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
         checked_key(&req.input.key)?;
+        self.writable(&req.input.bucket, &req.input.key)?;
         let composite = match self.composite.of(&req.input.upload_id) {
             Some(algorithm) => {
                 Some((algorithm, s3_gaps::composite_part_digests(algorithm, req.input.multipart_upload.as_ref())?))
@@ -294,12 +318,12 @@ delegate! {
         Ok(response)
     }
     }
-    put_object(PutObjectInput) -> PutObjectOutput, as_own: false;
-    get_object(GetObjectInput) -> GetObjectOutput, as_own: false;
-    head_object(HeadObjectInput) -> HeadObjectOutput, as_own: false;
-    delete_object(DeleteObjectInput) -> DeleteObjectOutput, as_own: false;
-    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput, as_own: true;
-    list_parts(ListPartsInput) -> ListPartsOutput, as_own: true;
+    put_object(PutObjectInput) -> PutObjectOutput, as_own: false, writes: true;
+    get_object(GetObjectInput) -> GetObjectOutput, as_own: false, writes: false;
+    head_object(HeadObjectInput) -> HeadObjectOutput, as_own: false, writes: false;
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput, as_own: false, writes: false;
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput, as_own: true, writes: false;
+    list_parts(ListPartsInput) -> ListPartsOutput, as_own: true, writes: false;
 }
 
 /// Access to the embedded store: where it listens and the key pair it accepts.
@@ -337,6 +361,7 @@ pub async fn start(
         s3s::auth::Credentials { access_key: access_key.clone(), secret_key: SecretKey::from(secret_key.clone()) };
     let temporary = Arc::new(TemporaryKeys::default());
     let mut builder = S3ServiceBuilder::new(SharedUploads {
+        root: root.to_owned(),
         fs,
         own,
         temporary: temporary.clone(),

@@ -49,6 +49,18 @@ async fn requested_keys_that_could_climb_or_confuse_are_refused() {
     let put = server.put_signed(&answer, b"hello".to_vec()).await;
     assert_eq!(put.status, 200, "{put:?}");
     assert_eq!(std::fs::read(server.bucket_dir.join("uploads/alice/%2E%2E/x")).unwrap(), b"hello");
+    // The embedded store keeps objects as files: a key that is the folder of another object, or
+    // lies under one, is a clear 400 and not a 500 retried in vain.
+    for key in ["%2E%2E", "%2E%2E/x/y"] {
+        let mut body = file(5);
+        body["key"] = json!(key);
+        let (_, signed) = server.api(Some(ALICE), "/put", body.clone()).await;
+        let put = server.put_signed(&signed, b"hello".to_vec()).await;
+        assert!(put.status == 400 && put.body.contains("InvalidArgument"), "{key}: {put:?}");
+        let (status, created) = server.api(Some(ALICE), "/multipart", body).await;
+        assert_eq!(status, 400, "{key}: {created}");
+        assert!(created["error"].as_str().unwrap().contains("InvalidArgument"), "{created}");
+    }
     server.assert_nothing_outside_prefixes();
 }
 
