@@ -433,7 +433,12 @@ impl Store {
         let upload_id = part_upload_id(&req);
         let part_of = self.faults.as_ref().zip(upload_id.as_deref());
         let fault = part_of.as_ref().and_then(|(faults, id)| faults.on_part_request(id));
+        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let mut response = match fault {
+            _ if declared.is_some_and(|length| length > MAX_BODY) => s3_error(
+                StatusCode::BAD_REQUEST,
+                "<Error><Code>EntityTooLarge</Code><Message>Your proposed upload exceeds the maximum allowed size (5 GiB in one request).</Message></Error>",
+            ),
             Some((Fault::Corrupt, _)) => {
                 let mut req = req;
                 req.extensions_mut().insert(CorruptPart);
@@ -458,6 +463,10 @@ impl Store {
         Ok(response)
     }
 }
+
+/// Largest request body the store takes: S3's largest single upload (a PUT, a part, or a form's
+/// file), with 1 MiB of room for a form's fields. Anything larger is refused before it is read.
+const MAX_BODY: u64 = (5 << 30) + (1 << 20);
 
 /// The upload id of an `UploadPart` request (`PUT ...?partNumber=N&uploadId=ID`).
 fn part_upload_id(req: &Request<Incoming>) -> Option<String> {

@@ -207,15 +207,20 @@ impl Server {
         self.with_grant_token(grant, method, path, body, None).await
     }
 
-    /// [`Server::with_grant`] with another session token (`Some("")`: none at all).
-    pub async fn with_grant_token(
-        &self,
-        grant: &Value,
-        method: &str,
-        path: &str,
-        body: &[u8],
-        token: Option<&str>,
-    ) -> Outcome {
+    /// A PUT of `key` signed with `grant`, declaring `length` bytes but sending none.
+    pub async fn with_grant_declaring(&self, grant: &Value, key: &str, length: u64) -> Outcome {
+        let url = self.grant_signed(grant, "PUT", &format!("/{BUCKET}/{key}"), None);
+        let head = format!(
+            "PUT {} HTTP/1.1\r\nhost: {}\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n",
+            &url[self.store.len()..],
+            self.store_address()
+        );
+        raw_exchange(&self.store_address(), head.as_bytes()).await
+    }
+
+    /// A presigned URL for `method` on `target` (a path in the store) with `grant`'s
+    /// credentials, or another session token (`Some("")`: none at all).
+    fn grant_signed(&self, grant: &Value, method: &str, target: &str, token: Option<&str>) -> String {
         let session_token = match token {
             Some("") => None,
             Some(token) => Some(token.to_owned()),
@@ -226,11 +231,23 @@ impl Server {
             secret_access_key: grant["secretAccessKey"].as_str().unwrap().to_owned(),
             session_token,
         };
-        let target = if path.starts_with('?') { format!("/{BUCKET}{path}") } else { format!("/{BUCKET}/{path}") };
         let url = format!("{}{target}", self.store);
         let request = Request { method, url: &url, headers: &[] };
         let scope = Scope { region: grant["region"].as_str().unwrap(), service: "s3" };
-        let signed = sigv4::presign(&request, &credentials, scope, now_ms(), 60).unwrap();
+        sigv4::presign(&request, &credentials, scope, now_ms(), 60).unwrap()
+    }
+
+    /// [`Server::with_grant`] with another session token (`Some("")`: none at all).
+    pub async fn with_grant_token(
+        &self,
+        grant: &Value,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        token: Option<&str>,
+    ) -> Outcome {
+        let target = if path.starts_with('?') { format!("/{BUCKET}{path}") } else { format!("/{BUCKET}/{path}") };
+        let signed = self.grant_signed(grant, method, &target, token);
         let path_and_query = &signed[self.store.len()..];
         let body = if matches!(method, "GET" | "HEAD" | "DELETE") { &[][..] } else { body };
         let head = format!(

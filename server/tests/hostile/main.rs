@@ -357,6 +357,10 @@ async fn an_unsigned_gigabyte_leaves_the_servers_memory_where_it_was() {
         refused.push(outcome.clone());
         assert!(matches!(outcome.status, 400 | 403), "{head}: {outcome:?}");
     }
+    // Signed or not, nothing larger than S3's largest single upload is taken.
+    let (_, grant) = server.api(Some(ALICE), "/credentials", json!({})).await;
+    let huge = server.with_grant_declaring(&grant, "uploads/alice/huge.bin", 6 << 30).await;
+    assert!(huge.status == 400 && huge.body.contains("EntityTooLarge"), "6 GiB declared: {huge:?}");
     let after = server.resident_bytes();
     eprintln!("resident memory: {} MiB before, {} MiB after three unsigned 1 GiB bodies", before >> 20, after >> 20);
     assert!(after < before + (64 << 20), "grew from {before} to {after} bytes: {refused:?}");
