@@ -102,7 +102,15 @@ export interface FileDescription {
   checksumAlgorithm?: ChecksumAlgorithmName;
   /** The file's checksum (base64), when signing a single PUT: sign it in as the algorithm's header. */
   checksum?: string;
+  /**
+   * When creating a multipart upload: the size of every part but the last, so each part's exact
+   * length can be signed (`Content-Length`; the browser sends that header itself).
+   */
+  partSize?: number;
 }
+
+/** Why parts are being signed: the first time, or again because the store refused the last URLs as expired. */
+export type SignReason = "first" | "expired";
 
 /** A presigned request: send exactly these headers, they are part of the signature. */
 export interface SignedRequest {
@@ -139,10 +147,10 @@ export interface BackendCallbacks {
    * is part `partNumbers[i]`'s (base64): sign it in as the algorithm's header
    * (`x-amz-checksum-crc32c`, ..., or `content-md5`) and return that header in `headers`.
    */
-  signParts?: (request: MultipartSession & { partNumbers: number[]; checksums?: string[] }) =>
+  signParts?: (request: MultipartSession & { partNumbers: number[]; checksums?: string[]; reason: SignReason }) =>
     { parts: SignedPart[] } | SignedPart[] | Promise<{ parts: SignedPart[] } | SignedPart[]>;
   /** Signs one part; used when `signParts` is not given. */
-  signPart?: (request: MultipartSession & { partNumber: number; checksum?: string }) =>
+  signPart?: (request: MultipartSession & { partNumber: number; checksum?: string; reason: SignReason }) =>
     SignedRequest | Promise<SignedRequest>;
   completeMultipartUpload?: (request: MultipartSession & { parts: CompletedPart[]; checksum?: ObjectChecksum }) =>
     CompletedObject | void | Promise<CompletedObject | void>;

@@ -134,9 +134,35 @@ impl PartHashes {
     /// Whether every part's `ETag` is the hex MD5 of its bytes, as on stores that do not encrypt
     /// with KMS: only then is a multipart `ETag` the MD5 of the part MD5s.
     pub(super) fn etags_are_md5(&self, parts: &[CompletedPart]) -> bool {
+        self.algorithm == ChecksumAlgorithm::Md5 && parts.iter().all(|p| self.md5_differs(p).is_none())
+    }
+
+    /// In MD5 mode, refuses parts whose `ETag` is not the MD5 of their bytes while others' are:
+    /// KMS encryption changes every part's `ETag`, so one differing part among MD5 ones means
+    /// the store holds other bytes for it (on a store that does not check `Content-MD5`).
+    pub(super) fn check_part_etags(&self, parts: &[CompletedPart]) -> Result<(), UploadError> {
+        if self.algorithm != ChecksumAlgorithm::Md5 || parts.iter().all(|p| self.md5_differs(p).is_some()) {
+            return Ok(());
+        }
+        match parts.iter().find_map(|p| self.md5_differs(p).map(|md5| (p, md5))) {
+            Some((part, md5)) => Err(UploadError::new(
+                ErrorCode::ChecksumMismatch,
+                format!(
+                    "the store holds part {} with ETag {}, but the MD5 of its bytes is {md5} (the other parts' \
+                     ETags are their MD5s): the part stored is not the file's; upload the file again",
+                    part.part_number,
+                    unquoted(&part.etag)
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The hex MD5 of `part`'s bytes when its `ETag` is something else.
+    fn md5_differs(&self, part: &CompletedPart) -> Option<String> {
         let digests = self.digests.borrow();
-        self.algorithm == ChecksumAlgorithm::Md5
-            && parts.iter().all(|p| digests.get(&p.part_number).is_some_and(|d| unquoted(&p.etag) == hex(&d.digest)))
+        let md5 = hex(&digests.get(&part.part_number)?.digest);
+        (unquoted(&part.etag) != md5).then_some(md5)
     }
 }
 

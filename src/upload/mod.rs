@@ -250,6 +250,17 @@ pub struct StoredObject {
     pub checksum: Option<ObjectChecksum>,
 }
 
+/// Why a request is being signed: a backend that holds credentials (the credentials mode)
+/// refreshes them only when the store refused the last URL as expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SignReason {
+    /// The first URL for this request.
+    First,
+    /// The last URL expired, or the store refused it as expired (or its credentials as such).
+    Expired,
+}
+
 /// The application's backend: it decides keys and limits and signs requests.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
@@ -262,6 +273,7 @@ pub trait Backend {
         session: &MultipartSession,
         numbers: &[u32],
         checksums: Option<&[String]>,
+        reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError>;
     /// Assembles the object from `parts` (sorted by number); `checksum` is the object checksum
     /// the store is to check the assembled object against.
@@ -276,9 +288,9 @@ pub trait Backend {
     /// The parts the store already holds for the upload.
     async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError>;
     /// Presigns a single `PutObject` for `file`.
-    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError>;
+    async fn sign_put(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPut, UploadError>;
     /// Signs a POST policy for an HTML-form upload of `file`.
-    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError>;
+    async fn sign_post(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPost, UploadError>;
 }
 
 /// What the store answered to a PUT or a form POST.
@@ -469,6 +481,15 @@ pub struct UploadControl {
 }
 
 impl UploadControl {
+    /// Waits for `wait` unless the upload is aborted first (then `aborted`).
+    async fn wait_unless_aborted(&self, wait: impl Future<Output = ()>) -> Result<(), UploadError> {
+        self.unless_aborted(async {
+            wait.await;
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs `work` unless the upload is aborted first; then `work` is dropped.
     pub async fn unless_aborted<T>(
         &self,
@@ -628,10 +649,12 @@ where
         let signed = &signed;
         async move {
             let current = signed.borrow().clone();
-            let put = match current.filter(|p| !resign && !is_expiring(&p.request.url, cx.runtime.now_ms())) {
+            let expiring = current.as_ref().is_some_and(|p| is_expiring(&p.request.url, cx.runtime.now_ms()));
+            let put = match current.filter(|_| !resign && !expiring) {
                 Some(put) => put,
                 None => {
-                    let put = cx.backend.sign_put(file).await?;
+                    let reason = if resign || expiring { SignReason::Expired } else { SignReason::First };
+                    let put = cx.backend.sign_put(file, reason).await?;
                     progress.set_key(&put.key);
                     *signed.borrow_mut() = Some(put.clone());
                     put
@@ -641,7 +664,8 @@ where
             let _slot = cx.budget.acquire().await;
             progress.set_state(UploadState::Uploading);
             let sent = |bytes| progress.sending(1, bytes);
-            let outcome = cx.transport.send(&put.request, Payload::Put(source.slice(0..size)), "the file", &sent).await;
+            let request = with_content_type(&put.request, &file.content_type);
+            let outcome = cx.transport.send(&request, Payload::Put(source.slice(0..size)), "the file", &sent).await;
             if outcome.is_err() {
                 progress.restart(1);
             }
@@ -665,6 +689,17 @@ where
         upload_id: None,
         parts: None,
     })
+}
+
+/// `request` with the content type the file was declared with, unless the backend's headers
+/// name one: a backend that signs the type into the URL (boto3's `ContentType`) and answers with
+/// the URL alone needs the page to send exactly it, and a slice of a `Blob` carries no type.
+fn with_content_type(request: &SignedRequest, content_type: &str) -> SignedRequest {
+    let mut request = request.clone();
+    if !request.headers.keys().any(|name| name.eq_ignore_ascii_case("content-type")) {
+        request.headers.insert("content-type".to_owned(), content_type.to_owned());
+    }
+    request
 }
 
 /// Hashes the whole file (when checksums are on) before its one request is signed, since the
@@ -722,7 +757,8 @@ where
             let post = match current.filter(|_| !resign) {
                 Some(post) => post,
                 None => {
-                    let post = cx.backend.sign_post(file).await?;
+                    let reason = if resign { SignReason::Expired } else { SignReason::First };
+                    let post = cx.backend.sign_post(file, reason).await?;
                     *signed.borrow_mut() = Some(post.clone());
                     post
                 }
@@ -795,7 +831,9 @@ async fn hold<B, T, C: Runtime>(cx: &UploadContext<'_, B, T, C>, progress: &Prog
 
 /// Runs `attempt` until it succeeds, retrying transient failures as the [`RetryPolicy`] allows.
 /// `attempt` is told whether to get a fresh URL first (the last one expired). Attempts that a
-/// pause cut short, or that failed while the browser was offline, do not count as retries.
+/// pause cut short, or that failed while the browser was offline, do not count as retries. An
+/// abort stops the waiting and the retrying, not an attempt under way: a failure then is
+/// returned as it is, and one not yet begun is `aborted`.
 async fn with_retries<B, T, C, V, F>(
     cx: &UploadContext<'_, B, T, C>,
     progress: &ProgressReporter<'_, C>,
@@ -809,7 +847,7 @@ where
     let mut backoff = Backoff::new(cx.retry, cx.runtime.now_ms());
     let mut resign = false;
     loop {
-        hold(cx, progress).await;
+        cx.control.wait_unless_aborted(hold(cx, progress)).await?;
         let outcome = if interrupt == Interrupt::OnPause {
             match select(pin!(attempt(resign)), pin!(cx.control.paused.until(true))).await {
                 Either::Left((outcome, _)) => outcome,
@@ -820,13 +858,14 @@ where
         };
         let error = match outcome {
             Ok(value) => return Ok(value),
+            Err(error) if cx.control.aborted.is_on() => return Err(error),
             Err(_) if cx.offline.is_on() => continue,
             Err(error) if error.retry == RetryAction::Fail => return Err(error),
             Err(error) => error,
         };
         resign = error.retry == RetryAction::Resign;
         match backoff.next_wait(cx.runtime.now_ms(), cx.runtime.random()) {
-            Some(wait) => cx.runtime.sleep(wait).await,
+            Some(wait) => cx.control.wait_unless_aborted(cx.runtime.sleep(wait)).await?,
             None => {
                 let retries = backoff.retries();
                 return Err(error.context(&format!("gave up after {retries} retries")));

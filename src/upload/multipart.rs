@@ -3,8 +3,9 @@
 use super::hashing::{PartHashes, check_object, checksum_not_signed, signs_checksum};
 use super::{
     Backend, CompletedPart, FileInfo, Interrupt, MultipartSession, Payload, ProgressReporter, RESUME_RECORD_MAX_AGE_MS,
-    ResumeRecord, Runtime, Source, StoredObject, Transport, UploadContext, etag_not_exposed, with_retries,
+    ResumeRecord, Runtime, SignReason, Source, StoredObject, Transport, UploadContext, etag_not_exposed, with_retries,
 };
+use crate::checksum::ObjectChecksum;
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PartPlan;
 use crate::progress::UploadState;
@@ -15,8 +16,10 @@ use futures::lock::Mutex;
 use futures::{StreamExt, TryStreamExt, stream};
 use std::collections::HashMap;
 
-/// Runs a whole multipart upload. On any failure after the upload was created, every part in
-/// flight is dropped (which cancels its request) and the backend is asked to abort the upload.
+/// Runs a whole multipart upload. An abort cancels what can be cancelled and no more: a
+/// creation, once sent, is awaited and the upload it made aborted; parts in flight are dropped
+/// (which cancels their requests) and the upload aborted; a completion, once sent, decides the
+/// outcome. On any failure after creation, the backend is asked to abort the upload.
 pub(super) async fn run<B, T, S, C>(
     cx: &UploadContext<'_, B, T, C>,
     source: &S,
@@ -35,7 +38,7 @@ where
         None => {
             let file = &FileInfo { checksum_algorithm: cx.checksum, part_size: Some(plan.part_size), ..file.clone() };
             let create = with_retries(cx, progress, Interrupt::Never, |_| cx.backend.create_multipart(file));
-            let session = cx.control.unless_aborted(create).await?;
+            let session = create.await?;
             if let Some(resume) = &cx.resume {
                 let record = ResumeRecord {
                     key: session.key.clone(),
@@ -50,8 +53,11 @@ where
         }
     };
     progress.set_key(&session.key);
-    let outcome = send_and_complete(cx, source, &session, plan, stored_parts, progress);
-    let outcome = cx.control.unless_aborted(outcome).await;
+    let sent = cx.control.unless_aborted(send_parts(cx, source, &session, plan, stored_parts, progress)).await;
+    let outcome = match sent {
+        Ok((parts, expected)) => complete(cx, &session, plan, &parts, expected, progress).await,
+        Err(err) => Err(err),
+    };
     if let Some(resume) = &cx.resume {
         // Finished, failed or aborted: either way this upload is not to be resumed.
         resume.store.remove(&resume.fingerprint);
@@ -113,14 +119,16 @@ where
     Ok(Some((session, stored)))
 }
 
-async fn send_and_complete<B, T, S, C>(
+/// Sends every part the store does not hold yet; the parts in order, with their checksums, and
+/// the object checksum to complete with.
+async fn send_parts<B, T, S, C>(
     cx: &UploadContext<'_, B, T, C>,
     source: &S,
     session: &MultipartSession,
     plan: PartPlan,
     stored_parts: Vec<CompletedPart>,
     progress: &ProgressReporter<'_, C>,
-) -> Result<StoredObject, UploadError>
+) -> Result<(Vec<CompletedPart>, Option<Verification>), UploadError>
 where
     B: Backend,
     T: Transport,
@@ -161,21 +169,45 @@ where
     parts.extend(stored_parts);
     parts.sort_by_key(|p| p.part_number);
     debug_assert_eq!(parts.len(), plan.count as usize);
-    if let Some(hashes) = &hashes {
-        for part in &mut parts {
-            part.checksum = Some(hashes.checksum_of(part.part_number).await);
-        }
+    let Some(hashes) = hashes else { return Ok((parts, None)) };
+    for part in &mut parts {
+        part.checksum = Some(hashes.checksum_of(part.part_number).await);
     }
-    let expected = hashes.as_ref().map(|h| h.object_checksum(plan.count));
+    hashes.check_part_etags(&parts)?;
+    let verification =
+        Verification { expected: hashes.object_checksum(plan.count), etag_comparable: hashes.etags_are_md5(&parts) };
+    Ok((parts, Some(verification)))
+}
 
+/// What completion is checked against: the object checksum computed from the file, and whether
+/// the store's multipart `ETag` can be compared with it (MD5 mode, parts not encrypted with KMS).
+struct Verification {
+    expected: ObjectChecksum,
+    etag_comparable: bool,
+}
+
+/// Completes the upload. Not cancelled by an abort: once sent, its answer decides.
+async fn complete<B, T, C>(
+    cx: &UploadContext<'_, B, T, C>,
+    session: &MultipartSession,
+    plan: PartPlan,
+    parts: &[CompletedPart],
+    verification: Option<Verification>,
+    progress: &ProgressReporter<'_, C>,
+) -> Result<StoredObject, UploadError>
+where
+    B: Backend,
+    C: Runtime,
+{
     progress.set_state(UploadState::Completing);
-    let complete = |_| cx.backend.complete_multipart(session, &parts, expected.as_ref());
+    let expected = verification.as_ref().map(|v| &v.expected);
+    let complete = |_| cx.backend.complete_multipart(session, parts, expected);
     let completed = with_retries(cx, progress, Interrupt::Never, complete).await?;
-    if let (Some(expected), Some(hashes)) = (&expected, &hashes) {
-        check_object(expected, &completed, hashes.etags_are_md5(&parts))?;
+    if let Some(verification) = &verification {
+        check_object(&verification.expected, &completed, verification.etag_comparable)?;
     }
     Ok(StoredObject {
-        checksum: expected,
+        checksum: verification.map(|v| v.expected),
         key: completed.key.unwrap_or_else(|| session.key.clone()),
         location: completed.location,
         etag: completed.etag,
@@ -220,6 +252,7 @@ where
     })
     .await?;
     let etag = outcome.etag.ok_or_else(|| etag_not_exposed(&what))?;
+    signer.stored(number).await;
     progress.stored(number, range.end - range.start);
     Ok(CompletedPart { part_number: number, etag, checksum: None })
 }
@@ -242,23 +275,32 @@ struct PartSigner<'c, 'a, B, T, C> {
 
 #[derive(Default)]
 struct SignerState {
-    /// Signed and not yet used.
+    /// Signed, for parts not yet stored.
     ready: HashMap<u32, SignedRequest>,
     /// How many of `order` were ever signed.
     signed: usize,
 }
 
 impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
+    /// Forgets the URL of a part the store holds.
+    async fn stored(&self, number: u32) {
+        self.state.lock().await.ready.remove(&number);
+    }
+
     /// The URL for part `number`: a fresh one when `resign` (the last one expired) or when the
     /// batch's URL is past (or near) its expiry, else from the batch, signing the next batch when
     /// it is not ready. Parts waiting for the same batch
     /// wait on the lock instead of asking again.
     async fn request_for(&self, number: u32, resign: bool) -> Result<SignedRequest, UploadError> {
         let mut state = self.state.lock().await;
-        let cached = state.ready.remove(&number);
-        if let Some(request) = cached.filter(|r| !resign && !is_expiring(&r.url, self.cx.runtime.now_ms())) {
+        // A URL serves every attempt of its part until it expires: a 5xx, a reset or a stall
+        // costs no signing.
+        let cached = state.ready.get(&number).cloned();
+        let expiring = cached.as_ref().is_some_and(|r| is_expiring(&r.url, self.cx.runtime.now_ms()));
+        if let Some(request) = cached.filter(|_| !resign && !expiring) {
             return Ok(request);
         }
+        let reason = if resign || expiring { SignReason::Expired } else { SignReason::First };
         let position = self.order.iter().position(|&n| n == number);
         // The next batch of never-signed parts, or this part alone when it was signed before.
         let (numbers, signed_after) = match position {
@@ -278,7 +320,7 @@ impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
             }
         }
         let checksums = self.hashes.map(|_| checksums.as_slice());
-        let sign = |_| self.cx.backend.sign_parts(self.session, &numbers, checksums);
+        let sign = |_| self.cx.backend.sign_parts(self.session, &numbers, checksums, reason);
         let signed = with_retries(self.cx, self.progress, Interrupt::Never, sign).await?;
         state.signed = signed_after;
         for part in signed {
@@ -290,7 +332,7 @@ impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
             }
             state.ready.insert(part.part_number, part.request);
         }
-        state.ready.remove(&number).ok_or_else(|| {
+        state.ready.get(&number).cloned().ok_or_else(|| {
             UploadError::new(
                 ErrorCode::BackendError,
                 format!("the backend was asked to sign part {number} and did not return a URL for it"),

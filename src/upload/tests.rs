@@ -28,6 +28,8 @@ async fn yield_now() {
 #[derive(Default)]
 struct FakeBackend {
     sign_calls: RefCell<Vec<Vec<u32>>>,
+    /// Why each signing request was made.
+    sign_reasons: RefCell<Vec<SignReason>>,
     completed: RefCell<Option<Vec<CompletedPart>>>,
     aborted: Cell<u32>,
     /// Part numbers the backend "forgets" to sign.
@@ -39,6 +41,14 @@ struct FakeBackend {
     created: Cell<u32>,
     /// The part size the last create declared.
     declared_part_size: Cell<Option<u64>>,
+    /// When set, creation waits until it is on (a slow backend).
+    create_gate: Option<Rc<Flag>>,
+    /// When set, completion waits until it is on.
+    complete_gate: Option<Rc<Flag>>,
+    complete_calls: Cell<u32>,
+    /// Complete answers with the multipart `ETag` of the part `ETag`s it was given, as S3
+    /// computes it (md5 of the part MD5s, `-N`).
+    multipart_etag: bool,
     /// Creates uploads with the checksum algorithm asked for, and signs checksums in.
     does_checksums: bool,
     /// Signs part URLs without their checksum header (a backend bug).
@@ -58,6 +68,9 @@ impl Backend for FakeBackend {
         self.created.set(self.created.get() + 1);
         self.declared_part_size.set(file.part_size);
         yield_now().await;
+        if let Some(gate) = &self.create_gate {
+            gate.until(true).await;
+        }
         Ok(MultipartSession {
             key: format!("uploads/{}", file.filename),
             upload_id: "u-1".into(),
@@ -69,8 +82,10 @@ impl Backend for FakeBackend {
         s: &MultipartSession,
         numbers: &[u32],
         checksums: Option<&[String]>,
+        reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
         self.sign_calls.borrow_mut().push(numbers.to_vec());
+        self.sign_reasons.borrow_mut().push(reason);
         self.signed_checksums.borrow_mut().push(checksums.unwrap_or_default().to_vec());
         yield_now().await;
         Ok(numbers
@@ -100,9 +115,18 @@ impl Backend for FakeBackend {
         parts: &[CompletedPart],
         checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
+        self.complete_calls.set(self.complete_calls.get() + 1);
+        if let Some(gate) = &self.complete_gate {
+            gate.until(true).await;
+        }
         *self.completed.borrow_mut() = Some(parts.to_vec());
         *self.completed_checksum.borrow_mut() = checksum.cloned();
+        let etag = self.multipart_etag.then(|| {
+            let md5s: Vec<u8> = parts.iter().flat_map(|p| unhex(p.etag.trim_matches('"'))).collect();
+            format!("\"{}-{}\"", crate::checksum::hex(&digest(ChecksumAlgorithm::Md5, &md5s)), parts.len())
+        });
         Ok(CompletedObject {
+            etag,
             location: Some(format!("https://store/{}", s.key)),
             checksum: self.reported_checksum.clone().or_else(|| checksum.map(|c| c.value.clone())),
             checksum_type: checksum.map(|c| c.kind.as_str().to_owned()),
@@ -116,7 +140,7 @@ impl Backend for FakeBackend {
     async fn list_parts(&self, _s: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
         Ok(self.listed.clone())
     }
-    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
+    async fn sign_post(&self, file: &FileInfo, _: SignReason) -> Result<SignedPost, UploadError> {
         *self.put_file.borrow_mut() = Some(file.clone());
         let mut fields =
             vec![("key".to_owned(), format!("uploads/{}", file.filename)), ("Policy".into(), "e30=".into())];
@@ -131,7 +155,7 @@ impl Backend for FakeBackend {
             display_url: Some("https://store/bucket/shown".into()),
         })
     }
-    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
+    async fn sign_put(&self, file: &FileInfo, _: SignReason) -> Result<SignedPut, UploadError> {
         *self.put_file.borrow_mut() = Some(file.clone());
         let mut headers = BTreeMap::new();
         if let (Some(algorithm), Some(checksum), true) = (file.checksum_algorithm, &file.checksum, self.does_checksums)
@@ -144,6 +168,10 @@ impl Backend for FakeBackend {
             display_url: None,
         })
     }
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0)).collect()
 }
 
 /// What the fake store does with a request.
@@ -168,6 +196,12 @@ struct FakeTransport {
     bodies: RefCell<Vec<Range<u64>>>,
     /// The fields of each form posted.
     forms: RefCell<Vec<Vec<(String, String)>>>,
+    /// The headers each request was sent with.
+    sent_headers: RefCell<Vec<BTreeMap<String, String>>>,
+    /// Answer part `ETag`s as S3 does without KMS: the hex MD5 of the bytes received.
+    md5_etags: bool,
+    /// This part arrives with a byte flipped, and the store (which checks no checksum) keeps it.
+    corrupt_part: Option<u32>,
 }
 
 impl FakeTransport {
@@ -181,6 +215,9 @@ impl FakeTransport {
             max_in_flight: Cell::new(0),
             bodies: RefCell::new(vec![]),
             forms: RefCell::default(),
+            sent_headers: RefCell::default(),
+            md5_etags: false,
+            corrupt_part: None,
         }
     }
 }
@@ -202,6 +239,7 @@ impl Transport for FakeTransport {
             }
         };
         sent((body.end - body.start) / 2);
+        self.sent_headers.borrow_mut().push(request.headers.clone());
         self.attempts.set(self.attempts.get() + 1);
         self.in_flight.set(self.in_flight.get() + 1);
         self.max_in_flight.set(self.max_in_flight.get().max(self.in_flight.get()));
@@ -223,9 +261,17 @@ impl Transport for FakeTransport {
             }
             return Err(error);
         }
-        self.bodies.borrow_mut().push(body);
-        let etag = (self.behaviour != StoreBehaviour::HideEtag).then(|| format!("\"etag-{}\"", part.unwrap_or(0)));
-        Ok(PutOutcome { etag })
+        self.bodies.borrow_mut().push(body.clone());
+        let etag = if self.md5_etags {
+            let mut received: Vec<u8> = body.map(source_byte).collect();
+            if part.is_some() && part == self.corrupt_part {
+                received[0] ^= 0xff;
+            }
+            format!("\"{}\"", crate::checksum::hex(&digest(ChecksumAlgorithm::Md5, &received)))
+        } else {
+            format!("\"etag-{}\"", part.unwrap_or(0))
+        };
+        Ok(PutOutcome { etag: (self.behaviour != StoreBehaviour::HideEtag).then_some(etag) })
     }
 }
 
@@ -473,6 +519,8 @@ fn an_expired_url_is_signed_again_before_the_retry() {
     h.run(12 * MIB).unwrap();
     let calls = h.backend.sign_calls.borrow();
     assert_eq!(calls.last().unwrap(), &vec![3], "part 3 alone was signed again: {calls:?}");
+    let reasons = h.backend.sign_reasons.borrow();
+    assert_eq!(*reasons, vec![SignReason::First, SignReason::Expired], "the backend is told why");
 }
 
 #[test]
@@ -877,4 +925,102 @@ fn small_files_go_as_forms_with_their_checksum_and_large_ones_as_multipart() {
     let stored = h.run(12 * MIB).unwrap();
     assert!(h.transport.forms.borrow().is_empty());
     assert_eq!(stored.parts, Some(3));
+}
+
+/// Runs an upload of `size` bytes alongside `driver`, which plays the user.
+fn run_with(h: &Harness, size: u64, driver: impl Future<Output = ()>) -> Result<StoredObject, UploadError> {
+    let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
+    let progress = ProgressReporter::new(size, &h.runtime, &sink);
+    let cx = h.cx(6);
+    block_on(join(upload_file(&cx, &FakeSource(size), &file("a", size), &progress), driver)).0
+}
+
+/// Yields until `ready()` holds (at most 1000 times).
+async fn eventually(ready: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if ready() {
+            return;
+        }
+        yield_now().await;
+    }
+    panic!("the condition never held");
+}
+
+#[test]
+fn abort_while_the_backend_creates_the_upload_aborts_it_once_it_exists() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    let gate = Rc::new(Flag::default());
+    h.backend.create_gate = Some(gate.clone());
+    let driver = async {
+        eventually(|| h.backend.created.get() == 1).await;
+        h.control.aborted.set(true);
+        for _ in 0..10 {
+            yield_now().await;
+        }
+        assert_eq!(h.backend.aborted.get(), 0, "nothing to abort before the backend answers");
+        gate.set(true);
+    };
+    let result = run_with(&h, 12 * MIB, driver);
+    assert_eq!(result.unwrap_err().code, ErrorCode::Aborted);
+    assert_eq!(h.backend.aborted.get(), 1, "the upload created after abort() is aborted, not orphaned");
+    assert_eq!(h.transport.attempts.get(), 0, "no part is sent");
+}
+
+#[test]
+fn abort_once_complete_was_sent_leaves_the_answer_to_complete() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    let gate = Rc::new(Flag::default());
+    h.backend.complete_gate = Some(gate.clone());
+    let driver = async {
+        eventually(|| h.backend.complete_calls.get() == 1).await;
+        h.control.aborted.set(true);
+        yield_now().await;
+        gate.set(true);
+    };
+    let stored = run_with(&h, 12 * MIB, driver).expect("the store completed the object: done resolves with it");
+    assert_eq!(stored.parts, Some(3));
+    assert_eq!(h.backend.aborted.get(), 0, "a completed upload is not aborted");
+}
+
+#[test]
+fn retries_of_a_failed_part_reuse_its_url_until_it_expires() {
+    let h = Harness::new(StoreBehaviour::Accept, 6);
+    let reset = UploadError::new(ErrorCode::PartUploadFailed, "reset").with_retry(RetryAction::Backoff);
+    let stalled = UploadError::new(ErrorCode::PartUploadFailed, "stalled").with_retry(RetryAction::Backoff);
+    h.transport.failures.borrow_mut().insert(2, vec![transient(500), reset, stalled]);
+    h.run(12 * MIB).unwrap();
+    assert_eq!(h.transport.attempts.get(), 6);
+    let calls = h.backend.sign_calls.borrow();
+    assert_eq!(calls.iter().flatten().count(), 3, "each part signed once, whatever its retries: {calls:?}");
+}
+
+#[test]
+fn one_corrupt_md5_part_among_five_is_a_checksum_mismatch() {
+    let mut h = with_checksums(ChecksumAlgorithm::Md5);
+    h.transport.md5_etags = true;
+    h.transport.corrupt_part = Some(3);
+    h.backend.multipart_etag = true;
+    let err = h.run(21 * MIB).unwrap_err();
+    assert_eq!(err.code, ErrorCode::ChecksumMismatch, "{}", err.message);
+    assert!(err.message.contains("part 3"), "{}", err.message);
+    h.transport.corrupt_part = None;
+    let h = {
+        let mut clean = with_checksums(ChecksumAlgorithm::Md5);
+        clean.transport.md5_etags = true;
+        clean.backend.multipart_etag = true;
+        clean
+    };
+    assert!(h.run(21 * MIB).unwrap().checksum.is_some(), "the same upload without corruption is verified");
+}
+
+#[test]
+fn a_single_put_sends_the_content_type_it_declared() {
+    let h = Harness::new(StoreBehaviour::Accept, 6);
+    let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
+    let progress = ProgressReporter::new(10, &h.runtime, &sink);
+    let mut png = file("a.png", 10);
+    png.content_type = "image/png".into();
+    block_on(upload_file(&h.cx(6), &FakeSource(10), &png, &progress)).unwrap();
+    let sent = h.transport.sent_headers.borrow();
+    assert_eq!(sent[0].get("content-type").map(String::as_str), Some("image/png"), "{sent:?}");
 }

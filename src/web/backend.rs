@@ -8,8 +8,8 @@ use crate::checksum::{ChecksumAlgorithm, ObjectChecksum};
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, RetryAction, classify};
 use crate::upload::{
-    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignedPart, SignedPost, SignedPut,
-    SignedRequest,
+    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignReason, SignedPart,
+    SignedPost, SignedPut, SignedRequest,
 };
 use futures::future::try_join_all;
 use gloo_net::http::Request;
@@ -31,16 +31,24 @@ struct SignPartsRequest<'a> {
     /// `checksums[i]` is part `part_numbers[i]`'s checksum, to sign into its URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     checksums: Option<&'a [String]>,
+    /// `first`, or `expired` when the store refused the last URLs as expired.
+    reason: SignReason,
 }
 
 impl<'a> SignPartsRequest<'a> {
-    fn new(session: &'a MultipartSession, part_numbers: &'a [u32], checksums: Option<&'a [String]>) -> Self {
+    fn new(
+        session: &'a MultipartSession,
+        part_numbers: &'a [u32],
+        checksums: Option<&'a [String]>,
+        reason: SignReason,
+    ) -> Self {
         SignPartsRequest {
             key: &session.key,
             upload_id: &session.upload_id,
             part_numbers,
             checksum_algorithm: session.checksum_algorithm,
             checksums,
+            reason,
         }
     }
 }
@@ -55,6 +63,7 @@ struct SignPartRequest<'a> {
     checksum_algorithm: Option<ChecksumAlgorithm>,
     #[serde(skip_serializing_if = "Option::is_none")]
     checksum: Option<&'a str>,
+    reason: SignReason,
 }
 
 #[derive(Serialize)]
@@ -195,8 +204,9 @@ impl Backend for HttpBackend {
         session: &MultipartSession,
         numbers: &[u32],
         checksums: Option<&[String]>,
+        reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
-        let request = SignPartsRequest::new(session, numbers, checksums);
+        let request = SignPartsRequest::new(session, numbers, checksums, reason);
         self.post::<PartsAnswer<SignedPart>>("/multipart/sign", &request).await.map(PartsAnswer::into_parts)
     }
 
@@ -218,11 +228,11 @@ impl Backend for HttpBackend {
         self.post::<PartsAnswer<ListedPart>>("/multipart/list", session).await.map(PartsAnswer::into_parts)
     }
 
-    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
+    async fn sign_put(&self, file: &FileInfo, _: SignReason) -> Result<SignedPut, UploadError> {
         self.post::<SignPutAnswer>("/put", file).await.map(|a| a.into_signed_put(file))
     }
 
-    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
+    async fn sign_post(&self, file: &FileInfo, _: SignReason) -> Result<SignedPost, UploadError> {
         self.post("/post", file).await
     }
 }
@@ -295,9 +305,10 @@ impl Backend for CallbackBackend {
         session: &MultipartSession,
         numbers: &[u32],
         checksums: Option<&[String]>,
+        reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
         if self.sign_parts.is_some() || self.sign_part.is_none() {
-            let request = SignPartsRequest::new(session, numbers, checksums);
+            let request = SignPartsRequest::new(session, numbers, checksums, reason);
             let answer: PartsAnswer<SignedPart> = Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
             return Ok(answer.into_parts());
         }
@@ -309,6 +320,7 @@ impl Backend for CallbackBackend {
                 part_number,
                 checksum_algorithm: session.checksum_algorithm,
                 checksum,
+                reason,
             };
             let signed: SignedRequest = Self::call("signPart", self.sign_part.as_ref(), &request).await?;
             Ok(SignedPart { part_number, request: signed })
@@ -346,11 +358,11 @@ impl Backend for CallbackBackend {
         Ok(answer.into_parts())
     }
 
-    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
+    async fn sign_put(&self, file: &FileInfo, _: SignReason) -> Result<SignedPut, UploadError> {
         Self::call::<SignPutAnswer>("signPut", self.sign_put.as_ref(), file).await.map(|a| a.into_signed_put(file))
     }
 
-    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
+    async fn sign_post(&self, file: &FileInfo, _: SignReason) -> Result<SignedPost, UploadError> {
         Self::call("signPost", self.sign_post.as_ref(), file).await
     }
 }
@@ -391,11 +403,12 @@ impl Backend for AnyBackend {
         session: &MultipartSession,
         numbers: &[u32],
         checksums: Option<&[String]>,
+        reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.sign_parts(session, numbers, checksums).await,
-            AnyBackend::Callbacks(b) => b.sign_parts(session, numbers, checksums).await,
-            AnyBackend::Credentials(b) => b.sign_parts(session, numbers, checksums).await,
+            AnyBackend::Http(b) => b.sign_parts(session, numbers, checksums, reason).await,
+            AnyBackend::Callbacks(b) => b.sign_parts(session, numbers, checksums, reason).await,
+            AnyBackend::Credentials(b) => b.sign_parts(session, numbers, checksums, reason).await,
         }
     }
 
@@ -428,19 +441,19 @@ impl Backend for AnyBackend {
         }
     }
 
-    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
+    async fn sign_put(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPut, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.sign_put(file).await,
-            AnyBackend::Callbacks(b) => b.sign_put(file).await,
-            AnyBackend::Credentials(b) => b.sign_put(file).await,
+            AnyBackend::Http(b) => b.sign_put(file, reason).await,
+            AnyBackend::Callbacks(b) => b.sign_put(file, reason).await,
+            AnyBackend::Credentials(b) => b.sign_put(file, reason).await,
         }
     }
 
-    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
+    async fn sign_post(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPost, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.sign_post(file).await,
-            AnyBackend::Callbacks(b) => b.sign_post(file).await,
-            AnyBackend::Credentials(b) => b.sign_post(file).await,
+            AnyBackend::Http(b) => b.sign_post(file, reason).await,
+            AnyBackend::Callbacks(b) => b.sign_post(file, reason).await,
+            AnyBackend::Credentials(b) => b.sign_post(file, reason).await,
         }
     }
 }

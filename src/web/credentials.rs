@@ -13,15 +13,15 @@ use crate::retry::RetryAction;
 use crate::s3_xml::{complete_multipart_body, list_parts_page, unescape, xml_text};
 use crate::sigv4::{self, Credentials, EMPTY_PAYLOAD_SHA256, Request as SigRequest, Scope, iso_8601_ms};
 use crate::upload::{
-    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignedPart, SignedPost, SignedPut,
-    SignedRequest,
+    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignReason, SignedPart,
+    SignedPost, SignedPut, SignedRequest,
 };
 use futures::lock::Mutex;
 use gloo_net::http::{Method, RequestBuilder};
 use js_sys::Function;
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// Where grants come from.
@@ -89,9 +89,6 @@ pub(crate) struct CredentialsBackend {
     fetching: Mutex<()>,
     /// Added to the local clock to get the store's, learned from `RequestTimeTooSkewed`.
     clock_offset_ms: Cell<f64>,
-    /// Part and object URLs signed so far. Signing one again means its last attempt failed
-    /// (expired token, skewed clock), so the credentials are fetched again first.
-    signed: RefCell<HashSet<String>>,
 }
 
 impl CredentialsBackend {
@@ -102,7 +99,6 @@ impl CredentialsBackend {
             grant: RefCell::new(None),
             fetching: Mutex::new(()),
             clock_offset_ms: Cell::new(0.0),
-            signed: RefCell::default(),
         }
     }
 
@@ -177,34 +173,20 @@ impl CredentialsBackend {
         })
     }
 
-    /// Presigns `method` on `url` with `headers`, fetching new credentials first when the same
-    /// URL was signed before (its last attempt failed).
-    async fn presign(
+    /// Presigns `method` on `url` with `headers` with `grant`'s credentials.
+    fn presign(
         &self,
+        grant: &Grant,
         method: &str,
         url: &str,
         headers: Vec<(String, String)>,
     ) -> Result<SignedRequest, UploadError> {
-        let again = self.signed_before(format!("{method} {url}"));
-        let grant = self.grant(again).await?;
         let lifetime_s = URL_LIFETIME_S.min((grant.expires_ms - self.now_ms()) / 1000.0).max(1.0) as u32;
         let request = SigRequest { method, url, headers: &headers };
         let scope = Scope { region: &grant.endpoint.region, service: "s3" };
         let signed = sigv4::presign(&request, &grant.credentials, scope, self.now_ms(), lifetime_s)
             .ok_or_else(|| backend_error("the store's URL could not be signed".into()))?;
         Ok(SignedRequest { url: signed, headers: headers.into_iter().collect() })
-    }
-
-    /// Whether `what` (a URL, or a file sent in one request) was signed before: its last attempt
-    /// failed, so the credentials are fetched again first. (Two files alike in name, size and
-    /// wished-for key count as one: at worst, credentials are fetched once more than needed.)
-    fn signed_before(&self, what: String) -> bool {
-        !self.signed.borrow_mut().insert(what)
-    }
-
-    /// Whether `file`, sent in one request under a fresh key, was signed for before.
-    fn file_signed_before(&self, file: &FileInfo) -> bool {
-        self.signed_before(format!("file {:?} {} {:?}", file.filename, file.size, file.key))
     }
 
     /// Sends an S3 request signed with an `Authorization` header; the answer's body. An S3 error
@@ -288,7 +270,7 @@ impl CredentialsBackend {
     /// A presigned GET for showing `key`, valid while the credentials are.
     async fn display_url(&self, key: &str) -> Result<String, UploadError> {
         let grant = self.grant(false).await?;
-        Ok(self.presign("GET", &grant.endpoint.object_url(key), Vec::new()).await?.url)
+        Ok(self.presign(&grant, "GET", &grant.endpoint.object_url(key), Vec::new())?.url)
     }
 }
 
@@ -328,8 +310,9 @@ impl Backend for CredentialsBackend {
         session: &MultipartSession,
         numbers: &[u32],
         checksums: Option<&[String]>,
+        reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
-        let grant = self.grant(false).await?;
+        let grant = self.grant(reason == SignReason::Expired).await?;
         let object = grant.endpoint.object_url(&session.key);
         let upload_id = sigv4::uri_encode(&session.upload_id, true);
         let mut parts = Vec::with_capacity(numbers.len());
@@ -339,7 +322,7 @@ impl Backend for CredentialsBackend {
                 _ => Vec::new(),
             };
             let url = format!("{object}?partNumber={part_number}&uploadId={upload_id}");
-            parts.push(SignedPart { part_number, request: self.presign("PUT", &url, headers).await? });
+            parts.push(SignedPart { part_number, request: self.presign(&grant, "PUT", &url, headers)? });
         }
         Ok(parts)
     }
@@ -409,18 +392,18 @@ impl Backend for CredentialsBackend {
         Ok(parts)
     }
 
-    async fn sign_put(&self, file: &FileInfo) -> Result<SignedPut, UploadError> {
-        let grant = self.grant(self.file_signed_before(file)).await?;
+    async fn sign_put(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPut, UploadError> {
+        let grant = self.grant(reason == SignReason::Expired).await?;
         let key = Self::key_for(file, &grant)?;
-        let request = self.presign("PUT", &grant.endpoint.object_url(&key), object_headers(file, false)).await?;
+        let request = self.presign(&grant, "PUT", &grant.endpoint.object_url(&key), object_headers(file, false))?;
         let display_url = Some(self.display_url(&key).await?);
         Ok(SignedPut { key, request, display_url })
     }
 
     /// A form POST signed in the page, for files sent in one request: unlike a PUT, it needs no
     /// CORS preflight. The policy admits exactly this key, type, metadata, checksum and size.
-    async fn sign_post(&self, file: &FileInfo) -> Result<SignedPost, UploadError> {
-        let grant = self.grant(self.file_signed_before(file)).await?;
+    async fn sign_post(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPost, UploadError> {
+        let grant = self.grant(reason == SignReason::Expired).await?;
         let key = Self::key_for(file, &grant)?;
         let mut fields = vec![("key".to_owned(), key.clone())];
         fields.extend(object_headers(file, false).into_iter().map(|(name, value)| match name.as_str() {
