@@ -50,6 +50,19 @@ async fn sixty_four_mib_goes_up_in_parallel_parts_with_honest_progress() {
 }
 
 #[wasm_bindgen_test]
+async fn no_time_out_timer_outlives_the_request_it_guarded() {
+    live_timers(0);
+    let before = live_timers(10_000);
+    // Callbacks: each call is given 30 s to settle.
+    let cb = callbacks(&api(), &json("{}"));
+    let up = uploader(object(&[("backend", get(&cb, "backend"))]));
+    let file = file_of(12 * MIB, 9, "timers.bin", "");
+    let result = upload(&up, &file, JsValue::UNDEFINED).await.unwrap();
+    assert_stored(&result, &file).await;
+    assert_eq!(live_timers(10_000), before, "every callback and PUT cleared its time-out");
+}
+
+#[wasm_bindgen_test]
 async fn one_uploader_runs_several_files_under_one_budget() {
     let up = uploader(object(&[("backend", api().into()), ("concurrency", 2.into())]));
     let (a, b) = (file_of(12 * MIB, 5, "a.bin", ""), file_of(11 * MIB + 7, 6, "b.bin", ""));

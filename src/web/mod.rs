@@ -132,10 +132,22 @@ impl Drop for NetworkWatch {
 /// Resolves after `ms` milliseconds.
 async fn sleep(ms: u32) {
     let ms = i32::try_from(ms).unwrap_or(i32::MAX);
+    let mut timer = JsValue::UNDEFINED;
     let promise = Promise::new(&mut |resolve, _reject| {
-        set_timeout(&resolve, ms);
+        timer = set_timeout(&resolve, ms);
     });
+    let _timer = ClearedOnDrop(timer);
     let _ = JsFuture::from(promise).await;
+}
+
+/// A timer id whose timer is cleared when this is dropped: a sleep given up on (a request
+/// that answered before its time-out) leaves no timer behind.
+struct ClearedOnDrop(JsValue);
+
+impl Drop for ClearedOnDrop {
+    fn drop(&mut self) {
+        clear_timeout(&self.0);
+    }
 }
 
 /// Runs `work` for at most `ms` milliseconds; `None` when time ran out.

@@ -47,6 +47,21 @@ export function fetch_bytes(url) {
 }
 export function get_json(url) { return fetch(url).then(r => r.json()); }
 export function sleep(ms) { return new Promise(resolve => setTimeout(resolve, ms)); }
+// Counts the timers of at least `ms` milliseconds that were set and neither fired nor cleared
+// since the first call (which starts watching setTimeout and clearTimeout).
+export function live_timers(ms) {
+  if (!globalThis.__timers) {
+    const live = globalThis.__timers = new Map();
+    const [set, clear] = [globalThis.setTimeout, globalThis.clearTimeout];
+    globalThis.setTimeout = (handler, delay, ...args) => {
+      const id = set((...a) => { live.delete(id); typeof handler === "function" && handler(...a); }, delay, ...args);
+      live.set(id, delay ?? 0);
+      return id;
+    };
+    globalThis.clearTimeout = id => { live.delete(id); clear(id); };
+  }
+  return [...globalThis.__timers.values()].filter(delay => delay >= ms).length;
+}
 export function shift_clock(ms) {
   const real = Date.now.__real ?? Date.now;
   Date.now = ms ? Object.assign(() => real.call(Date) + ms, { __real: real }) : real;
@@ -112,6 +127,8 @@ extern "C" {
     pub fn get_json(url: &str) -> Promise;
     pub fn callbacks(api: &str, options: &JsValue) -> JsValue;
     pub fn sleep(ms: u32) -> Promise;
+    /// Timers of at least `ms` still pending (counting from the first call).
+    pub fn live_timers(ms: u32) -> u32;
     /// Moves `Date.now()` by `ms` (0 puts it back): a device whose clock is off.
     pub fn shift_clock(ms: f64);
 }
