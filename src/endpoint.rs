@@ -105,8 +105,15 @@ impl Endpoint {
 
     /// The URL of the object `key` (encoded as SigV4 expects; `/` kept).
     pub fn object_url(&self, key: &str) -> String {
-        format!("{}{}", self.bucket_url(), uri_encode(key, false))
+        object_url_in(&self.bucket_url(), key)
     }
+}
+
+/// The URL of the object `key` in the bucket at `bucket_url`, however the URL was given: with
+/// or without its trailing `/` (boto3's path-style POST URLs have none), with or without a query.
+pub fn object_url_in(bucket_url: &str, key: &str) -> String {
+    let bucket_url = bucket_url.split(['?', '#']).next().unwrap_or_default().trim_end_matches('/');
+    format!("{bucket_url}/{}", uri_encode(key, false))
 }
 
 /// `url` as `scheme://host[:port]`, or why it is not one.
@@ -125,6 +132,18 @@ fn checked_origin(url: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_urls_join_the_bucket_url_and_the_key_with_one_slash() {
+        for bucket_url in
+            ["http://127.0.0.1:9000/bucket", "http://127.0.0.1:9000/bucket/", "http://127.0.0.1:9000/bucket/?x=1"]
+        {
+            assert_eq!(object_url_in(bucket_url, "uploads/a b.png"), "http://127.0.0.1:9000/bucket/uploads/a%20b.png");
+        }
+        for bucket_url in ["https://bucket.s3.amazonaws.com", "https://bucket.s3.amazonaws.com/"] {
+            assert_eq!(object_url_in(bucket_url, "k"), "https://bucket.s3.amazonaws.com/k");
+        }
+    }
 
     fn url_of(options: EndpointOptions<'_>, key: &str) -> String {
         Endpoint::new(&options).unwrap().object_url(key)

@@ -788,7 +788,7 @@ where
         .zip(digest)
         .filter(|(algorithm, digest)| form_field(&post, algorithm.header()) == Some(&digest.base64()));
     Ok(StoredObject {
-        location: Some(format!("{}{}", without_query(&post.url), crate::sigv4::uri_encode(&key, false))),
+        location: Some(crate::endpoint::object_url_in(&post.url, &key)),
         key,
         etag: outcome.etag,
         display_url: post.display_url,

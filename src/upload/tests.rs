@@ -39,6 +39,8 @@ struct FakeBackend {
     /// Appended to every signed URL (e.g. a SigV4 date and lifetime).
     url_suffix: String,
     created: Cell<u32>,
+    /// The URL a POST policy answer names (boto3's path-style ones end without `/`).
+    post_url: Option<String>,
     /// The part size the last create declared.
     declared_part_size: Cell<Option<u64>>,
     /// When set, creation waits until it is on (a slow backend).
@@ -150,7 +152,7 @@ impl Backend for FakeBackend {
         }
         Ok(SignedPost {
             key: None,
-            url: "https://store/bucket/".into(),
+            url: self.post_url.clone().unwrap_or_else(|| "https://store/bucket/".into()),
             fields,
             display_url: Some("https://store/bucket/shown".into()),
         })
@@ -1023,4 +1025,13 @@ fn a_single_put_sends_the_content_type_it_declared() {
     block_on(upload_file(&h.cx(6), &FakeSource(10), &png, &progress)).unwrap();
     let sent = h.transport.sent_headers.borrow();
     assert_eq!(sent[0].get("content-type").map(String::as_str), Some("image/png"), "{sent:?}");
+}
+
+#[test]
+fn a_form_posted_to_a_path_style_url_without_a_slash_reports_the_object_url() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    h.post_forms = PostForms::Always;
+    h.backend.post_url = Some("http://127.0.0.1:9000/bucket".into());
+    let stored = h.run(10).unwrap();
+    assert_eq!(stored.location.as_deref(), Some("http://127.0.0.1:9000/bucket/uploads/a.bin"));
 }
