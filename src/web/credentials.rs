@@ -204,7 +204,9 @@ impl CredentialsBackend {
         let payload = body
             .as_deref()
             .map_or_else(|| EMPTY_PAYLOAD_SHA256.to_owned(), |b| hex(&digest(ChecksumAlgorithm::Sha256, b.as_bytes())));
-        let request = SigRequest { method: method.as_ref(), url, headers: &headers };
+        // Named in the error of a request the bucket's CORS rule blocks.
+        let method_name = method.to_string();
+        let request = SigRequest { method: &method_name, url, headers: &headers };
         let scope = Scope { region: &grant.endpoint.region, service: "s3" };
         let signed = sigv4::sign_headers(&request, &payload, &grant.credentials, scope, self.now_ms())
             .ok_or_else(|| backend_error("the store's URL could not be signed".into()))?;
@@ -218,7 +220,7 @@ impl CredentialsBackend {
             Some(body) => builder.body(body).map_err(failed)?,
             None => builder.build().map_err(failed)?,
         };
-        let response = request.send().await.map_err(|_| store_unreachable(what))?;
+        let response = request.send().await.map_err(|_| store_unreachable(what, &method_name))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if (200..300).contains(&status) && !text.contains("<Error>") {

@@ -226,8 +226,8 @@ impl Transport for FetchTransport {
         let sending_ms = size / f64::from(self.min_bytes_per_second) * 1000.0;
         let timeout_ms = f64::from(self.stall_timeout_ms) + sending_ms;
         let guard = RequestGuard::new(timeout_ms.min(f64::from(i32::MAX)) as u32);
-        let builder =
-            if body.is_instance_of::<FormData>() { Request::post(&request.url) } else { Request::put(&request.url) };
+        let method = if body.is_instance_of::<FormData>() { "POST" } else { "PUT" };
+        let builder = if method == "POST" { Request::post(&request.url) } else { Request::put(&request.url) };
         let mut builder = builder.abort_signal(Some(&guard.signal()));
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
@@ -238,7 +238,7 @@ impl Transport for FetchTransport {
                 failed(format!("{what} got no answer within {} s", (timeout_ms / 1000.0).round()))
                     .with_retry(classify(Observed::TimedOut))
             } else {
-                store_unreachable(what)
+                store_unreachable(what, method)
             }
         })?;
         let header = response.headers().get("ETag");
@@ -279,12 +279,12 @@ fn outcome(status: u16, header: Option<String>, body: &str, what: &str) -> Resul
 
 /// The error for a PUT that got no answer at all: a network failure, or a CORS refusal, which
 /// the browser does not tell apart.
-fn store_unreachable(what: &str) -> UploadError {
+fn store_unreachable(what: &str, method: &str) -> UploadError {
     UploadError::new(
         ErrorCode::PartUploadFailed,
         format!(
             "{what} failed before the store answered: the network failed, or the bucket's CORS rule \
-             does not allow this origin, the PUT method or the request's headers"
+             does not allow this origin, the {method} method or the request's headers"
         ),
     )
     .with_retry(classify(Observed::Network))

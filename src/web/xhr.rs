@@ -126,7 +126,7 @@ impl Transport for XhrTransport {
                     guard.arm_stall_timer();
                 }
                 Some(XhrEvent::Answered) => break,
-                Some(XhrEvent::Failed) | None => return Err(store_unreachable(what)),
+                Some(XhrEvent::Failed) | None => return Err(store_unreachable(what, method)),
                 Some(XhrEvent::Stalled) => {
                     let seconds = self.stall_timeout_ms / 1000;
                     return Err(failed(format!("{what} made no progress for {seconds} s"))
