@@ -22,27 +22,30 @@ pub enum Observed<'a> {
     Network,
     /// No answer within the time allowed.
     TimedOut,
-    /// An HTTP answer with this status and, for S3 XML errors, its `<Code>` and `<Message>`.
-    Status { status: u16, code: Option<&'a str>, message: Option<&'a str> },
+    /// An HTTP answer with this status and, for S3 XML errors, its `<Code>`. `expired` says the
+    /// request is known to have expired without reading any message: S3's answer to an expired
+    /// URL carries an `<Expires>` element, or the URL's own `X-Amz-Date` and `X-Amz-Expires`
+    /// have run out.
+    Status { status: u16, code: Option<&'a str>, expired: bool },
 }
 
-/// Decides what to do about a failure. Network failures, time-outs, 5xx, 429 (and S3's
-/// `SlowDown`) and 408 are transient, and so is `BadDigest` (the bytes changed on the way: send
-/// them again); a 403 whose code or message says the request expired means re-signing; every
-/// other 4xx is permanent.
+/// S3's error codes that say the credentials or the request expired.
+const EXPIRY_CODES: [&str; 3] = ["ExpiredToken", "TokenRefreshRequired", "RequestExpired"];
+
+/// Decides what to do about a failure, from status and S3 error code alone. Network failures,
+/// time-outs, 5xx, 429 (and S3's `SlowDown`) and 408 are transient, and so is `BadDigest` (the
+/// bytes changed on the way: send them again); an expiry code, or an `AccessDenied` for a
+/// request known to have expired, means re-signing; every other 4xx is permanent.
 pub fn classify(observed: Observed<'_>) -> RetryAction {
     match observed {
         Observed::Network | Observed::TimedOut => RetryAction::Backoff,
-        Observed::Status { status, code, message } => {
-            let expired = code.is_some_and(|c| c.contains("Expired"))
-                || message.is_some_and(|m| m.to_ascii_lowercase().contains("expired"));
-            match status {
-                403 | 400 if expired => RetryAction::Resign,
-                408 | 429 | 500..=599 => RetryAction::Backoff,
-                _ if matches!(code, Some("SlowDown" | "RequestTimeout" | "BadDigest")) => RetryAction::Backoff,
-                _ => RetryAction::Fail,
-            }
-        }
+        Observed::Status { status, code, expired } => match status {
+            _ if code.is_some_and(|c| EXPIRY_CODES.contains(&c)) => RetryAction::Resign,
+            403 if expired && matches!(code, Some("AccessDenied") | None) => RetryAction::Resign,
+            408 | 429 | 500..=599 => RetryAction::Backoff,
+            _ if matches!(code, Some("SlowDown" | "RequestTimeout" | "BadDigest")) => RetryAction::Backoff,
+            _ => RetryAction::Fail,
+        },
     }
 }
 
@@ -119,8 +122,8 @@ impl Backoff {
 mod tests {
     use super::*;
 
-    fn status(status: u16, code: Option<&'static str>, message: Option<&'static str>) -> RetryAction {
-        classify(Observed::Status { status, code, message })
+    fn status(status: u16, code: Option<&'static str>, expired: bool) -> RetryAction {
+        classify(Observed::Status { status, code, expired })
     }
 
     #[test]
@@ -128,23 +131,26 @@ mod tests {
         assert_eq!(classify(Observed::Network), RetryAction::Backoff);
         assert_eq!(classify(Observed::TimedOut), RetryAction::Backoff);
         for s in [408, 429, 500, 502, 503, 504] {
-            assert_eq!(status(s, None, None), RetryAction::Backoff, "{s}");
+            assert_eq!(status(s, None, false), RetryAction::Backoff, "{s}");
         }
-        assert_eq!(status(503, Some("SlowDown"), Some("Please reduce your request rate.")), RetryAction::Backoff);
+        assert_eq!(status(503, Some("SlowDown"), false), RetryAction::Backoff);
         for s in [400, 401, 403, 404, 405, 411, 413] {
-            assert_eq!(status(s, None, None), RetryAction::Fail, "{s}");
+            assert_eq!(status(s, None, false), RetryAction::Fail, "{s}");
         }
-        assert_eq!(status(403, Some("SignatureDoesNotMatch"), None), RetryAction::Fail);
+        assert_eq!(status(403, Some("SignatureDoesNotMatch"), false), RetryAction::Fail);
         // A checksum mismatch means corruption on the way: the part is sent again.
-        assert_eq!(status(400, Some("BadDigest"), Some("checksum_crc32c mismatch")), RetryAction::Backoff);
-        assert_eq!(status(400, Some("InvalidDigest"), None), RetryAction::Fail);
+        assert_eq!(status(400, Some("BadDigest"), false), RetryAction::Backoff);
+        assert_eq!(status(400, Some("InvalidDigest"), false), RetryAction::Fail);
     }
 
     #[test]
-    fn expired_urls_are_resigned() {
-        assert_eq!(status(403, Some("AccessDenied"), Some("Request has expired")), RetryAction::Resign);
-        assert_eq!(status(400, Some("ExpiredToken"), None), RetryAction::Resign);
-        assert_eq!(status(403, Some("AccessDenied"), Some("Access Denied")), RetryAction::Fail);
+    fn expired_urls_are_resigned_as_codes_and_expiry_say_not_messages() {
+        assert_eq!(status(403, Some("AccessDenied"), true), RetryAction::Resign);
+        for code in EXPIRY_CODES {
+            assert_eq!(status(400, Some(code), false), RetryAction::Resign, "{code}");
+        }
+        assert_eq!(status(403, Some("AccessDenied"), false), RetryAction::Fail, "denied, not expired");
+        assert_eq!(status(403, Some("SignatureDoesNotMatch"), true), RetryAction::Fail);
     }
 
     #[test]

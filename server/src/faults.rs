@@ -169,7 +169,11 @@ pub fn answer(fault: Fault) -> Option<(u16, &'static str)> {
         Fault::SlowDown => {
             Some((503, "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"))
         }
-        Fault::Expired => Some((403, "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")),
+        // As S3 answers an expired presigned URL: with the expiry and the server's time.
+        Fault::Expired => Some((
+            403,
+            "<Error><Code>AccessDenied</Code><Message>Request has expired</Message><X-Amz-Expires>900</X-Amz-Expires><Expires>2026-01-01T00:15:00Z</Expires><ServerTime>2026-01-01T00:20:00Z</ServerTime></Error>",
+        )),
         Fault::Stall => Some((503, "<Error><Code>RequestTimeout</Code><Message>Stalled on purpose.</Message></Error>")),
         Fault::Reset | Fault::Corrupt => None,
     }

@@ -178,7 +178,7 @@ impl HttpBackend {
                 .and_then(|v| v.as_string())
                 .map(|s| format!(": {s}"))
                 .unwrap_or_default();
-            let retry = classify(Observed::Status { status, code: None, message: None });
+            let retry = classify(Observed::Status { status, code: None, expired: false });
             return Err(backend_error(format!("the backend answered {what} with HTTP {status}{said}"))
                 .with_status(status)
                 .with_retry(retry));
@@ -376,7 +376,7 @@ fn callback_retry(rejected: &JsValue) -> RetryAction {
     let status = js_sys::Reflect::get(rejected, &"status".into()).ok().and_then(|s| s.as_f64());
     match status {
         Some(status) if (100.0..600.0).contains(&status) => {
-            classify(Observed::Status { status: status as u16, code: None, message: None })
+            classify(Observed::Status { status: status as u16, code: None, expired: false })
         }
         _ => RetryAction::Fail,
     }

@@ -227,7 +227,7 @@ impl CredentialsBackend {
             return Ok(text);
         }
         let status = if (200..300).contains(&status) { 500 } else { status };
-        Err(self.on_rejection(store_rejection(status, &text, what), &text))
+        Err(self.on_rejection(store_rejection(status, &text, what, None), &text))
     }
 
     /// Learns from a rejection: an expired or unknown token drops the credentials, and a skewed

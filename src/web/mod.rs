@@ -232,8 +232,8 @@ impl Transport for FetchTransport {
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
-        let request = builder.body(body).map_err(|e| failed(format!("could not build the request for {what}: {e}")))?;
-        let response = request.send().await.map_err(|_| {
+        let sending = builder.body(body).map_err(|e| failed(format!("could not build the request for {what}: {e}")))?;
+        let response = sending.send().await.map_err(|_| {
             if guard.timed_out() {
                 failed(format!("{what} got no answer within {} s", (timeout_ms / 1000.0).round()))
                     .with_retry(classify(Observed::TimedOut))
@@ -244,7 +244,7 @@ impl Transport for FetchTransport {
         let header = response.headers().get("ETag");
         let body =
             if response.ok() && header.is_some() { String::new() } else { response.text().await.unwrap_or_default() };
-        outcome(response.status(), header, &body, what)
+        outcome(response.status(), header, &body, request, what)
     }
 }
 
@@ -269,9 +269,15 @@ fn request_body(payload: Payload<'_, Blob>) -> Result<(JsValue, f64), JsValue> {
 
 /// What a store's answer with `status` means: the `ETag` (from the header, or from the XML of a
 /// POST's 201 answer), or the rejection.
-fn outcome(status: u16, header: Option<String>, body: &str, what: &str) -> Result<PutOutcome, UploadError> {
+fn outcome(
+    status: u16,
+    header: Option<String>,
+    body: &str,
+    request: &SignedRequest,
+    what: &str,
+) -> Result<PutOutcome, UploadError> {
     if !(200..300).contains(&status) {
-        return Err(store_rejection(status, body, what));
+        return Err(store_rejection(status, body, what, Some(&request.url)));
     }
     let etag = header.or_else(|| xml_text(body, "ETag").map(unescape));
     Ok(PutOutcome { etag })
@@ -290,10 +296,13 @@ fn store_unreachable(what: &str, method: &str) -> UploadError {
     .with_retry(classify(Observed::Network))
 }
 
-/// The error for a PUT the store answered with `status` and an S3 XML error `body`: the S3
-/// code and message in the text (never the URL), and the retry class they call for.
-fn store_rejection(status: u16, body: &str, what: &str) -> UploadError {
+/// The error for a request the store answered with `status` and an S3 XML error `body`: the S3
+/// code and message in the text (never the URL), and the retry class they call for. `url` is
+/// the presigned URL it was sent to (whose own expiry tells an expired `AccessDenied`).
+fn store_rejection(status: u16, body: &str, what: &str, url: Option<&str>) -> UploadError {
     let (code, message) = (xml_text(body, "Code"), xml_text(body, "Message"));
+    let expired = xml_text(body, "Expires").is_some()
+        || url.is_some_and(|url| crate::sigv4::is_expiring(url, js_sys::Date::now()));
     let detail = match (code, message) {
         (Some(code), Some(message)) => format!(" ({code}: {message})"),
         (Some(code), None) => format!(" ({code})"),
@@ -303,7 +312,7 @@ fn store_rejection(status: u16, body: &str, what: &str) -> UploadError {
     let error_code = if code == Some("EntityTooLarge") { ErrorCode::FileTooLarge } else { ErrorCode::PartUploadFailed };
     UploadError::new(error_code, format!("the store rejected {what} with HTTP {status}{detail}"))
         .with_status(status)
-        .with_retry(classify(Observed::Status { status, code, message }))
+        .with_retry(classify(Observed::Status { status, code, expired }))
 }
 
 /// The transport an `Uploader` was configured with.

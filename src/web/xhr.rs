@@ -136,6 +136,6 @@ impl Transport for XhrTransport {
         }
         let status = guard.xhr.status().unwrap_or(0);
         let body = guard.xhr.response_text().ok().flatten().unwrap_or_default();
-        outcome(status, guard.xhr.get_response_header("ETag").ok().flatten(), &body, what)
+        outcome(status, guard.xhr.get_response_header("ETag").ok().flatten(), &body, request, what)
     }
 }
