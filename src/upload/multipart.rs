@@ -1,9 +1,10 @@
 //! The multipart flow: create, sign parts in batches, send parts in parallel, complete.
 
+use super::attempt::{Interrupt, with_retries};
 use super::hashing::{PartHashes, check_object, checksum_not_signed, signs_checksum};
 use super::{
-    Backend, CompletedPart, FileInfo, Interrupt, MultipartSession, Payload, ProgressReporter, RESUME_RECORD_MAX_AGE_MS,
-    ResumeRecord, Runtime, SignReason, Source, StoredObject, Transport, UploadContext, etag_not_exposed, with_retries,
+    Backend, CompletedPart, FileInfo, MultipartSession, Payload, ProgressReporter, RESUME_RECORD_MAX_AGE_MS,
+    ResumeRecord, Runtime, SignReason, Source, StoredObject, Transport, UploadContext, etag_not_exposed,
 };
 use crate::checksum::ObjectChecksum;
 use crate::error::{ErrorCode, UploadError};

@@ -1,14 +1,21 @@
 //! Orchestrator tests with in-memory fakes: concurrency, batching, ordering and failure handling.
 
 use super::*;
-use crate::checksum::{ChecksumType, base64, digest};
+use crate::checksum::{ChecksumType, ObjectChecksum, base64, digest};
 use crate::plan::MIB;
+use crate::progress::{ProgressSnapshot, UploadState};
+use crate::retry::RetryAction;
 use futures::executor::block_on;
 use futures::future::join;
 use std::cell::Cell;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::ops::Range;
 use std::rc::Rc;
 use std::task::Context;
+use std::task::Poll;
 
 /// Yields to the executor once, so that other futures run in between.
 async fn yield_now() {

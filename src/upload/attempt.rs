@@ -1,0 +1,80 @@
+//! One request's attempts: waiting out pauses and offline spells, retrying what the
+//! [`RetryPolicy`](crate::retry::RetryPolicy) allows, and stopping at an abort.
+
+use super::{ProgressReporter, Runtime, UploadContext};
+use crate::error::UploadError;
+use crate::progress::UploadState;
+use crate::retry::{Backoff, RetryAction};
+use futures::future::{Either, select};
+use std::future::Future;
+use std::pin::pin;
+
+/// Whether a pause cancels the request in flight.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Interrupt {
+    /// Backend calls run to the end: cancelling a create or complete half-way could leave the
+    /// backend and the store disagreeing.
+    Never,
+    /// PUTs of file bytes stop at once and are sent again on resume.
+    OnPause,
+}
+
+/// Waits while the upload is paused or the browser is offline, reporting why.
+async fn hold<B, T, C: Runtime>(cx: &UploadContext<'_, B, T, C>, progress: &ProgressReporter<'_, C>) {
+    loop {
+        if cx.control.paused.is_on() {
+            progress.set_state(UploadState::Paused);
+            cx.control.paused.until(false).await;
+        } else if cx.offline.is_on() {
+            progress.set_state(UploadState::WaitingForNetwork);
+            cx.offline.until(false).await;
+        } else {
+            return;
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, retrying transient failures as the [`RetryPolicy`](crate::retry::RetryPolicy) allows.
+/// `attempt` is told whether to get a fresh URL first (the last one expired). Attempts that a
+/// pause cut short, or that failed while the browser was offline, do not count as retries. An
+/// abort stops the waiting and the retrying, not an attempt under way: a failure then is
+/// returned as it is, and one not yet begun is `aborted`.
+pub(super) async fn with_retries<B, T, C, V, F>(
+    cx: &UploadContext<'_, B, T, C>,
+    progress: &ProgressReporter<'_, C>,
+    interrupt: Interrupt,
+    mut attempt: impl FnMut(bool) -> F,
+) -> Result<V, UploadError>
+where
+    C: Runtime,
+    F: Future<Output = Result<V, UploadError>>,
+{
+    let mut backoff = Backoff::new(cx.retry, cx.runtime.now_ms());
+    let mut resign = false;
+    loop {
+        cx.control.wait_unless_aborted(hold(cx, progress)).await?;
+        let outcome = if interrupt == Interrupt::OnPause {
+            match select(pin!(attempt(resign)), pin!(cx.control.paused.until(true))).await {
+                Either::Left((outcome, _)) => outcome,
+                Either::Right(((), _)) => continue,
+            }
+        } else {
+            attempt(resign).await
+        };
+        let error = match outcome {
+            Ok(value) => return Ok(value),
+            Err(error) if cx.control.aborted.is_on() => return Err(error),
+            Err(_) if cx.offline.is_on() => continue,
+            Err(error) if error.retry == RetryAction::Fail => return Err(error),
+            Err(error) => error,
+        };
+        resign = error.retry == RetryAction::Resign;
+        match backoff.next_wait(cx.runtime.now_ms(), cx.runtime.random()) {
+            Some(wait) => cx.control.wait_unless_aborted(cx.runtime.sleep(wait)).await?,
+            None => {
+                let retries = backoff.retries();
+                return Err(error.context(&format!("gave up after {retries} retries")));
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The backend contract's requests and answers as the orchestrator sees them: what is asked
+//! to be authorized, the signed requests that come back, and what a finished upload is.
+
+use crate::checksum::{ChecksumAlgorithm, ObjectChecksum};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the backend is asked to authorize: the file as the browser sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileInfo {
+    /// File name (`File.name`), or `"blob"` for a plain `Blob`.
+    pub filename: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// MIME type the object is stored with.
+    pub content_type: String,
+    /// The key the caller would like; the backend has the last word.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// User metadata (`x-amz-meta-*`), for the backend to sign or set.
+    pub metadata: BTreeMap<String, String>,
+    /// The checksum algorithm the parts will carry; the backend creates the upload with it (and
+    /// echoes it) or leaves checksums out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// The file's checksum (base64), for a single PUT: the backend signs it into the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// For a multipart upload, the size of every part but the last: with it the backend knows
+    /// each part's exact length and can sign it (`Content-Length`), so no part can be larger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+}
+
+/// A multipart upload the backend created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MultipartSession {
+    /// Object key chosen by the backend.
+    pub key: String,
+    /// S3 upload id.
+    pub upload_id: String,
+    /// The checksum algorithm the backend created the upload with. When set, every part must
+    /// carry a checksum the backend signed; when absent, the backend does not do checksums.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+}
+
+/// A presigned request: the URL and the headers that were signed with it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SignedRequest {
+    /// Presigned URL. A secret: never logged, never put in an error.
+    pub url: String,
+    /// Headers to send exactly as given (they are part of the signature).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// One presigned part URL.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedPart {
+    /// 1-based part number.
+    pub part_number: u32,
+    /// Where and how to send it.
+    #[serde(flatten)]
+    pub request: SignedRequest,
+}
+
+/// A presigned single PUT.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedPut {
+    /// Object key chosen by the backend.
+    pub key: String,
+    /// Where and how to send the file.
+    #[serde(flatten)]
+    pub request: SignedRequest,
+    /// A URL to show the object once stored (a presigned GET), if the backend gives one.
+    #[serde(default)]
+    pub display_url: Option<String>,
+}
+
+/// A signed POST policy: the form to post the file with.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedPost {
+    /// Object key chosen by the backend (the form's `key` field when not given).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The bucket URL the form is posted to.
+    pub url: String,
+    /// Form fields (policy, signature, credential, key, ...), sent in this order before the file.
+    #[serde(deserialize_with = "fields_in_order")]
+    pub fields: Vec<(String, String)>,
+    /// A URL to show the object once stored (a presigned GET), if the backend gives one.
+    #[serde(default)]
+    pub display_url: Option<String>,
+}
+
+/// Reads a JSON object of form fields keeping the order of its keys (a map would sort them).
+fn fields_in_order<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<(String, String)>, D::Error> {
+    struct InOrder;
+    impl<'de> serde::de::Visitor<'de> for InOrder {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of form fields with string values")
+        }
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+            let mut fields = Vec::new();
+            while let Some(field) = map.next_entry()? {
+                fields.push(field);
+            }
+            Ok(fields)
+        }
+    }
+    deserializer.deserialize_map(InOrder)
+}
+
+/// A part the store accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedPart {
+    /// 1-based part number.
+    pub part_number: u32,
+    /// The `ETag` the store answered with.
+    pub etag: String,
+    /// The part's checksum (base64), when the upload has a checksum algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+/// A part the store already holds, as `listParts` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedPart {
+    /// 1-based part number.
+    pub part_number: u32,
+    /// Its `ETag`.
+    pub etag: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What the backend says about the finished object.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedObject {
+    /// Object key, when the backend repeats it.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Object URL (no signature).
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Object `ETag`.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// A URL to show the object (a presigned GET), if the backend gives one.
+    #[serde(default)]
+    pub display_url: Option<String>,
+    /// The object checksum the store reported when it assembled the object (base64, with `-N`
+    /// when composite), as the backend passes it on.
+    #[serde(default)]
+    pub checksum: Option<String>,
+    /// `FULL_OBJECT` or `COMPOSITE`, as the store reported it.
+    #[serde(default)]
+    pub checksum_type: Option<String>,
+}
+
+/// The result of a finished upload, as `upload.done` resolves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredObject {
+    /// Object key.
+    pub key: String,
+    /// Object URL without any signature.
+    pub location: Option<String>,
+    /// Object `ETag`, when the store exposes it.
+    pub etag: Option<String>,
+    /// Presigned GET URL for showing the object, when the backend gives one.
+    pub display_url: Option<String>,
+    /// Bytes stored.
+    pub size: u64,
+    /// S3 upload id, for multipart uploads.
+    pub upload_id: Option<String>,
+    /// Number of parts, for multipart uploads.
+    pub parts: Option<u32>,
+    /// The object's checksum as computed from the file, when the store checked the bytes against
+    /// checksums; `None` when the backend did not sign any.
+    pub checksum: Option<ObjectChecksum>,
+}
