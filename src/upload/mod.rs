@@ -38,7 +38,7 @@ use crate::retry::RetryPolicy;
 use async_lock::Semaphore;
 use futures::future::{Either, select};
 use std::pin::pin;
-use whole_file::{post_form, single_put};
+use whole_file::{OneRequest, send_whole_file};
 
 /// What one upload needs from the uploader that runs it.
 pub struct UploadContext<'a, B, T, C> {
@@ -99,14 +99,12 @@ where
 {
     let work = async {
         if cx.post_forms == PostForms::Always {
-            return cx.control.unless_aborted(post_form(cx, source, file, progress)).await;
+            return cx.control.unless_aborted(send_whole_file(cx, source, file, OneRequest::Form, progress)).await;
         }
         match plan_upload(source.size(), &cx.plan_options)? {
-            UploadPlan::SinglePut { .. } if cx.post_forms == PostForms::SmallFiles => {
-                cx.control.unless_aborted(post_form(cx, source, file, progress)).await
-            }
-            UploadPlan::SinglePut { size } => {
-                cx.control.unless_aborted(single_put(cx, source, file, size, progress)).await
+            UploadPlan::SinglePut { .. } => {
+                let how = if cx.post_forms == PostForms::SmallFiles { OneRequest::Form } else { OneRequest::Put };
+                cx.control.unless_aborted(send_whole_file(cx, source, file, how, progress)).await
             }
             UploadPlan::Multipart(plan) => multipart::run(cx, source, file, plan, progress).await,
         }

@@ -5,18 +5,79 @@ use super::{
     Backend, FileInfo, Payload, ProgressReporter, Runtime, SignReason, SignedPost, SignedPut, SignedRequest, Source,
     StoredObject, Transport, UploadContext, hashing, without_query,
 };
-use crate::checksum::{PartDigest, object_checksum};
+use crate::checksum::{ChecksumAlgorithm, PartDigest, object_checksum};
+use crate::endpoint::object_url_in;
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::UploadState;
 use crate::sigv4::is_expiring;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-pub(super) async fn single_put<B, T, S, C>(
+/// How a file sent in one request goes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OneRequest {
+    /// A presigned `PutObject`.
+    Put,
+    /// An HTML-form POST under a policy the backend signs; the store checks the policy (key
+    /// prefix, size, content type, expiry).
+    Form,
+}
+
+/// What the backend signed for a file sent in one request.
+#[derive(Clone)]
+enum Signed {
+    Put(SignedPut),
+    Form(SignedPost),
+}
+
+impl Signed {
+    /// The object key, when known before the upload.
+    fn key(&self) -> Option<&str> {
+        match self {
+            Signed::Put(put) => Some(&put.key),
+            Signed::Form(post) => post.key.as_deref().or(form_field(post, "key").map(String::as_str)),
+        }
+    }
+
+    /// Whether the URL is expired or about to be (a policy's expiry is not in its URL).
+    fn expiring(&self, now_ms: f64) -> bool {
+        matches!(self, Signed::Put(put) if is_expiring(&put.request.url, now_ms))
+    }
+
+    /// Whether the store is to check the bytes against `checksum`: only if the backend signed
+    /// it in (else it was not sent).
+    fn carries(&self, algorithm: ChecksumAlgorithm, checksum: &str) -> bool {
+        match self {
+            Signed::Put(put) => hashing::signs_checksum(&put.request, algorithm, checksum),
+            Signed::Form(post) => form_field(post, algorithm.header()).is_some_and(|v| v == checksum),
+        }
+    }
+
+    /// The stored object's URL, without any signature.
+    fn location(&self) -> String {
+        match self {
+            Signed::Put(put) => without_query(&put.request.url),
+            Signed::Form(post) => object_url_in(&post.url, self.key().unwrap_or_default()),
+        }
+    }
+
+    fn display_url(self) -> Option<String> {
+        match self {
+            Signed::Put(put) => put.display_url,
+            Signed::Form(post) => post.display_url,
+        }
+    }
+}
+
+/// Uploads the whole file in one request, `how` says which, hashing it first when checksums
+/// are on (the checksum is signed in). The request is signed inside the attempt, so an expired
+/// one (refused, or past its expiry before it is sent) is replaced on the retry; any other
+/// retry reuses it.
+pub(super) async fn send_whole_file<B, T, S, C>(
     cx: &UploadContext<'_, B, T, C>,
     source: &S,
     file: &FileInfo,
-    size: u64,
+    how: OneRequest,
     progress: &ProgressReporter<'_, C>,
 ) -> Result<StoredObject, UploadError>
 where
@@ -25,51 +86,64 @@ where
     S: Source<Body = T::Body>,
     C: Runtime,
 {
+    let size = source.size();
+    if how == OneRequest::Form && size > MAX_POST_SIZE {
+        return Err(UploadError::new(
+            ErrorCode::FileTooLarge,
+            format!("the file is {size} bytes; a form POST stores at most 5 GiB (use presigned multipart uploads)"),
+        ));
+    }
     let (file, digest) = hash_whole_file(cx, source, file, progress).await?;
     let file = &file;
-    // The URL is signed inside the attempt, so an expired one (refused, or past its expiry
-    // before it is sent) is replaced by a fresh one on the retry.
-    let signed: RefCell<Option<SignedPut>> = RefCell::new(None);
+    let signed: RefCell<Option<Signed>> = RefCell::new(None);
     let (signed, outcome) = with_retries(cx, progress, Interrupt::OnPause, |resign| {
         let signed = &signed;
         async move {
             let current = signed.borrow().clone();
-            let expiring = current.as_ref().is_some_and(|p| is_expiring(&p.request.url, cx.runtime.now_ms()));
-            let put = match current.filter(|_| !resign && !expiring) {
-                Some(put) => put,
+            let expiring = current.as_ref().is_some_and(|s| s.expiring(cx.runtime.now_ms()));
+            let chosen = match current.filter(|_| !resign && !expiring) {
+                Some(chosen) => chosen,
                 None => {
                     let reason = if resign || expiring { SignReason::Expired } else { SignReason::First };
-                    let put = cx.backend.sign_put(file, reason).await?;
-                    progress.set_key(&put.key);
-                    *signed.borrow_mut() = Some(put.clone());
-                    put
+                    let fresh = match how {
+                        OneRequest::Put => Signed::Put(cx.backend.sign_put(file, reason).await?),
+                        OneRequest::Form => Signed::Form(cx.backend.sign_post(file, reason).await?),
+                    };
+                    if let Some(key) = fresh.key() {
+                        progress.set_key(key);
+                    }
+                    *signed.borrow_mut() = Some(fresh.clone());
+                    fresh
                 }
             };
             progress.restart(1);
             let _slot = cx.budget.acquire().await;
             progress.set_state(UploadState::Uploading);
+            let body = source.slice(0..size);
+            let (request, payload) = match &chosen {
+                Signed::Put(put) => (with_content_type(&put.request, &file.content_type), Payload::Put(body)),
+                Signed::Form(post) => (
+                    SignedRequest { url: post.url.clone(), headers: BTreeMap::new() },
+                    Payload::Form { fields: &post.fields, filename: &file.filename, file: body },
+                ),
+            };
             let sent = |bytes| progress.sending(1, bytes);
-            let request = with_content_type(&put.request, &file.content_type);
-            let outcome = cx.transport.send(&request, Payload::Put(source.slice(0..size)), "the file", &sent).await;
+            let outcome = cx.transport.send(&request, payload, "the file", &sent).await;
             if outcome.is_err() {
                 progress.restart(1);
             }
-            Ok((put, outcome?))
+            Ok((chosen, outcome?))
         }
     })
     .await?;
     progress.stored(1, size);
-    // The store checked the bytes only if the backend signed the checksum (else it was not sent).
-    let checksum = cx
-        .checksum
-        .zip(digest)
-        .filter(|(algorithm, digest)| hashing::signs_checksum(&signed.request, *algorithm, &digest.base64()));
+    let checksum = cx.checksum.zip(digest).filter(|(algorithm, digest)| signed.carries(*algorithm, &digest.base64()));
     Ok(StoredObject {
         checksum: checksum.map(|(algorithm, digest)| object_checksum(algorithm, &[digest], false)),
-        location: Some(without_query(&signed.request.url)),
-        key: signed.key,
+        location: Some(signed.location()),
+        key: signed.key().unwrap_or_default().to_owned(),
         etag: outcome.etag,
-        display_url: signed.display_url,
+        display_url: signed.display_url(),
         size,
         upload_id: None,
         parts: None,
@@ -110,79 +184,6 @@ where
 
 /// Most bytes one POST can store (S3's limit for a single upload).
 const MAX_POST_SIZE: u64 = 5 << 30;
-
-/// Uploads the whole file as one HTML-form POST under a policy the backend signs; the store
-/// checks the policy (key prefix, size range, content type, expiry).
-pub(super) async fn post_form<B, T, S, C>(
-    cx: &UploadContext<'_, B, T, C>,
-    source: &S,
-    file: &FileInfo,
-    progress: &ProgressReporter<'_, C>,
-) -> Result<StoredObject, UploadError>
-where
-    B: Backend,
-    T: Transport,
-    S: Source<Body = T::Body>,
-    C: Runtime,
-{
-    let size = source.size();
-    if size > MAX_POST_SIZE {
-        return Err(UploadError::new(
-            ErrorCode::FileTooLarge,
-            format!("the file is {size} bytes; a form POST stores at most 5 GiB (use presigned multipart uploads)"),
-        ));
-    }
-    let (file, digest) = hash_whole_file(cx, source, file, progress).await?;
-    let file = &file;
-    let signed: RefCell<Option<SignedPost>> = RefCell::new(None);
-    let (post, outcome) = with_retries(cx, progress, Interrupt::OnPause, |resign| {
-        let signed = &signed;
-        async move {
-            let current = signed.borrow().clone();
-            let post = match current.filter(|_| !resign) {
-                Some(post) => post,
-                None => {
-                    let reason = if resign { SignReason::Expired } else { SignReason::First };
-                    let post = cx.backend.sign_post(file, reason).await?;
-                    *signed.borrow_mut() = Some(post.clone());
-                    post
-                }
-            };
-            if let Some(key) = post.key.as_ref().or(form_field(&post, "key")) {
-                progress.set_key(key);
-            }
-            progress.restart(1);
-            let _slot = cx.budget.acquire().await;
-            progress.set_state(UploadState::Uploading);
-            let form = Payload::Form { fields: &post.fields, filename: &file.filename, file: source.slice(0..size) };
-            let request = SignedRequest { url: post.url.clone(), headers: BTreeMap::new() };
-            let sent = |bytes| progress.sending(1, bytes);
-            let outcome = cx.transport.send(&request, form, "the file", &sent).await;
-            if outcome.is_err() {
-                progress.restart(1);
-            }
-            Ok((post, outcome?))
-        }
-    })
-    .await?;
-    progress.stored(1, size);
-    let key = post.key.clone().or_else(|| form_field(&post, "key").cloned()).unwrap_or_default();
-    // The store checked the bytes only if the policy carries the checksum (else it was not sent).
-    let checksum = cx
-        .checksum
-        .zip(digest)
-        .filter(|(algorithm, digest)| form_field(&post, algorithm.header()) == Some(&digest.base64()));
-    Ok(StoredObject {
-        location: Some(crate::endpoint::object_url_in(&post.url, &key)),
-        key,
-        etag: outcome.etag,
-        display_url: post.display_url,
-        size,
-        upload_id: None,
-        parts: None,
-        checksum: checksum.map(|(algorithm, digest)| object_checksum(algorithm, &[digest], false)),
-    })
-}
 
 /// The value of the form field `name` (case-insensitive, as S3 reads field names).
 fn form_field<'a>(post: &'a SignedPost, name: &str) -> Option<&'a String> {
