@@ -1,13 +1,11 @@
-//! Hashing parts before they are signed, and checking what the store says of the whole object.
+//! Reading and hashing parts of the file before they are signed, and checking what the store
+//! says of the whole object.
 
-use super::{CompletedObject, CompletedPart, Count, ProgressReporter, Runtime, SignedRequest, Source, UploadContext};
-use crate::checksum::{ChecksumAlgorithm, Hasher, ObjectChecksum, PartDigest, hex, object_checksum};
+use super::{CompletedObject, ProgressReporter, Runtime, SignedRequest, Source, UploadContext};
+use crate::checksum::{ChecksumAlgorithm, Hasher, ObjectChecksum, PartDigest};
 use crate::error::{ErrorCode, UploadError};
-use crate::plan::PartPlan;
 use futures::FutureExt;
 use futures::future::try_join;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ops::Range;
 
 /// Bytes read and hashed at a time: large enough that reading the file costs few reads from the
@@ -84,88 +82,6 @@ async fn read_chunk<S: Source>(source: &S, range: Range<u64>, into: &mut Vec<u8>
     Ok(())
 }
 
-/// The parts' checksums of a multipart upload, computed one part after another ahead of the
-/// sending, which waits for them.
-pub(super) struct PartHashes {
-    pub(super) algorithm: ChecksumAlgorithm,
-    /// Parts in the order they are hashed: those to send first, in the order they are sent.
-    order: Vec<u32>,
-    digests: RefCell<HashMap<u32, PartDigest>>,
-    /// How many of `order` are hashed.
-    done: Count,
-}
-
-impl PartHashes {
-    /// Hashes for `order`'s parts with `algorithm`.
-    pub(super) fn new(algorithm: ChecksumAlgorithm, order: Vec<u32>) -> Self {
-        PartHashes { algorithm, order, digests: RefCell::default(), done: Count::default() }
-    }
-
-    /// Hashes every part in order, with two chunks in memory at most.
-    pub(super) async fn run<B, T, S: Source, C: Runtime>(
-        &self,
-        cx: &UploadContext<'_, B, T, C>,
-        source: &S,
-        plan: PartPlan,
-        progress: &ProgressReporter<'_, C>,
-    ) -> Result<(), UploadError> {
-        let parts: Vec<(u32, Range<u64>)> = self.order.iter().map(|&n| (n, plan.range(n))).collect();
-        hash_parts(cx, source, &parts, self.algorithm, progress, |number, digest| {
-            self.digests.borrow_mut().insert(number, digest);
-            self.done.increment();
-        })
-        .await
-    }
-
-    /// Part `number`'s checksum (base64), once it is hashed.
-    pub(super) async fn checksum_of(&self, number: u32) -> String {
-        let position = self.order.iter().position(|&n| n == number).expect("every part is hashed");
-        self.done.at_least(position + 1).await;
-        self.digests.borrow()[&number].base64()
-    }
-
-    /// The object checksum of the parts, in part order. Call once every part is hashed.
-    pub(super) fn object_checksum(&self, count: u32) -> ObjectChecksum {
-        let digests = self.digests.borrow();
-        let parts: Vec<PartDigest> = (1..=count).map(|n| digests[&n].clone()).collect();
-        object_checksum(self.algorithm, &parts, true)
-    }
-
-    /// Whether every part's `ETag` is the hex MD5 of its bytes, as on stores that do not encrypt
-    /// with KMS: only then is a multipart `ETag` the MD5 of the part MD5s.
-    pub(super) fn etags_are_md5(&self, parts: &[CompletedPart]) -> bool {
-        self.algorithm == ChecksumAlgorithm::Md5 && parts.iter().all(|p| self.md5_differs(p).is_none())
-    }
-
-    /// In MD5 mode, refuses parts whose `ETag` is not the MD5 of their bytes while others' are:
-    /// KMS encryption changes every part's `ETag`, so one differing part among MD5 ones means
-    /// the store holds other bytes for it (on a store that does not check `Content-MD5`).
-    pub(super) fn check_part_etags(&self, parts: &[CompletedPart]) -> Result<(), UploadError> {
-        if self.algorithm != ChecksumAlgorithm::Md5 || parts.iter().all(|p| self.md5_differs(p).is_some()) {
-            return Ok(());
-        }
-        match parts.iter().find_map(|p| self.md5_differs(p).map(|md5| (p, md5))) {
-            Some((part, md5)) => Err(UploadError::new(
-                ErrorCode::ChecksumMismatch,
-                format!(
-                    "the store holds part {} with ETag {}, but the MD5 of its bytes is {md5} (the other parts' \
-                     ETags are their MD5s): the part stored is not the file's; upload the file again",
-                    part.part_number,
-                    unquoted(&part.etag)
-                ),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// The hex MD5 of `part`'s bytes when its `ETag` is something else.
-    fn md5_differs(&self, part: &CompletedPart) -> Option<String> {
-        let digests = self.digests.borrow();
-        let md5 = hex(&digests.get(&part.part_number)?.digest);
-        (unquoted(&part.etag) != md5).then_some(md5)
-    }
-}
-
 /// Whether `request` was signed with `checksum` in `algorithm`'s header: only then may the
 /// header be sent (S3 refuses unsigned `x-amz-*` headers on presigned requests).
 pub(super) fn signs_checksum(request: &SignedRequest, algorithm: ChecksumAlgorithm, checksum: &str) -> bool {
@@ -218,6 +134,7 @@ pub(super) fn check_object(
     }
 }
 
-fn unquoted(etag: &str) -> &str {
+/// An `ETag` without its quotes.
+pub(super) fn unquoted(etag: &str) -> &str {
     etag.trim_matches('"')
 }

@@ -9,12 +9,13 @@
 //!   `resume`: resume records.
 //! - `wait`: switches and counts to wait on; `reporter`: progress reports; `attempt`: one
 //!   request's retries, pauses and abort.
-//! - `whole_file`: files sent in one request; `multipart`: the multipart flow; `hashing`: part
-//!   checksums and the whole-object check.
+//! - `whole_file`: files sent in one request; `multipart`: the multipart flow, around `part`,
+//!   one record per part; `hashing`: reading and hashing, and the whole-object check.
 
 mod attempt;
 mod hashing;
 mod multipart;
+mod part;
 mod ports;
 mod reporter;
 mod resume;

@@ -1,12 +1,12 @@
 //! The multipart flow: create, sign parts in batches, send parts in parallel, complete.
 
 use super::attempt::{Interrupt, with_retries};
-use super::hashing::{PartHashes, check_object, checksum_not_signed, signs_checksum};
+use super::hashing::{check_object, checksum_not_signed, signs_checksum};
+use super::part::{Parts, Verification};
 use super::{
     Backend, CompletedPart, FileInfo, MultipartSession, Payload, ProgressReporter, RESUME_RECORD_MAX_AGE_MS,
     ResumeRecord, Runtime, SignReason, Source, StoredObject, Transport, UploadContext, etag_not_exposed,
 };
-use crate::checksum::ObjectChecksum;
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PartPlan;
 use crate::progress::UploadState;
@@ -15,7 +15,6 @@ use crate::upload::SignedRequest;
 use futures::future::try_join;
 use futures::lock::Mutex;
 use futures::{StreamExt, TryStreamExt, stream};
-use std::collections::HashMap;
 
 /// Runs a whole multipart upload. An abort cancels what can be cancelled and no more: a
 /// creation, once sent, is awaited and the upload it made aborted; parts in flight are dropped
@@ -120,14 +119,14 @@ where
     Ok(Some((session, stored)))
 }
 
-/// Sends every part the store does not hold yet; the parts in order, with their checksums, and
-/// the object checksum to complete with.
+/// Sends every part the store does not hold yet (hashing them first, when the upload has
+/// checksums); the parts as completion lists them, and what completion is checked against.
 async fn send_parts<B, T, S, C>(
     cx: &UploadContext<'_, B, T, C>,
     source: &S,
     session: &MultipartSession,
     plan: PartPlan,
-    stored_parts: Vec<CompletedPart>,
+    held: Vec<CompletedPart>,
     progress: &ProgressReporter<'_, C>,
 ) -> Result<(Vec<CompletedPart>, Option<Verification>), UploadError>
 where
@@ -136,55 +135,18 @@ where
     S: Source<Body = T::Body>,
     C: Runtime,
 {
+    let parts = Parts::new(plan, session.checksum_algorithm, &held);
+    progress.already_stored(parts.held_bytes());
+    let missing = parts.missing();
     let batch = u32::try_from(cx.concurrency * 2).unwrap_or(u32::MAX).max(MIN_SIGN_BATCH);
-    let already: u64 = stored_parts.iter().map(|p| plan.range(p.part_number)).map(|r| r.end - r.start).sum();
-    progress.already_stored(already);
-    let missing: Vec<u32> =
-        plan.numbers().filter(|n| stored_parts.binary_search_by_key(n, |p| p.part_number).is_err()).collect();
-    // With checksums, parts are hashed one after another (the parts to send first), ahead of
-    // the sending, which waits for each part's checksum to have it signed.
-    let hashes = session.checksum_algorithm.map(|algorithm| {
-        let stored = stored_parts.iter().map(|p| p.part_number);
-        PartHashes::new(algorithm, missing.iter().copied().chain(stored).collect())
-    });
-    let hashing = async {
-        match &hashes {
-            Some(hashes) => hashes.run(cx, source, plan, progress).await,
-            None => Ok(()),
-        }
-    };
-    let signer = PartSigner {
-        cx,
-        progress,
-        session,
-        hashes: hashes.as_ref(),
-        order: missing.clone(),
-        batch,
-        state: Mutex::default(),
-    };
+    let signer =
+        PartSigner { cx, progress, session, parts: &parts, order: missing.clone(), batch, signed: Mutex::new(0) };
     let sending = stream::iter(missing)
-        .map(|number| send_part(cx, source, &signer, plan, number, progress))
+        .map(|number| send_part(cx, source, &signer, number, progress))
         .buffer_unordered(cx.concurrency)
-        .try_collect::<Vec<CompletedPart>>();
-    let (mut parts, ()) = try_join(sending, hashing).await?;
-    parts.extend(stored_parts);
-    parts.sort_by_key(|p| p.part_number);
-    debug_assert_eq!(parts.len(), plan.count as usize);
-    let Some(hashes) = hashes else { return Ok((parts, None)) };
-    for part in &mut parts {
-        part.checksum = Some(hashes.checksum_of(part.part_number).await);
-    }
-    hashes.check_part_etags(&parts)?;
-    let verification =
-        Verification { expected: hashes.object_checksum(plan.count), etag_comparable: hashes.etags_are_md5(&parts) };
-    Ok((parts, Some(verification)))
-}
-
-/// What completion is checked against: the object checksum computed from the file, and whether
-/// the store's multipart `ETag` can be compared with it (MD5 mode, parts not encrypted with KMS).
-struct Verification {
-    expected: ObjectChecksum,
-    etag_comparable: bool,
+        .try_collect::<Vec<()>>();
+    try_join(sending, parts.hash(cx, source, progress)).await?;
+    Ok((parts.completed(), parts.verification()?))
 }
 
 /// Completes the upload. Not cancelled by an abort: once sent, its answer decides.
@@ -223,17 +185,16 @@ async fn send_part<B, T, S, C>(
     cx: &UploadContext<'_, B, T, C>,
     source: &S,
     signer: &PartSigner<'_, '_, B, T, C>,
-    plan: PartPlan,
     number: u32,
     progress: &ProgressReporter<'_, C>,
-) -> Result<CompletedPart, UploadError>
+) -> Result<(), UploadError>
 where
     B: Backend,
     T: Transport,
     S: Source<Body = T::Body>,
     C: Runtime,
 {
-    let range = plan.range(number);
+    let range = signer.parts.range(number);
     let what = format!("part {number}");
     let outcome = with_retries(cx, progress, Interrupt::OnPause, |resign| {
         let (range, what) = (range.clone(), &what);
@@ -253,50 +214,37 @@ where
     })
     .await?;
     let etag = outcome.etag.ok_or_else(|| etag_not_exposed(&what))?;
-    signer.stored(number).await;
+    signer.parts.stored(number, etag);
     progress.stored(number, range.end - range.start);
-    Ok(CompletedPart { part_number: number, etag, checksum: None })
+    Ok(())
 }
 
 /// Fewest part URLs asked for in one signing request.
 const MIN_SIGN_BATCH: u32 = 10;
 
-/// Hands out part URLs, asking the backend for them a batch at a time.
+/// Hands out part URLs, asking the backend for them a batch at a time, and keeping each in its
+/// part's record.
 struct PartSigner<'c, 'a, B, T, C> {
     cx: &'c UploadContext<'a, B, T, C>,
     progress: &'c ProgressReporter<'a, C>,
     session: &'c MultipartSession,
-    /// The parts' checksums, to be signed in, when the upload has them.
-    hashes: Option<&'c PartHashes>,
+    parts: &'c Parts,
     /// The part numbers to send, in the order they are sent.
     order: Vec<u32>,
     batch: u32,
-    state: Mutex<SignerState>,
-}
-
-#[derive(Default)]
-struct SignerState {
-    /// Signed, for parts not yet stored.
-    ready: HashMap<u32, SignedRequest>,
-    /// How many of `order` were ever signed.
-    signed: usize,
+    /// How many of `order` were ever signed; held while a batch is signed, so parts waiting
+    /// for the same batch wait on the lock instead of asking again.
+    signed: Mutex<usize>,
 }
 
 impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
-    /// Forgets the URL of a part the store holds.
-    async fn stored(&self, number: u32) {
-        self.state.lock().await.ready.remove(&number);
-    }
-
-    /// The URL for part `number`: a fresh one when `resign` (the last one expired) or when the
-    /// batch's URL is past (or near) its expiry, else from the batch, signing the next batch when
-    /// it is not ready. Parts waiting for the same batch
-    /// wait on the lock instead of asking again.
+    /// The URL for part `number`: the one its record holds, which serves every attempt until
+    /// it expires (a 5xx, a reset or a stall costs no signing); a fresh one when `resign` (the
+    /// store refused the last as expired) or it is past (or near) its expiry; else the next
+    /// batch's.
     async fn request_for(&self, number: u32, resign: bool) -> Result<SignedRequest, UploadError> {
-        let mut state = self.state.lock().await;
-        // A URL serves every attempt of its part until it expires: a 5xx, a reset or a stall
-        // costs no signing.
-        let cached = state.ready.get(&number).cloned();
+        let mut signed = self.signed.lock().await;
+        let cached = self.parts.signed(number);
         let expiring = cached.as_ref().is_some_and(|r| is_expiring(&r.url, self.cx.runtime.now_ms()));
         if let Some(request) = cached.filter(|_| !resign && !expiring) {
             return Ok(request);
@@ -305,35 +253,34 @@ impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
         let position = self.order.iter().position(|&n| n == number);
         // The next batch of never-signed parts, or this part alone when it was signed before.
         let (numbers, signed_after) = match position {
-            Some(at) if at >= state.signed => {
-                let end = (state.signed + self.batch as usize).max(at + 1).min(self.order.len());
-                (self.order[state.signed..end].to_vec(), end)
+            Some(at) if at >= *signed => {
+                let end = (*signed + self.batch as usize).max(at + 1).min(self.order.len());
+                (self.order[*signed..end].to_vec(), end)
             }
-            _ => (vec![number], state.signed),
+            _ => (vec![number], *signed),
         };
         // With checksums, the batch is signed once all of it is hashed: hashing runs ahead in
-        // `order`, so this costs the first batch a short wait and later ones none, and keeps
-        // one signing request per batch however slow hashing is.
+        // the same order, so this costs the first batch a short wait and later ones none, and
+        // keeps one signing request per batch however slow hashing is.
         let mut checksums = Vec::new();
-        if let Some(hashes) = self.hashes {
-            for &n in &numbers {
-                checksums.push(hashes.checksum_of(n).await);
-            }
+        for &n in &numbers {
+            checksums.extend(self.parts.checksum(n).await);
         }
-        let checksums = self.hashes.map(|_| checksums.as_slice());
+        let algorithm = self.parts.algorithm();
+        let checksums = algorithm.map(|_| checksums.as_slice());
         let sign = |_| self.cx.backend.sign_parts(self.session, &numbers, checksums, reason);
-        let signed = with_retries(self.cx, self.progress, Interrupt::Never, sign).await?;
-        state.signed = signed_after;
-        for part in signed {
+        let answer = with_retries(self.cx, self.progress, Interrupt::Never, sign).await?;
+        *signed = signed_after;
+        for part in answer {
             let Some(i) = numbers.iter().position(|&n| n == part.part_number) else { continue };
-            if let (Some(hashes), Some(checksums)) = (self.hashes, checksums)
-                && !signs_checksum(&part.request, hashes.algorithm, &checksums[i])
+            if let (Some(algorithm), Some(checksums)) = (algorithm, checksums)
+                && !signs_checksum(&part.request, algorithm, &checksums[i])
             {
-                return Err(checksum_not_signed(part.part_number, hashes.algorithm));
+                return Err(checksum_not_signed(part.part_number, algorithm));
             }
-            state.ready.insert(part.part_number, part.request);
+            self.parts.sign(part.part_number, part.request);
         }
-        state.ready.get(&number).cloned().ok_or_else(|| {
+        self.parts.signed(number).ok_or_else(|| {
             UploadError::new(
                 ErrorCode::BackendError,
                 format!("the backend was asked to sign part {number} and did not return a URL for it"),
