@@ -73,6 +73,18 @@ impl ChecksumAlgorithm {
         Self::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(name))
     }
 
+    /// The headers that create a multipart upload whose parts carry this checksum: CRCs as
+    /// full-object checksums; SHAs with S3's default, and only choice for them, composite. MD5
+    /// travels as `Content-MD5` on each part and needs nothing at creation.
+    pub fn creation_headers(self) -> Vec<(String, String)> {
+        let name = ("x-amz-checksum-algorithm".to_owned(), self.as_str().to_owned());
+        match self.object_type() {
+            _ if self == ChecksumAlgorithm::Md5 => Vec::new(),
+            ChecksumType::FullObject => vec![name, ("x-amz-checksum-type".to_owned(), "FULL_OBJECT".to_owned())],
+            ChecksumType::Composite => vec![name],
+        }
+    }
+
     /// The request header a part's checksum travels in.
     pub fn header(self) -> &'static str {
         match self {

@@ -103,6 +103,12 @@ pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), RuleRef
     Ok(())
 }
 
+/// User metadata as S3 takes it with an object: `x-amz-meta-<name>` headers (or form fields),
+/// names in lower case.
+pub fn metadata_headers(metadata: &BTreeMap<String, String>) -> impl Iterator<Item = (String, String)> + '_ {
+    metadata.iter().map(|(name, value)| (format!("x-amz-meta-{}", name.to_ascii_lowercase()), value.clone()))
+}
+
 /// At most 64 characters of `text`, for messages about hostile input.
 fn shortened(text: &str) -> String {
     match text.char_indices().nth(64) {

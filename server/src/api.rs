@@ -16,8 +16,8 @@ use axum::{Json, Router};
 use rusty_s3::actions::CompleteMultipartUploadResponse;
 use rusty_s3::actions::CreateMultipartUpload;
 use rusty_s3::{Bucket, Credentials, S3Action};
-use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType, base64};
-use s3_direct_upload::object_rules::check_metadata;
+use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType};
+use s3_direct_upload::object_rules::{check_metadata, metadata_headers};
 use s3_direct_upload::plan::PartPlan;
 use s3_direct_upload::s3_xml::{complete_multipart_body, list_parts_page, xml_text};
 use s3_direct_upload::sigv4::{self, Scope};
@@ -47,6 +47,17 @@ pub struct S3Target {
     pub path_style: bool,
     /// Where temporary credentials come from; `None` turns the credentials mode off.
     pub issuer: Option<Issuer>,
+}
+
+impl S3Target {
+    /// The signing key pair, as the library's SigV4 signer takes it.
+    fn signing_credentials(&self) -> sigv4::Credentials {
+        sigv4::Credentials {
+            access_key_id: self.credentials.key().to_owned(),
+            secret_access_key: self.credentials.secret().to_owned(),
+            session_token: self.credentials.token().map(str::to_owned),
+        }
+    }
 }
 
 /// Shared state of the API handlers.
@@ -178,23 +189,9 @@ fn checked_checksum(algorithm: ChecksumAlgorithm, value: &str, of: &str) -> Resu
     Ok(value.to_owned())
 }
 
-/// The headers that create a multipart upload with `algorithm`'s checksums: CRCs as full-object
-/// checksums; SHAs with S3's default, and only choice for them, composite. MD5 travels as
-/// `Content-MD5` on each part and needs nothing at creation.
-fn checksum_creation_headers(algorithm: ChecksumAlgorithm) -> Vec<(String, String)> {
-    let name = ("x-amz-checksum-algorithm".to_owned(), algorithm.as_str().to_owned());
-    match algorithm.object_type() {
-        _ if algorithm == ChecksumAlgorithm::Md5 => Vec::new(),
-        ChecksumType::FullObject => vec![name, ("x-amz-checksum-type".to_owned(), "FULL_OBJECT".to_owned())],
-        ChecksumType::Composite => vec![name],
-    }
-}
-
 /// The headers a presigned request for `file` signs, and the page must send.
 fn signed_headers(content_type: &str, metadata: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    std::iter::once(("content-type".to_owned(), content_type.to_owned()))
-        .chain(metadata.iter().map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone())))
-        .collect()
+    std::iter::once(("content-type".to_owned(), content_type.to_owned())).chain(metadata_headers(metadata)).collect()
 }
 
 impl AppState {
@@ -277,7 +274,7 @@ pub async fn create(
         )
     })?;
     let mut headers = signed_headers(&req.content_type, &req.metadata);
-    headers.extend(req.checksum_algorithm.map(checksum_creation_headers).unwrap_or_default());
+    headers.extend(req.checksum_algorithm.map(ChecksumAlgorithm::creation_headers).unwrap_or_default());
     let mut action = st.s3.bucket.create_multipart_upload(Some(&st.s3.credentials), &key);
     for (name, value) in &headers {
         action.headers_mut().insert(name.clone(), value.clone());
@@ -503,9 +500,10 @@ fn file_checksum(req: &FileRequest) -> Result<Option<(String, String)>, ApiError
     }
 }
 
-/// `POST /post`: a POST policy for an HTML-form upload of the file: the store itself enforces
-/// the key prefix, the declared size (`content-length-range`), the content type, the metadata,
-/// the checksum (when given) and the expiry.
+/// `POST /post`: a POST policy for an HTML-form upload of the file, built by the library's
+/// `sigv4::sign_post_form` as the page builds its own: the store itself enforces the key, the
+/// declared size (exactly), the content type, the metadata, the checksum (when given) and the
+/// expiry.
 pub async fn sign_post(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -514,33 +512,24 @@ pub async fn sign_post(
     let key = caller.admit(&req)?;
     st.quotas.charge(caller.name(), req.size)?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64);
-    let datetime = sigv4::amz_date(now_ms);
     let scope = Scope { region: st.s3.bucket.region(), service: "s3" };
-    let creds = &st.s3.credentials;
     let mut fields: Vec<(String, String)> = vec![
         ("key".into(), key.clone()),
         ("Content-Type".into(), req.content_type.clone()),
         ("success_action_status".into(), "201".into()),
     ];
-    fields.extend(req.metadata.iter().map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone())));
+    fields.extend(metadata_headers(&req.metadata));
     fields.extend(file_checksum(&req)?);
-    fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
-    fields.push(("x-amz-credential".into(), sigv4::policy_credential(creds.key(), &datetime, scope)));
-    fields.push(("x-amz-date".into(), datetime.clone()));
-    if let Some(token) = creds.token() {
-        fields.push(("x-amz-security-token".into(), token.to_owned()));
-    }
-    let mut conditions = vec![
-        json!({ "bucket": st.s3.bucket.name() }),
-        json!(["starts-with", "$key", caller.policy.key_prefix]),
-        json!(["content-length-range", req.size, req.size]),
-    ];
-    conditions.extend(fields.iter().filter(|(name, _)| name != "key").map(|(name, value)| json!({ name: value })));
-    let expiration = sigv4::iso_8601(now_ms + URL_TTL.as_millis() as f64);
-    let policy = base64(json!({ "expiration": expiration, "conditions": conditions }).to_string().as_bytes());
-    let signature = sigv4::sign_policy(&policy, &datetime, creds.secret(), scope);
-    fields.push(("Policy".into(), policy));
-    fields.push(("X-Amz-Signature".into(), signature));
+    let expires_ms = now_ms + URL_TTL.as_millis() as f64;
+    let fields = sigv4::sign_post_form(
+        fields,
+        st.s3.bucket.name(),
+        req.size,
+        &st.s3.signing_credentials(),
+        scope,
+        now_ms,
+        expires_ms,
+    );
     let fields: serde_json::Map<String, Value> = fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     Ok(Json(json!({
         "key": key,
@@ -570,13 +559,7 @@ pub async fn credentials(
         force_path_style: st.s3.path_style,
         key_prefix: &caller.policy.key_prefix,
     };
-    let creds = &st.s3.credentials;
-    let server = sigv4::Credentials {
-        access_key_id: creds.key().to_owned(),
-        secret_access_key: creds.secret().to_owned(),
-        session_token: creds.token().map(str::to_owned),
-    };
-    let grant = issuer.issue(&scope, Duration::from_secs(lifetime), &server, &st.s3.client).await;
+    let grant = issuer.issue(&scope, Duration::from_secs(lifetime), &st.s3.signing_credentials(), &st.s3.client).await;
     grant.map(Json).map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))
 }
 

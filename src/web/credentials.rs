@@ -8,7 +8,7 @@ use super::{RequestGuard, store_rejection, store_unreachable};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum, digest, hex};
 use crate::endpoint::{Endpoint, EndpointOptions};
 use crate::error::{ErrorCode, UploadError};
-use crate::object_rules::{check_key, check_prefix, safe_file_name};
+use crate::object_rules::{check_key, check_prefix, metadata_headers, safe_file_name};
 use crate::retry::RetryAction;
 use crate::s3_xml::{complete_multipart_body, list_parts_page, unescape, xml_text};
 use crate::sigv4::{self, Credentials, EMPTY_PAYLOAD_SHA256, Request as SigRequest, Scope, iso_8601_ms};
@@ -280,18 +280,11 @@ impl CredentialsBackend {
 /// checksum algorithm.
 fn object_headers(file: &FileInfo, creation: bool) -> Vec<(String, String)> {
     let mut headers = vec![("content-type".to_owned(), file.content_type.clone())];
-    headers.extend(file.metadata.iter().map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone())));
-    if let Some(algorithm) = file.checksum_algorithm {
-        if creation {
-            if algorithm != ChecksumAlgorithm::Md5 {
-                headers.push(("x-amz-checksum-algorithm".into(), algorithm.as_str().into()));
-            }
-            if algorithm.object_type() == ChecksumType::FullObject {
-                headers.push(("x-amz-checksum-type".into(), "FULL_OBJECT".into()));
-            }
-        } else if let Some(checksum) = &file.checksum {
-            headers.push((algorithm.header().into(), checksum.clone()));
-        }
+    headers.extend(metadata_headers(&file.metadata));
+    match (file.checksum_algorithm, &file.checksum) {
+        (Some(algorithm), _) if creation => headers.extend(algorithm.creation_headers()),
+        (Some(algorithm), Some(checksum)) => headers.push((algorithm.header().into(), checksum.clone())),
+        _ => {}
     }
     headers
 }
