@@ -28,7 +28,7 @@ pub enum ChecksumAlgorithm {
 }
 
 /// How the checksum of a multipart object relates to its bytes (S3's `ChecksumType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChecksumType {
     /// The checksum of the whole object's bytes.
@@ -197,7 +197,7 @@ impl PartDigest {
 
 /// A whole object's checksum, as the library expects the store to report it. In JSON:
 /// `{algorithm, type, value}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectChecksum {
     /// The algorithm.
     pub algorithm: ChecksumAlgorithm,

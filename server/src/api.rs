@@ -21,8 +21,10 @@ use s3_direct_upload::object_rules::{check_metadata, metadata_headers};
 use s3_direct_upload::plan::PartPlan;
 use s3_direct_upload::s3_xml::{complete_multipart_body, list_parts_page, xml_text};
 use s3_direct_upload::sigv4::{self, Scope};
-use s3_direct_upload::upload::CompletedPart;
-use serde::{Deserialize, Serialize};
+use s3_direct_upload::upload::{
+    CompleteRequest, FileInfo, MultipartSession, SignPartsRequest, SignedPart, SignedRequest,
+};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -113,74 +115,6 @@ fn store_failed(operation: &str, detail: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::BAD_GATEWAY, format!("the store failed {operation}: {detail}"))
 }
 
-/// `POST /multipart` and `POST /put`: the file the page wants to upload.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FileRequest {
-    filename: String,
-    size: u64,
-    content_type: String,
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    metadata: BTreeMap<String, String>,
-    /// The checksum algorithm the page hashes with.
-    #[serde(default)]
-    checksum_algorithm: Option<ChecksumAlgorithm>,
-    /// The file's checksum, for a single PUT.
-    #[serde(default)]
-    checksum: Option<String>,
-    /// For a multipart upload, the size of every part but the last (default: the library's
-    /// default plan for the size): each part URL is signed with its exact length.
-    #[serde(default)]
-    part_size: Option<u64>,
-}
-
-/// `{key, uploadId}`: names an open multipart upload.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UploadRef {
-    key: String,
-    upload_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SignRequest {
-    #[serde(flatten)]
-    upload: UploadRef,
-    part_numbers: Vec<u32>,
-    /// `checksums[i]` is part `part_numbers[i]`'s, when the upload has a checksum algorithm.
-    #[serde(default)]
-    checksums: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CompleteRequest {
-    #[serde(flatten)]
-    upload: UploadRef,
-    parts: Vec<CompletedPart>,
-    /// The whole object's checksum, when the upload has a checksum algorithm.
-    #[serde(default)]
-    checksum: Option<ObjectChecksumRef>,
-}
-
-/// `{algorithm, type, value}`: the object checksum the page computed.
-#[derive(Deserialize)]
-pub struct ObjectChecksumRef {
-    value: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SignedPart {
-    part_number: u32,
-    url: String,
-    /// The headers signed with the URL, which the page must send: the part's checksum.
-    headers: BTreeMap<String, String>,
-}
-
 /// `value`, checked to be a base64 digest of `algorithm`: what goes into a signed header.
 fn checked_checksum(algorithm: ChecksumAlgorithm, value: &str, of: &str) -> Result<String, ApiError> {
     if !algorithm.is_encoded_digest(value) {
@@ -204,7 +138,7 @@ impl AppState {
     }
 
     /// The open upload `r` names, if it is one of ours, the caller's, and the key matches.
-    fn open_upload(&self, r: &UploadRef, caller: &Caller) -> Result<OpenUpload, ApiError> {
+    fn open_upload(&self, r: &MultipartSession, caller: &Caller) -> Result<OpenUpload, ApiError> {
         match self.open.get(&r.upload_id) {
             Some(upload) if upload.key == r.key && upload.owner == caller.user && caller.policy.owns(&r.key) => {
                 Ok(upload)
@@ -230,7 +164,7 @@ impl Caller {
     }
 
     /// Checks the file `req` describes against the caller's policy; the key to store it under.
-    fn admit(&self, req: &FileRequest) -> Result<String, ApiError> {
+    fn admit(&self, req: &FileInfo) -> Result<String, ApiError> {
         check_metadata(&req.metadata).map_err(|e| bad_request(e.0))?;
         Ok(self.policy.admit(&req.filename, req.size, &req.content_type, req.key.as_deref())?)
     }
@@ -263,7 +197,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
 pub async fn create(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    JsonBody(req): JsonBody<FileRequest>,
+    JsonBody(req): JsonBody<FileInfo>,
 ) -> Result<Json<Value>, ApiError> {
     let key = caller.admit(&req)?;
     let plan = PartPlan::for_multipart(req.size, req.part_size).map_err(|e| bad_request(e.message))?;
@@ -305,7 +239,7 @@ pub async fn create(
 pub async fn sign_parts(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    JsonBody(req): JsonBody<SignRequest>,
+    JsonBody(req): JsonBody<SignPartsRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req.upload, &caller)?;
     let plan = upload.plan();
@@ -351,7 +285,7 @@ pub async fn sign_parts(
             // and the store refuses a part of any other size.
             let length = plan.range(n);
             action.headers_mut().insert("content-length", (length.end - length.start).to_string());
-            SignedPart { part_number: n, url: action.sign(URL_TTL).to_string(), headers }
+            SignedPart { part_number: n, request: SignedRequest { url: action.sign(URL_TTL).to_string(), headers } }
         })
         .collect();
     Ok(Json(json!({ "parts": parts })))
@@ -431,7 +365,7 @@ pub async fn complete(
 pub async fn abort(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    JsonBody(req): JsonBody<UploadRef>,
+    JsonBody(req): JsonBody<MultipartSession>,
 ) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req, &caller)?;
     let action = st.s3.bucket.abort_multipart_upload(Some(&st.s3.credentials), &upload.key, &req.upload_id);
@@ -446,7 +380,7 @@ pub async fn abort(
 pub async fn list_parts(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    JsonBody(req): JsonBody<UploadRef>,
+    JsonBody(req): JsonBody<MultipartSession>,
 ) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req, &caller)?;
     let mut parts = Vec::new();
@@ -472,7 +406,7 @@ pub async fn list_parts(
 pub async fn sign_put(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    JsonBody(req): JsonBody<FileRequest>,
+    JsonBody(req): JsonBody<FileInfo>,
 ) -> Result<Json<Value>, ApiError> {
     let key = caller.admit(&req)?;
     let mut headers = signed_headers(&req.content_type, &req.metadata);
@@ -490,7 +424,7 @@ pub async fn sign_put(
 }
 
 /// The checksum header (or form field) of a file sent in one request, when the request gives one.
-fn file_checksum(req: &FileRequest) -> Result<Option<(String, String)>, ApiError> {
+fn file_checksum(req: &FileInfo) -> Result<Option<(String, String)>, ApiError> {
     match (req.checksum_algorithm, &req.checksum) {
         (Some(algorithm), Some(checksum)) => {
             Ok(Some((algorithm.header().to_owned(), checked_checksum(algorithm, checksum, "the file")?)))
@@ -507,7 +441,7 @@ fn file_checksum(req: &FileRequest) -> Result<Option<(String, String)>, ApiError
 pub async fn sign_post(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    JsonBody(req): JsonBody<FileRequest>,
+    JsonBody(req): JsonBody<FileInfo>,
 ) -> Result<Json<Value>, ApiError> {
     let key = caller.admit(&req)?;
     st.quotas.charge(caller.name(), req.size)?;

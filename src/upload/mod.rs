@@ -23,13 +23,13 @@ mod wait;
 mod whole_file;
 mod wire;
 
-pub use ports::{Backend, Payload, PutOutcome, Runtime, SignReason, Source, Transport};
+pub use ports::{Backend, Payload, PutOutcome, Runtime, Source, Transport};
 pub use reporter::ProgressReporter;
 pub use resume::{RESUME_RECORD_MAX_AGE_MS, Resume, ResumeRecord, ResumeStore};
 pub use wait::{Count, Flag, UploadControl};
 pub use wire::{
-    CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignedPart, SignedPost, SignedPut,
-    SignedRequest, StoredObject,
+    CompleteRequest, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignPartsRequest,
+    SignReason, SignedPart, SignedPost, SignedPut, SignedRequest, StoredObject,
 };
 
 use crate::checksum::ChecksumAlgorithm;

@@ -3,24 +3,12 @@
 //! `crate::web`; the tests with fakes.
 
 use super::{
-    CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignedPart, SignedPost, SignedPut,
-    SignedRequest,
+    CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignReason, SignedPart, SignedPost,
+    SignedPut, SignedRequest,
 };
 use crate::checksum::ObjectChecksum;
 use crate::error::UploadError;
-use serde::Serialize;
 use std::ops::Range;
-
-/// Why a request is being signed: a backend that holds credentials (the credentials mode)
-/// refreshes them only when the store refused the last URL as expired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum SignReason {
-    /// The first URL for this request.
-    First,
-    /// The last URL expired, or the store refused it as expired (or its credentials as such).
-    Expired,
-}
 
 /// The application's backend: it decides keys and limits and signs requests.
 #[allow(async_fn_in_trait)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What the backend is asked to authorize: the file as the browser sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileInfo {
     /// File name (`File.name`), or `"blob"` for a plain `Blob`.
@@ -16,20 +16,21 @@ pub struct FileInfo {
     /// MIME type the object is stored with.
     pub content_type: String,
     /// The key the caller would like; the backend has the last word.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// User metadata (`x-amz-meta-*`), for the backend to sign or set.
+    #[serde(default)]
     pub metadata: BTreeMap<String, String>,
     /// The checksum algorithm the parts will carry; the backend creates the upload with it (and
     /// echoes it) or leaves checksums out.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     /// The file's checksum (base64), for a single PUT: the backend signs it into the URL.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
     /// For a multipart upload, the size of every part but the last: with it the backend knows
     /// each part's exact length and can sign it (`Content-Length`), so no part can be larger.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<u64>,
 }
 
@@ -48,7 +49,7 @@ pub struct MultipartSession {
 }
 
 /// A presigned request: the URL and the headers that were signed with it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignedRequest {
     /// Presigned URL. A secret: never logged, never put in an error.
     pub url: String,
@@ -58,7 +59,7 @@ pub struct SignedRequest {
 }
 
 /// One presigned part URL.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignedPart {
     /// 1-based part number.
@@ -188,5 +189,49 @@ pub struct StoredObject {
     pub parts: Option<u32>,
     /// The object's checksum as computed from the file, when the store checked the bytes against
     /// checksums; `None` when the backend did not sign any.
+    pub checksum: Option<ObjectChecksum>,
+}
+
+/// Why a request is being signed: a backend that holds credentials (the credentials mode)
+/// refreshes them only when the store refused the last URL as expired.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SignReason {
+    /// The first URL for this request.
+    #[default]
+    First,
+    /// The last URL expired, or the store refused it as expired (or its credentials as such).
+    Expired,
+}
+
+/// `POST /multipart/sign` and the `signParts` callback: parts of an upload to sign, with their
+/// checksums (`checksums[i]` is part `part_numbers[i]`'s) when the upload has them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignPartsRequest {
+    /// The upload (its checksum algorithm too, for backends that keep no record of it).
+    #[serde(flatten)]
+    pub upload: MultipartSession,
+    /// Part numbers, 1-based.
+    pub part_numbers: Vec<u32>,
+    /// The parts' checksums (base64), to sign into their URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksums: Option<Vec<String>>,
+    /// Why the parts are signed.
+    #[serde(default)]
+    pub reason: SignReason,
+}
+
+/// `POST /multipart/complete` and the `completeMultipartUpload` callback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteRequest {
+    /// The upload.
+    #[serde(flatten)]
+    pub upload: MultipartSession,
+    /// Every part, sorted by number.
+    pub parts: Vec<CompletedPart>,
+    /// The object checksum for the store to check the assembled object against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ObjectChecksum>,
 }

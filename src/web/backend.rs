@@ -8,8 +8,8 @@ use crate::checksum::{ChecksumAlgorithm, ObjectChecksum};
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::{Observed, RetryAction, classify};
 use crate::upload::{
-    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignReason, SignedPart,
-    SignedPost, SignedPut, SignedRequest,
+    Backend, CompleteRequest, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignPartsRequest,
+    SignReason, SignedPart, SignedPost, SignedPut, SignedRequest,
 };
 use futures::future::try_join_all;
 use gloo_net::http::Request;
@@ -19,37 +19,18 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SignPartsRequest<'a> {
-    key: &'a str,
-    upload_id: &'a str,
-    part_numbers: &'a [u32],
-    /// The upload's checksum algorithm, for backends that keep no record of it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    checksum_algorithm: Option<ChecksumAlgorithm>,
-    /// `checksums[i]` is part `part_numbers[i]`'s checksum, to sign into its URL.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    checksums: Option<&'a [String]>,
-    /// `first`, or `expired` when the store refused the last URLs as expired.
+/// The sign request for `numbers` of `session`.
+fn sign_parts_request(
+    session: &MultipartSession,
+    numbers: &[u32],
+    checksums: Option<&[String]>,
     reason: SignReason,
-}
-
-impl<'a> SignPartsRequest<'a> {
-    fn new(
-        session: &'a MultipartSession,
-        part_numbers: &'a [u32],
-        checksums: Option<&'a [String]>,
-        reason: SignReason,
-    ) -> Self {
-        SignPartsRequest {
-            key: &session.key,
-            upload_id: &session.upload_id,
-            part_numbers,
-            checksum_algorithm: session.checksum_algorithm,
-            checksums,
-            reason,
-        }
+) -> SignPartsRequest {
+    SignPartsRequest {
+        upload: session.clone(),
+        part_numbers: numbers.to_vec(),
+        checksums: checksums.map(<[String]>::to_vec),
+        reason,
     }
 }
 
@@ -64,17 +45,6 @@ struct SignPartRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     checksum: Option<&'a str>,
     reason: SignReason,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CompleteRequest<'a> {
-    key: &'a str,
-    upload_id: &'a str,
-    parts: &'a [CompletedPart],
-    /// The object checksum for the store to check the assembled object against.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    checksum: Option<&'a ObjectChecksum>,
 }
 
 /// `{ parts: [...] }`, or the bare array, which callbacks often return.
@@ -206,7 +176,7 @@ impl Backend for HttpBackend {
         checksums: Option<&[String]>,
         reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
-        let request = SignPartsRequest::new(session, numbers, checksums, reason);
+        let request = sign_parts_request(session, numbers, checksums, reason);
         self.post::<PartsAnswer<SignedPart>>("/multipart/sign", &request).await.map(PartsAnswer::into_parts)
     }
 
@@ -216,7 +186,7 @@ impl Backend for HttpBackend {
         parts: &[CompletedPart],
         checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
-        let request = CompleteRequest { key: &session.key, upload_id: &session.upload_id, parts, checksum };
+        let request = CompleteRequest { upload: session.clone(), parts: parts.to_vec(), checksum: checksum.cloned() };
         self.post("/multipart/complete", &request).await
     }
 
@@ -308,7 +278,7 @@ impl Backend for CallbackBackend {
         reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
         if self.sign_parts.is_some() || self.sign_part.is_none() {
-            let request = SignPartsRequest::new(session, numbers, checksums, reason);
+            let request = sign_parts_request(session, numbers, checksums, reason);
             let answer: PartsAnswer<SignedPart> = Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
             return Ok(answer.into_parts());
         }
@@ -334,7 +304,7 @@ impl Backend for CallbackBackend {
         parts: &[CompletedPart],
         checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
-        let request = CompleteRequest { key: &session.key, upload_id: &session.upload_id, parts, checksum };
+        let request = CompleteRequest { upload: session.clone(), parts: parts.to_vec(), checksum: checksum.cloned() };
         let answer: Option<CompletedObject> =
             Self::call("completeMultipartUpload", self.complete_multipart_upload.as_ref(), &request).await?;
         Ok(answer.unwrap_or_default())

@@ -286,10 +286,11 @@ impl Server {
         self.post_form(&signed, &[], body, "a.bin").await
     }
 
-    /// The server process's resident memory, from `/proc`.
-    pub fn resident_bytes(&self) -> u64 {
+    /// The server process's peak resident memory so far (`VmHWM` in `/proc`: a body held even
+    /// for a moment shows).
+    pub fn peak_resident_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
     }
 
