@@ -60,9 +60,67 @@ pub fn list_parts_page(body: &str) -> Option<(Vec<ListedPart>, Option<u32>)> {
     Some((parts, next))
 }
 
+/// Most ListParts pages read for one upload: its 10,000 parts at S3's 1,000 a page, and one more.
+pub const MAX_LIST_PARTS_PAGES: usize = 11;
+
+/// Every part a store lists for an upload, reading page after page: `page(marker)` fetches the
+/// page after `marker` (`None` for the first), `unreadable()` is the error for an answer that is
+/// not a ListParts page. The page bound keeps a misbehaving store from looping the caller.
+pub async fn all_listed_parts<E, F, Fut>(mut page: F, unreadable: impl Fn() -> E) -> Result<Vec<ListedPart>, E>
+where
+    F: FnMut(Option<u32>) -> Fut,
+    Fut: std::future::Future<Output = Result<String, E>>,
+{
+    let mut parts = Vec::new();
+    let mut marker = None;
+    for _ in 0..MAX_LIST_PARTS_PAGES {
+        let answer = page(marker).await?;
+        let (listed, next) = list_parts_page(&answer).ok_or_else(&unreadable)?;
+        parts.extend(listed);
+        marker = next;
+        if marker.is_none() {
+            break;
+        }
+    }
+    Ok(parts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_parts_are_read_page_after_page_within_the_bound() {
+        let page = |from: u32, next: Option<u32>| {
+            let part = format!("<Part><PartNumber>{from}</PartNumber><ETag>\"e{from}\"</ETag><Size>5</Size></Part>");
+            let more = next.map_or("<IsTruncated>false</IsTruncated>".to_owned(), |n| {
+                format!("<IsTruncated>true</IsTruncated><NextPartNumberMarker>{n}</NextPartNumberMarker>")
+            });
+            format!("<ListPartsResult>{part}{more}</ListPartsResult>")
+        };
+        let asked = std::cell::RefCell::new(Vec::new());
+        let three = futures::executor::block_on(all_listed_parts(
+            |marker| {
+                asked.borrow_mut().push(marker);
+                let body = match marker {
+                    None => page(1, Some(1)),
+                    Some(1) => page(2, Some(2)),
+                    _ => page(3, None),
+                };
+                async move { Ok::<_, ()>(body) }
+            },
+            || (),
+        ));
+        assert_eq!(three.unwrap().iter().map(|p| p.part_number).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(*asked.borrow(), [None, Some(1), Some(2)]);
+        let endless = futures::executor::block_on(all_listed_parts(|_| async { Ok::<_, ()>(page(1, Some(1))) }, || ()));
+        assert_eq!(endless.unwrap().len(), MAX_LIST_PARTS_PAGES, "a store that pages forever is cut off");
+        let garbage = futures::executor::block_on(all_listed_parts(
+            |_| async { Ok::<_, &str>("<Part>".to_owned()) },
+            || "unreadable",
+        ));
+        assert_eq!(garbage.unwrap_err(), "unreadable");
+    }
 
     #[test]
     fn element_texts_are_read_in_order_and_escaping_round_trips() {

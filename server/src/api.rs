@@ -19,7 +19,7 @@ use rusty_s3::{Bucket, Credentials, S3Action};
 use s3_direct_upload::checksum::{ChecksumAlgorithm, ChecksumType};
 use s3_direct_upload::object_rules::{check_metadata, metadata_headers};
 use s3_direct_upload::plan::PartPlan;
-use s3_direct_upload::s3_xml::{complete_multipart_body, list_parts_page, xml_text};
+use s3_direct_upload::s3_xml::{all_listed_parts, complete_multipart_body, xml_text};
 use s3_direct_upload::sigv4::{self, Scope};
 use s3_direct_upload::upload::{
     CompleteRequest, FileInfo, MultipartSession, SignPartsRequest, SignedPart, SignedRequest,
@@ -383,22 +383,16 @@ pub async fn list_parts(
     JsonBody(req): JsonBody<MultipartSession>,
 ) -> Result<Json<Value>, ApiError> {
     let upload = st.open_upload(&req, &caller)?;
-    let mut parts = Vec::new();
-    let mut marker = None;
-    // At most 10,000 parts, 1,000 a page: the bound keeps a misbehaving store from looping us.
-    for _ in 0..11 {
+    let page = |marker: Option<u32>| {
         let mut action = st.s3.bucket.list_parts(Some(&st.s3.credentials), &upload.key, &req.upload_id);
-        if let Some(marker) = marker {
+        if let Some(marker) = marker.and_then(|m| u16::try_from(m).ok()) {
             action.set_part_number_marker(marker);
         }
-        let body = send(st.s3.client.get(action.sign(URL_TTL)), "ListParts").await?;
-        let (page, next) = list_parts_page(&body).ok_or_else(|| store_failed("ListParts", "unexpected answer"))?;
-        parts.extend(page.iter().map(|p| json!({ "partNumber": p.part_number, "etag": p.etag, "size": p.size })));
-        marker = next.and_then(|n| u16::try_from(n).ok());
-        if marker.is_none() {
-            break;
-        }
-    }
+        send(st.s3.client.get(action.sign(URL_TTL)), "ListParts")
+    };
+    let listed = all_listed_parts(page, || store_failed("ListParts", "unexpected answer")).await?;
+    let parts: Vec<Value> =
+        listed.iter().map(|p| json!({ "partNumber": p.part_number, "etag": p.etag, "size": p.size })).collect();
     Ok(Json(json!({ "parts": parts })))
 }
 

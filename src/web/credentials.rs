@@ -10,7 +10,7 @@ use crate::endpoint::{Endpoint, EndpointOptions};
 use crate::error::{ErrorCode, UploadError};
 use crate::object_rules::{check_key, check_prefix, metadata_headers, safe_file_name};
 use crate::retry::RetryAction;
-use crate::s3_xml::{complete_multipart_body, list_parts_page, unescape, xml_text};
+use crate::s3_xml::{all_listed_parts, complete_multipart_body, unescape, xml_text};
 use crate::sigv4::{self, Credentials, EMPTY_PAYLOAD_SHA256, Request as SigRequest, Scope, iso_8601_ms};
 use crate::upload::{
     Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignReason, SignedPart,
@@ -367,24 +367,14 @@ impl Backend for CredentialsBackend {
             grant.endpoint.object_url(&session.key),
             sigv4::uri_encode(&session.upload_id, true)
         );
-        let mut parts = Vec::new();
-        let mut marker: Option<u32> = None;
-        // At most 10,000 parts, 1,000 a page: the bound keeps a misbehaving store from looping us.
-        for _ in 0..11 {
+        let page = |marker: Option<u32>| {
             let url = match marker {
                 Some(marker) => format!("{base}&part-number-marker={marker}"),
                 None => base.clone(),
             };
-            let answer = self.call(Method::GET, &url, Vec::new(), None, "ListParts").await?;
-            let (page, next) = list_parts_page(&answer)
-                .ok_or_else(|| backend_error("the store's ListParts answer could not be read".into()))?;
-            parts.extend(page);
-            marker = next;
-            if marker.is_none() {
-                break;
-            }
-        }
-        Ok(parts)
+            async move { self.call(Method::GET, &url, Vec::new(), None, "ListParts").await }
+        };
+        all_listed_parts(page, || backend_error("the store's ListParts answer could not be read".into())).await
     }
 
     async fn sign_put(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPut, UploadError> {

@@ -2,11 +2,13 @@
 //! the backends (JSON, callbacks, and temporary credentials signing in the page), the runtime (time, timers, chance), online/offline tracking, localStorage
 //! resume records, and request guards that cancel by drop.
 
+mod any_backend;
 mod backend;
 mod credentials;
 mod xhr;
 
-pub(crate) use backend::{AnyBackend, CallbackBackend, HttpBackend};
+pub(crate) use any_backend::AnyBackend;
+pub(crate) use backend::{CallbackBackend, HttpBackend};
 pub(crate) use credentials::{CredentialsBackend, GrantSource};
 pub(crate) use xhr::XhrTransport;
 

@@ -1,0 +1,107 @@
+//! The backend an `Uploader` was configured with: one of the three kinds, as one [`Backend`].
+
+use super::backend::{CallbackBackend, HttpBackend};
+use super::credentials::CredentialsBackend;
+use crate::checksum::ObjectChecksum;
+use crate::error::UploadError;
+use crate::upload::{
+    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignReason, SignedPart,
+    SignedPost, SignedPut,
+};
+
+/// The backend an `Uploader` was configured with.
+pub(crate) enum AnyBackend {
+    Http(HttpBackend),
+    Callbacks(CallbackBackend),
+    Credentials(CredentialsBackend),
+}
+
+impl Backend for AnyBackend {
+    async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.create_multipart(file).await,
+            AnyBackend::Callbacks(b) => b.create_multipart(file).await,
+            AnyBackend::Credentials(b) => b.create_multipart(file).await,
+        }
+    }
+
+    async fn sign_parts(
+        &self,
+        session: &MultipartSession,
+        numbers: &[u32],
+        checksums: Option<&[String]>,
+        reason: SignReason,
+    ) -> Result<Vec<SignedPart>, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.sign_parts(session, numbers, checksums, reason).await,
+            AnyBackend::Callbacks(b) => b.sign_parts(session, numbers, checksums, reason).await,
+            AnyBackend::Credentials(b) => b.sign_parts(session, numbers, checksums, reason).await,
+        }
+    }
+
+    async fn complete_multipart(
+        &self,
+        session: &MultipartSession,
+        parts: &[CompletedPart],
+        checksum: Option<&ObjectChecksum>,
+    ) -> Result<CompletedObject, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.complete_multipart(session, parts, checksum).await,
+            AnyBackend::Callbacks(b) => b.complete_multipart(session, parts, checksum).await,
+            AnyBackend::Credentials(b) => b.complete_multipart(session, parts, checksum).await,
+        }
+    }
+
+    async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.abort_multipart(session).await,
+            AnyBackend::Callbacks(b) => b.abort_multipart(session).await,
+            AnyBackend::Credentials(b) => b.abort_multipart(session).await,
+        }
+    }
+
+    async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.list_parts(session).await,
+            AnyBackend::Callbacks(b) => b.list_parts(session).await,
+            AnyBackend::Credentials(b) => b.list_parts(session).await,
+        }
+    }
+
+    async fn sign_put(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPut, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.sign_put(file, reason).await,
+            AnyBackend::Callbacks(b) => b.sign_put(file, reason).await,
+            AnyBackend::Credentials(b) => b.sign_put(file, reason).await,
+        }
+    }
+
+    async fn sign_post(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPost, UploadError> {
+        match self {
+            AnyBackend::Http(b) => b.sign_post(file, reason).await,
+            AnyBackend::Callbacks(b) => b.sign_post(file, reason).await,
+            AnyBackend::Credentials(b) => b.sign_post(file, reason).await,
+        }
+    }
+}
+
+impl AnyBackend {
+    /// Whether uploads can be resumed: the backend can list the parts a store holds.
+    pub(crate) fn can_list_parts(&self) -> bool {
+        match self {
+            AnyBackend::Http(_) => true,
+            AnyBackend::Callbacks(b) => b.list_parts.is_some(),
+            AnyBackend::Credentials(_) => true,
+        }
+    }
+
+    /// Names the backend in resume fingerprints, so that one backend's records never steer
+    /// another's uploads.
+    pub(crate) fn identity(&self) -> String {
+        match self {
+            AnyBackend::Http(b) => b.base().to_owned(),
+            AnyBackend::Callbacks(_) => "callbacks".into(),
+            AnyBackend::Credentials(b) => b.identity(),
+        }
+    }
+}
