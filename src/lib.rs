@@ -7,6 +7,8 @@
 //! - [`checksum`]: part and whole-object checksums as S3 computes them (pure).
 //! - [`endpoint`]: bucket and object URLs on AWS (regional, dual-stack, accelerated) or custom
 //!   endpoints, virtual-hosted or path-style (pure).
+//! - [`grant`]: the credentials mode's temporary credentials: expiry, the store's clock, what
+//!   the store's refusals mean (pure).
 //! - [`object_rules`]: what object keys and user metadata may be, for the library and the
 //!   reference server alike (pure).
 //! - [`plan`]: how a file is cut into parts under the S3 limits (pure).
@@ -22,6 +24,7 @@
 pub mod checksum;
 pub mod endpoint;
 pub mod error;
+pub mod grant;
 pub mod object_rules;
 pub mod plan;
 pub mod progress;

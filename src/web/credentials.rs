@@ -4,22 +4,21 @@
 //! says they expired, and the clock is corrected from the store's when it says it is off.
 
 use super::backend::{CallbackBackend, HttpBackend, backend_error};
-use super::{RequestGuard, store_rejection, store_unreachable};
+use super::{BrowserRuntime, RequestGuard, store_rejection, store_unreachable};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum, digest, hex};
-use crate::endpoint::{Endpoint, EndpointOptions};
-use crate::error::{ErrorCode, UploadError};
-use crate::object_rules::{check_key, check_prefix, metadata_headers, safe_file_name};
+use crate::error::UploadError;
+use crate::grant::{Grant, GrantAnswer, Lesson, lesson};
+use crate::object_rules::metadata_headers;
 use crate::retry::RetryAction;
 use crate::s3_xml::{all_listed_parts, complete_multipart_body, unescape, xml_text};
-use crate::sigv4::{self, Credentials, EMPTY_PAYLOAD_SHA256, Request as SigRequest, Scope, iso_8601_ms};
+use crate::sigv4::{self, EMPTY_PAYLOAD_SHA256, Request as SigRequest, Scope};
 use crate::upload::{
-    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignReason, SignedPart,
+    Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, Runtime, SignReason, SignedPart,
     SignedPost, SignedPut, SignedRequest,
 };
 use futures::lock::Mutex;
 use gloo_net::http::{Method, RequestBuilder};
 use js_sys::Function;
-use serde::Deserialize;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -31,55 +30,6 @@ pub(crate) enum GrantSource {
     /// The `getCredentials` callback.
     Callback(Function),
 }
-
-/// A grant as the backend answers it.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GrantAnswer {
-    access_key_id: String,
-    secret_access_key: String,
-    #[serde(default)]
-    session_token: Option<String>,
-    expiration: String,
-    region: String,
-    bucket: String,
-    #[serde(default)]
-    endpoint: Option<String>,
-    #[serde(default)]
-    force_path_style: bool,
-    #[serde(default)]
-    accelerate: bool,
-    #[serde(default)]
-    dualstack: bool,
-    key_prefix: String,
-}
-
-/// Temporary credentials in use.
-struct Grant {
-    credentials: Credentials,
-    /// When they expire, on the store's clock (ms).
-    expires_ms: f64,
-    /// When they were fetched, on the store's clock (ms).
-    fetched_ms: f64,
-    endpoint: Endpoint,
-    key_prefix: String,
-}
-
-impl Grant {
-    /// Whether to fetch new credentials before signing at `now_ms`: within 5 minutes of expiry, or
-    /// past half their life when they are short-lived.
-    fn is_expiring(&self, now_ms: f64) -> bool {
-        let margin = (5.0 * 60_000.0_f64).min((self.expires_ms - self.fetched_ms) / 2.0);
-        now_ms >= self.expires_ms - margin
-    }
-}
-
-/// Credentials refused within this long of being fetched are the backend's fault, not age's.
-const FRESH_GRANT_MS: f64 = 10_000.0;
-
-/// How long the page's own presigned URLs last (part PUTs, single PUTs): 15 minutes, and never
-/// past the credentials.
-const URL_LIFETIME_S: f64 = 900.0;
 
 /// A [`Backend`] that signs every request in the page with temporary credentials.
 pub(crate) struct CredentialsBackend {
@@ -110,8 +60,9 @@ impl CredentialsBackend {
         }
     }
 
+    /// Now on the store's clock: this device's, corrected by what the store said of it.
     fn now_ms(&self) -> f64 {
-        js_sys::Date::now() + self.clock_offset_ms.get()
+        BrowserRuntime.now_ms() + self.clock_offset_ms.get()
     }
 
     /// The credentials to sign with: the current ones, or new ones when they are expiring, when
@@ -133,44 +84,11 @@ impl CredentialsBackend {
             GrantSource::Http(http) => http.post("/credentials", &BTreeMap::<String, String>::new()).await?,
             GrantSource::Callback(get) => CallbackBackend::call("getCredentials", Some(get), &()).await?,
         };
-        let grant = Rc::new(self.checked(answer)?);
+        let grant = Grant::from_answer(answer, self.now_ms())
+            .map_err(|what| backend_error(format!("the backend's credentials are unusable: {what}")))?;
+        let grant = Rc::new(grant);
         *self.grant.borrow_mut() = Some(grant.clone());
         Ok(grant)
-    }
-
-    /// The grant `answer` describes, or a `backend_error` saying what is wrong (never quoting
-    /// the secret or the token).
-    fn checked(&self, answer: GrantAnswer) -> Result<Grant, UploadError> {
-        let bad = |what: &str| backend_error(format!("the backend's credentials are unusable: {what}"));
-        if answer.access_key_id.is_empty() || answer.secret_access_key.is_empty() {
-            return Err(bad("`accessKeyId` and `secretAccessKey` must not be empty"));
-        }
-        let expires_ms = iso_8601_ms(&answer.expiration)
-            .ok_or_else(|| bad(&format!("`expiration` {:?} is not an ISO 8601 time", answer.expiration)))?;
-        // Credentials that look expired may only mean this device's clock is off: the store's
-        // answer (RequestTimeTooSkewed, or ExpiredToken) tells.
-        let now_ms = self.now_ms();
-        check_prefix(&answer.key_prefix).map_err(|e| bad(&format!("`keyPrefix`: {e}")))?;
-        let endpoint = Endpoint::new(&EndpointOptions {
-            bucket: &answer.bucket,
-            region: &answer.region,
-            endpoint: answer.endpoint.as_deref(),
-            force_path_style: answer.force_path_style,
-            accelerate: answer.accelerate,
-            dualstack: answer.dualstack,
-        })
-        .map_err(|e| bad(&e))?;
-        Ok(Grant {
-            credentials: Credentials {
-                access_key_id: answer.access_key_id,
-                secret_access_key: answer.secret_access_key,
-                session_token: answer.session_token.filter(|t| !t.is_empty()),
-            },
-            expires_ms,
-            fetched_ms: now_ms,
-            endpoint,
-            key_prefix: answer.key_prefix,
-        })
     }
 
     /// Presigns `method` on `url` with `headers` with `grant`'s credentials.
@@ -181,10 +99,11 @@ impl CredentialsBackend {
         url: &str,
         headers: Vec<(String, String)>,
     ) -> Result<SignedRequest, UploadError> {
-        let lifetime_s = URL_LIFETIME_S.min((grant.expires_ms - self.now_ms()) / 1000.0).max(1.0) as u32;
+        let now_ms = self.now_ms();
+        let lifetime_s = ((grant.url_expiry_ms(now_ms) - now_ms) / 1000.0).max(1.0) as u32;
         let request = SigRequest { method, url, headers: &headers };
         let scope = Scope { region: &grant.endpoint.region, service: "s3" };
-        let signed = sigv4::presign(&request, &grant.credentials, scope, self.now_ms(), lifetime_s)
+        let signed = sigv4::presign(&request, &grant.credentials, scope, now_ms, lifetime_s)
             .ok_or_else(|| backend_error("the store's URL could not be signed".into()))?;
         Ok(SignedRequest { url: signed, headers: headers.into_iter().collect() })
     }
@@ -230,42 +149,28 @@ impl CredentialsBackend {
         Err(self.on_rejection(store_rejection(status, &text, what, None), &text))
     }
 
-    /// Learns from a rejection: an expired or unknown token drops the credentials, and a skewed
-    /// clock is set to the store's time; both are then worth signing again.
+    /// Learns from a rejection ([`lesson`]): expired or unknown credentials are dropped, and a
+    /// skewed clock is set to the store's time; both are then worth signing again.
     fn on_rejection(&self, error: UploadError, body: &str) -> UploadError {
-        match xml_text(body, "Code") {
-            Some("ExpiredToken" | "InvalidToken" | "TokenRefreshRequired" | "InvalidAccessKeyId") => {
-                let grant = self.grant.borrow_mut().take();
-                if grant.is_some_and(|g| self.now_ms() - g.fetched_ms < FRESH_GRANT_MS) {
-                    // Refused as soon as they were handed out: new ones will not be better.
-                    return backend_error(format!(
-                        "the store refused credentials the backend had just handed out: {}",
-                        error.message
-                    ));
-                }
+        let fetched_ms = self.grant.borrow().as_ref().map(|g| g.fetched_ms);
+        let local_ms = BrowserRuntime.now_ms();
+        match lesson(xml_text(body, "Code"), xml_text(body, "ServerTime"), local_ms, self.now_ms(), fetched_ms) {
+            Lesson::FetchNew => {
+                self.grant.borrow_mut().take();
                 error.with_retry(RetryAction::Resign)
             }
-            Some("RequestTimeTooSkewed") => {
-                if let Some(server_ms) = xml_text(body, "ServerTime").and_then(iso_8601_ms) {
-                    self.clock_offset_ms.set(server_ms - js_sys::Date::now());
-                }
+            Lesson::BackendFault => {
+                self.grant.borrow_mut().take();
+                backend_error(format!(
+                    "the store refused credentials the backend had just handed out: {}",
+                    error.message
+                ))
+            }
+            Lesson::ClockOffset(offset_ms) => {
+                self.clock_offset_ms.set(offset_ms);
                 error.with_retry(RetryAction::Resign)
             }
-            _ => error,
-        }
-    }
-
-    /// The key of `file`: the requested one under the grant's prefix, or a fresh one there.
-    fn key_for(file: &FileInfo, grant: &Grant) -> Result<String, UploadError> {
-        match &file.key {
-            Some(key) => {
-                check_key(key).map_err(|e| UploadError::new(ErrorCode::InvalidOption, e.0))?;
-                Ok(format!("{}{key}", grant.key_prefix))
-            }
-            None => {
-                let folder = (js_sys::Math::random() * 2f64.powi(52)) as u64;
-                Ok(format!("{}{folder:013x}/{}", grant.key_prefix, safe_file_name(&file.filename)))
-            }
+            Lesson::None => error,
         }
     }
 
@@ -292,7 +197,7 @@ fn object_headers(file: &FileInfo, creation: bool) -> Vec<(String, String)> {
 impl Backend for CredentialsBackend {
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
         let grant = self.grant(false).await?;
-        let key = Self::key_for(file, &grant)?;
+        let key = grant.key_for(file.key.as_deref(), &file.filename, BrowserRuntime.random())?;
         let url = format!("{}?uploads", grant.endpoint.object_url(&key));
         let answer = self.call(Method::POST, &url, object_headers(file, true), None, "CreateMultipartUpload").await?;
         let upload_id = xml_text(&answer, "UploadId")
@@ -379,7 +284,7 @@ impl Backend for CredentialsBackend {
 
     async fn sign_put(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPut, UploadError> {
         let grant = self.grant(reason == SignReason::Expired).await?;
-        let key = Self::key_for(file, &grant)?;
+        let key = grant.key_for(file.key.as_deref(), &file.filename, BrowserRuntime.random())?;
         let request = self.presign(&grant, "PUT", &grant.endpoint.object_url(&key), object_headers(file, false))?;
         let display_url = Some(self.display_url(&key).await?);
         Ok(SignedPut { key, request, display_url })
@@ -389,14 +294,14 @@ impl Backend for CredentialsBackend {
     /// CORS preflight. The policy admits exactly this key, type, metadata, checksum and size.
     async fn sign_post(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPost, UploadError> {
         let grant = self.grant(reason == SignReason::Expired).await?;
-        let key = Self::key_for(file, &grant)?;
+        let key = grant.key_for(file.key.as_deref(), &file.filename, BrowserRuntime.random())?;
         let mut fields = vec![("key".to_owned(), key.clone())];
         fields.extend(object_headers(file, false).into_iter().map(|(name, value)| match name.as_str() {
             "content-type" => ("Content-Type".to_owned(), value),
             _ => (name, value),
         }));
         let now_ms = self.now_ms();
-        let expires_ms = grant.expires_ms.min(now_ms + URL_LIFETIME_S * 1000.0);
+        let expires_ms = grant.url_expiry_ms(now_ms);
         let scope = Scope { region: &grant.endpoint.region, service: "s3" };
         let bucket = grant.endpoint.bucket();
         let fields = sigv4::sign_post_form(fields, bucket, file.size, &grant.credentials, scope, now_ms, expires_ms);
