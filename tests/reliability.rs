@@ -74,6 +74,26 @@ async fn expired_urls_are_signed_again_and_the_upload_finishes() {
 }
 
 #[wasm_bindgen_test]
+async fn in_the_credentials_mode_retried_parts_need_neither_signing_nor_new_credentials() {
+    let app = faults_app();
+    set_faults(&app, r#"{"every": 2, "kinds": ["500", "reset", "slowdown"]}"#).await;
+    let cb = callbacks(&faults_api(), &json("{}"));
+    let options =
+        [("backend", get(&cb, "backend")), ("mode", "credentials".into()), ("retry", json(r#"{"maxBackoffMs": 200}"#))];
+    let up = uploader(object(&options));
+    let file = file_of(24 * MIB, 23, "retried.bin", "");
+    let result = upload(&up, &file, JsValue::UNDEFINED).await.expect("retries carry the upload through");
+    let report = fault_report(&app).await;
+    set_faults(&app, "null").await;
+
+    assert_stored(&result, &file).await;
+    let upload_id = get(&result, "uploadId").as_string().unwrap();
+    assert!(count(&report, "partRequests", &upload_id) > 5.0, "failed parts were sent again");
+    let credentials = get(&get(&cb, "calls"), "credentials").as_f64().unwrap();
+    assert_eq!(credentials, 1.0, "a part's URL serves its retries: one grant for the whole upload");
+}
+
+#[wasm_bindgen_test]
 async fn pause_stops_sending_and_resume_finishes_the_upload() {
     let app = faults_app();
     set_faults(&app, "null").await;
