@@ -3,7 +3,7 @@
 //! Messages say what went wrong and what to fix. They never contain a presigned URL or a
 //! credential: code that builds an error from a request names the operation, not the URL.
 
-use crate::retry::RetryAction;
+use crate::retry::{Observed, RetryAction, classify};
 use std::fmt;
 
 /// Stable, machine-readable error codes: `err.code` in JS.
@@ -62,14 +62,15 @@ pub struct UploadError {
     pub status: Option<u16>,
     /// The value a user callback threw, kept so JS sees it as `err.cause`.
     pub cause: Option<wasm_bindgen::JsValue>,
-    /// Whether trying again may help, as [`crate::retry::classify`] decided.
-    pub retry: RetryAction,
+    /// What the edge saw of the failed request, for the retry loop to judge
+    /// ([`crate::retry::classify`]); `None` for failures that are no request's.
+    pub observed: Option<Observed>,
 }
 
 impl UploadError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        UploadError { code, message: message.into(), status: None, cause: None, retry: RetryAction::Fail }
+        UploadError { code, message: message.into(), status: None, cause: None, observed: None }
     }
 
     /// Adds the HTTP status of the failed response.
@@ -78,10 +79,15 @@ impl UploadError {
         self
     }
 
-    /// Marks what retrying may do about this error.
-    pub fn with_retry(mut self, retry: RetryAction) -> Self {
-        self.retry = retry;
+    /// Records what was seen of the failed request.
+    pub fn with_observed(mut self, observed: Observed) -> Self {
+        self.observed = Some(observed);
         self
+    }
+
+    /// What retrying may do about this error: judged from what was observed, here alone.
+    pub fn retry_action(&self) -> RetryAction {
+        classify(self.observed.as_ref())
     }
 
     /// Keeps the original JS value (what a callback threw) as the cause.

@@ -1,8 +1,9 @@
 //! Retry policy: which failures are tried again, how long to wait, and when to give up.
 //!
-//! Pure. Retryability is decided here, in [`classify`], from facts the edges observed (status,
-//! S3 error code, network failure), never from message text. Waits are decorrelated jitter with
-//! an injected random source, so tests are deterministic.
+//! Pure. The edges record what they saw of a failure ([`Observed`]: no answer, a status and S3
+//! error code) in the error; the retry loop judges it once, here, in [`classify`], never from
+//! message text. Waits are decorrelated jitter with an injected random source, so tests are
+//! deterministic.
 
 /// What to do about a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,9 +16,9 @@ pub enum RetryAction {
     Resign,
 }
 
-/// What the edge saw of a failed request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observed<'a> {
+/// What the edge saw of a failed request, kept in the error for the retry loop to judge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
     /// No answer: connection refused or reset, DNS, CORS, offline.
     Network,
     /// No answer within the time allowed.
@@ -26,26 +27,49 @@ pub enum Observed<'a> {
     /// request is known to have expired without reading any message: S3's answer to an expired
     /// URL carries an `<Expires>` element, or the URL's own `X-Amz-Date` and `X-Amz-Expires`
     /// have run out.
-    Status { status: u16, code: Option<&'a str>, expired: bool },
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// S3's error code.
+        code: Option<String>,
+        /// Known to have expired.
+        expired: bool,
+    },
+    /// The store refused what the page signed with (its credentials, or its clock), and the
+    /// signer learnt from the refusal (new credentials, the store's time): signing again helps.
+    SignerLearnt,
+}
+
+impl Observed {
+    /// An HTTP answer without an S3 error code (a backend's).
+    pub fn status(status: u16) -> Observed {
+        Observed::Status { status, code: None, expired: false }
+    }
 }
 
 /// S3's error codes that say the credentials or the request expired.
 const EXPIRY_CODES: [&str; 3] = ["ExpiredToken", "TokenRefreshRequired", "RequestExpired"];
 
-/// Decides what to do about a failure, from status and S3 error code alone. Network failures,
+/// Decides what to do about a failure (nothing observed: it is not a request's, and permanent),
+/// from status and S3 error code alone. Network failures,
 /// time-outs, 5xx, 429 (and S3's `SlowDown`) and 408 are transient, and so is `BadDigest` (the
 /// bytes changed on the way: send them again); an expiry code, or an `AccessDenied` for a
 /// request known to have expired, means re-signing; every other 4xx is permanent.
-pub fn classify(observed: Observed<'_>) -> RetryAction {
+pub fn classify(observed: Option<&Observed>) -> RetryAction {
+    let Some(observed) = observed else { return RetryAction::Fail };
     match observed {
         Observed::Network | Observed::TimedOut => RetryAction::Backoff,
-        Observed::Status { status, code, expired } => match status {
-            _ if code.is_some_and(|c| EXPIRY_CODES.contains(&c)) => RetryAction::Resign,
-            403 if expired && matches!(code, Some("AccessDenied") | None) => RetryAction::Resign,
-            408 | 429 | 500..=599 => RetryAction::Backoff,
-            _ if matches!(code, Some("SlowDown" | "RequestTimeout" | "BadDigest")) => RetryAction::Backoff,
-            _ => RetryAction::Fail,
-        },
+        Observed::SignerLearnt => RetryAction::Resign,
+        Observed::Status { status, code, expired } => {
+            let code = code.as_deref();
+            match status {
+                _ if code.is_some_and(|c| EXPIRY_CODES.contains(&c)) => RetryAction::Resign,
+                403 if *expired && matches!(code, Some("AccessDenied") | None) => RetryAction::Resign,
+                408 | 429 | 500..=599 => RetryAction::Backoff,
+                _ if matches!(code, Some("SlowDown" | "RequestTimeout" | "BadDigest")) => RetryAction::Backoff,
+                _ => RetryAction::Fail,
+            }
+        }
     }
 }
 
@@ -123,13 +147,15 @@ mod tests {
     use super::*;
 
     fn status(status: u16, code: Option<&'static str>, expired: bool) -> RetryAction {
-        classify(Observed::Status { status, code, expired })
+        classify(Some(&Observed::Status { status, code: code.map(str::to_owned), expired }))
     }
 
     #[test]
     fn transient_failures_back_off_and_permanent_ones_fail() {
-        assert_eq!(classify(Observed::Network), RetryAction::Backoff);
-        assert_eq!(classify(Observed::TimedOut), RetryAction::Backoff);
+        assert_eq!(classify(Some(&Observed::Network)), RetryAction::Backoff);
+        assert_eq!(classify(Some(&Observed::TimedOut)), RetryAction::Backoff);
+        assert_eq!(classify(None), RetryAction::Fail, "not a request's failure");
+        assert_eq!(classify(Some(&Observed::SignerLearnt)), RetryAction::Resign);
         for s in [408, 429, 500, 502, 503, 504] {
             assert_eq!(status(s, None, false), RetryAction::Backoff, "{s}");
         }

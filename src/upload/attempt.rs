@@ -65,10 +65,13 @@ where
             Ok(value) => return Ok(value),
             Err(error) if cx.control.aborted.is_on() => return Err(error),
             Err(_) if cx.offline.is_on() => continue,
-            Err(error) if error.retry == RetryAction::Fail => return Err(error),
             Err(error) => error,
         };
-        resign = error.retry == RetryAction::Resign;
+        let action = error.retry_action();
+        if action == RetryAction::Fail {
+            return Err(error);
+        }
+        resign = action == RetryAction::Resign;
         match backoff.next_wait(cx.runtime.now_ms(), cx.runtime.random()) {
             Some(wait) => cx.control.wait_unless_aborted(cx.runtime.sleep(wait)).await?,
             None => {

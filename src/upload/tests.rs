@@ -4,7 +4,7 @@ use super::*;
 use crate::checksum::{ChecksumType, ObjectChecksum, base64, digest};
 use crate::plan::MIB;
 use crate::progress::{ProgressSnapshot, UploadState};
-use crate::retry::RetryAction;
+use crate::retry::Observed;
 use futures::executor::block_on;
 use futures::future::join;
 use std::cell::Cell;
@@ -505,7 +505,7 @@ fn progress_only_grows_and_reaches_the_total() {
 }
 
 fn transient(status: u16) -> UploadError {
-    UploadError::new(ErrorCode::PartUploadFailed, "flaky").with_status(status).with_retry(RetryAction::Backoff)
+    UploadError::new(ErrorCode::PartUploadFailed, "flaky").with_status(status).with_observed(Observed::status(status))
 }
 
 #[test]
@@ -522,8 +522,9 @@ fn transient_failures_are_retried_until_the_part_is_stored() {
 #[test]
 fn an_expired_url_is_signed_again_before_the_retry() {
     let h = Harness::new(StoreBehaviour::Accept, 6);
-    let expired =
-        UploadError::new(ErrorCode::PartUploadFailed, "expired").with_status(403).with_retry(RetryAction::Resign);
+    let expired = UploadError::new(ErrorCode::PartUploadFailed, "expired")
+        .with_status(403)
+        .with_observed(Observed::Status { status: 403, code: Some("AccessDenied".into()), expired: true });
     h.transport.failures.borrow_mut().insert(3, vec![expired]);
     h.run(12 * MIB).unwrap();
     let calls = h.backend.sign_calls.borrow();
@@ -994,8 +995,8 @@ fn abort_once_complete_was_sent_leaves_the_answer_to_complete() {
 #[test]
 fn retries_of_a_failed_part_reuse_its_url_until_it_expires() {
     let h = Harness::new(StoreBehaviour::Accept, 6);
-    let reset = UploadError::new(ErrorCode::PartUploadFailed, "reset").with_retry(RetryAction::Backoff);
-    let stalled = UploadError::new(ErrorCode::PartUploadFailed, "stalled").with_retry(RetryAction::Backoff);
+    let reset = UploadError::new(ErrorCode::PartUploadFailed, "reset").with_observed(Observed::Network);
+    let stalled = UploadError::new(ErrorCode::PartUploadFailed, "stalled").with_observed(Observed::TimedOut);
     h.transport.failures.borrow_mut().insert(2, vec![transient(500), reset, stalled]);
     h.run(12 * MIB).unwrap();
     assert_eq!(h.transport.attempts.get(), 6);

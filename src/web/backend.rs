@@ -5,7 +5,7 @@
 use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
 use crate::checksum::{ChecksumAlgorithm, ObjectChecksum};
 use crate::error::{ErrorCode, UploadError};
-use crate::retry::{Observed, RetryAction, classify};
+use crate::retry::Observed;
 use crate::upload::{
     Backend, CompleteRequest, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignPartsRequest,
     SignReason, SignedPart, SignedPost, SignedPut, SignedRequest,
@@ -132,7 +132,7 @@ impl HttpBackend {
                 (why.to_owned(), Observed::Network)
             };
             UploadError::new(ErrorCode::BackendUnreachable, format!("could not reach the backend ({what}): {why}"))
-                .with_retry(classify(observed))
+                .with_observed(observed)
         })?;
         let status = response.status();
         let text = response
@@ -147,10 +147,9 @@ impl HttpBackend {
                 .and_then(|v| v.as_string())
                 .map(|s| format!(": {s}"))
                 .unwrap_or_default();
-            let retry = classify(Observed::Status { status, code: None, expired: false });
             return Err(backend_error(format!("the backend answered {what} with HTTP {status}{said}"))
                 .with_status(status)
-                .with_retry(retry));
+                .with_observed(Observed::status(status)));
         }
         let Some(parsed) = parsed else {
             return Err(backend_error(format!(
@@ -249,13 +248,12 @@ impl CallbackBackend {
                     ErrorCode::BackendUnreachable,
                     format!("the `{name}` callback did not settle within {} s", BACKEND_TIMEOUT_MS / 1000),
                 )
-                .with_retry(classify(Observed::TimedOut)));
+                .with_observed(Observed::TimedOut));
             }
             Some(Err(rejected)) => {
-                let retry = callback_retry(&rejected);
-                return Err(backend_error(format!("the `{name}` callback rejected: {}", js_message(&rejected)))
-                    .with_cause(rejected)
-                    .with_retry(retry));
+                let mut error = backend_error(format!("the `{name}` callback rejected: {}", js_message(&rejected)));
+                error.observed = callback_observed(&rejected);
+                return Err(error.with_cause(rejected));
             }
             Some(Ok(value)) => value,
         };
@@ -336,17 +334,12 @@ impl Backend for CallbackBackend {
     }
 }
 
-/// Whether a callback's rejection is worth retrying: a `TypeError` (what `fetch` rejects with
-/// when the network fails), or an error whose numeric `status` is transient (5xx, 429, 408).
-fn callback_retry(rejected: &JsValue) -> RetryAction {
+/// What a callback's rejection says of the request behind it: a `TypeError` (what `fetch`
+/// rejects with when the network fails), or an error with a numeric HTTP `status`.
+fn callback_observed(rejected: &JsValue) -> Option<Observed> {
     if rejected.is_instance_of::<js_sys::TypeError>() {
-        return classify(Observed::Network);
+        return Some(Observed::Network);
     }
     let status = js_sys::Reflect::get(rejected, &"status".into()).ok().and_then(|s| s.as_f64());
-    match status {
-        Some(status) if (100.0..600.0).contains(&status) => {
-            classify(Observed::Status { status: status as u16, code: None, expired: false })
-        }
-        _ => RetryAction::Fail,
-    }
+    status.filter(|s| (100.0..600.0).contains(s)).map(|s| Observed::status(s as u16))
 }

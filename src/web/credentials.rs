@@ -9,7 +9,7 @@ use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum, digest, h
 use crate::error::UploadError;
 use crate::grant::{Grant, GrantAnswer, Lesson, lesson};
 use crate::object_rules::metadata_headers;
-use crate::retry::RetryAction;
+use crate::retry::Observed;
 use crate::s3_xml::{all_listed_parts, complete_multipart_body, unescape, xml_text};
 use crate::sigv4::{self, EMPTY_PAYLOAD_SHA256, Request as SigRequest, Scope};
 use crate::upload::{
@@ -157,7 +157,7 @@ impl CredentialsBackend {
         match lesson(xml_text(body, "Code"), xml_text(body, "ServerTime"), local_ms, self.now_ms(), fetched_ms) {
             Lesson::FetchNew => {
                 self.grant.borrow_mut().take();
-                error.with_retry(RetryAction::Resign)
+                error.with_observed(Observed::SignerLearnt)
             }
             Lesson::BackendFault => {
                 self.grant.borrow_mut().take();
@@ -168,7 +168,7 @@ impl CredentialsBackend {
             }
             Lesson::ClockOffset(offset_ms) => {
                 self.clock_offset_ms.set(offset_ms);
-                error.with_retry(RetryAction::Resign)
+                error.with_observed(Observed::SignerLearnt)
             }
             Lesson::None => error,
         }

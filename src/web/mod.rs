@@ -13,7 +13,7 @@ pub(crate) use credentials::{CredentialsBackend, GrantSource};
 pub(crate) use xhr::XhrTransport;
 
 use crate::error::{ErrorCode, UploadError};
-use crate::retry::{Observed, classify};
+use crate::retry::Observed;
 use crate::s3_xml::{unescape, xml_text};
 use crate::upload::{Flag, Payload, PutOutcome, ResumeRecord, ResumeStore, Runtime, SignedRequest, Source, Transport};
 use futures::future::{Either, select};
@@ -238,7 +238,7 @@ impl Transport for FetchTransport {
         let response = sending.send().await.map_err(|_| {
             if guard.timed_out() {
                 failed(format!("{what} got no answer within {} s", (timeout_ms / 1000.0).round()))
-                    .with_retry(classify(Observed::TimedOut))
+                    .with_observed(Observed::TimedOut)
             } else {
                 store_unreachable(what, method)
             }
@@ -295,7 +295,7 @@ fn store_unreachable(what: &str, method: &str) -> UploadError {
              does not allow this origin, the {method} method or the request's headers"
         ),
     )
-    .with_retry(classify(Observed::Network))
+    .with_observed(Observed::Network)
 }
 
 /// The error for a request the store answered with `status` and an S3 XML error `body`: the S3
@@ -314,7 +314,7 @@ fn store_rejection(status: u16, body: &str, what: &str, url: Option<&str>) -> Up
     let error_code = if code == Some("EntityTooLarge") { ErrorCode::FileTooLarge } else { ErrorCode::PartUploadFailed };
     UploadError::new(error_code, format!("the store rejected {what} with HTTP {status}{detail}"))
         .with_status(status)
-        .with_retry(classify(Observed::Status { status, code, expired }))
+        .with_observed(Observed::Status { status, code: code.map(str::to_owned), expired })
 }
 
 /// The transport an `Uploader` was configured with.

@@ -3,7 +3,7 @@
 
 use super::{clear_timeout, outcome, request_body, set_timeout, store_unreachable};
 use crate::error::{ErrorCode, UploadError};
-use crate::retry::{Observed, classify};
+use crate::retry::Observed;
 use crate::upload::{Payload, PutOutcome, SignedRequest, Transport};
 use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedSender, unbounded};
@@ -129,8 +129,9 @@ impl Transport for XhrTransport {
                 Some(XhrEvent::Failed) | None => return Err(store_unreachable(what, method)),
                 Some(XhrEvent::Stalled) => {
                     let seconds = self.stall_timeout_ms / 1000;
-                    return Err(failed(format!("{what} made no progress for {seconds} s"))
-                        .with_retry(classify(Observed::TimedOut)));
+                    return Err(
+                        failed(format!("{what} made no progress for {seconds} s")).with_observed(Observed::TimedOut)
+                    );
                 }
             }
         }
