@@ -142,9 +142,14 @@ pub enum Lesson {
     ClockOffset(f64),
 }
 
+/// Clocks this far apart are told apart from a URL that merely ran out: S3's `AccessDenied` for
+/// an expired request carries the store's time.
+pub const CLOCK_TOLERANCE_MS: f64 = 60_000.0;
+
 /// What the store's refusal with S3 error `code` (and `<ServerTime>`, when it gave one) means,
 /// at `local_now_ms` on this device's clock, for a grant fetched at `fetched_ms` on the store's
-/// clock (`store_now_ms` now).
+/// clock (`store_now_ms` now). A clock too far ahead gets `RequestTimeTooSkewed`; one too far
+/// behind makes every URL arrive expired (`AccessDenied` with the store's time).
 pub fn lesson(
     code: Option<&str>,
     server_time: Option<&str>,
@@ -160,9 +165,13 @@ pub fn lesson(
                 Lesson::FetchNew
             }
         }
-        Some("RequestTimeTooSkewed") => match server_time.and_then(iso_8601_ms) {
-            Some(server_ms) => Lesson::ClockOffset(server_ms - local_now_ms),
-            None => Lesson::None,
+        Some(code @ ("RequestTimeTooSkewed" | "AccessDenied")) => match server_time.and_then(iso_8601_ms) {
+            Some(server_ms)
+                if code == "RequestTimeTooSkewed" || (server_ms - store_now_ms).abs() > CLOCK_TOLERANCE_MS =>
+            {
+                Lesson::ClockOffset(server_ms - local_now_ms)
+            }
+            _ => Lesson::None,
         },
         _ => Lesson::None,
     }
@@ -236,6 +245,10 @@ mod tests {
         );
         assert_eq!(lesson_at("RequestTimeTooSkewed", None, None), Lesson::None, "no time to learn from");
         assert_eq!(lesson_at("AccessDenied", None, Some(NOON - 600_000.0)), Lesson::None);
+        let behind = lesson_at("AccessDenied", Some("2026-01-01T13:00:00Z"), None);
+        assert_eq!(behind, Lesson::ClockOffset(3_600_000.0), "every URL arrives expired: the clock is behind");
+        let expired = lesson_at("AccessDenied", Some("2026-01-01T12:00:30Z"), None);
+        assert_eq!(expired, Lesson::None, "a URL that ran out, on a clock that is right");
         assert_eq!(lesson(None, None, NOON, NOON, None), Lesson::None);
     }
 }

@@ -156,6 +156,21 @@ async fn a_clock_an_hour_off_is_corrected_from_the_stores_time() {
 }
 
 #[wasm_bindgen_test]
+async fn a_small_file_learns_the_stores_time_from_its_refused_form_too() {
+    // A small file goes as a form POST: no header-signed request comes first to learn from.
+    for (offset, seed) in [(3_600_000.0, 75), (-3_600_000.0, 76)] {
+        let cb = callbacks(&api(), &json("{}"));
+        let up = credentials_uploader(&cb, 6);
+        let file = file_of(1000, seed, "skewed-form.bin", "");
+        shift_clock(offset);
+        let result = upload(&up, &file, JsValue::UNDEFINED).await;
+        shift_clock(0.0);
+        let result = result.unwrap_or_else(|e| panic!("clock off by {offset} ms: {}", message_of(&e)));
+        assert_stored(&result, &file).await;
+    }
+}
+
+#[wasm_bindgen_test]
 async fn unusable_credentials_are_a_clear_error_that_quotes_no_secret() {
     let cb = callbacks(&api(), &json(r#"{"grantEndpoint": "not a url"}"#));
     let error = upload(&credentials_uploader(&cb, 6), &file_of(10, 74, "x.bin", ""), JsValue::UNDEFINED)

@@ -1,7 +1,7 @@
 //! What S3 checks and s3s-fs 0.17 does not, filled in around it so that the embedded store
 //! refuses and answers what S3 does: `Content-MD5` on UploadPart, composite checksums (S3's only
 //! kind for SHA-1 and SHA-256 multipart uploads, where s3s-fs computes a full-object one), the
-//! `<Location>` of a completed upload, and `<ServerTime>` in `RequestTimeTooSkewed`.
+//! `<Location>` of a completed upload, and `<ServerTime>` in the refusals a skewed clock causes.
 //!
 //! Everything here but the last works on operations s3s has already authorized (signature,
 //! expiry, access): a body is only read once its request is known to be allowed, and it streams
@@ -198,8 +198,9 @@ impl ByteStream for CheckedPart {
 }
 
 /// S3 tells a client whose clock is off what time it is (`<ServerTime>` in its
-/// `RequestTimeTooSkewed` error), so the client can sign again with a corrected clock; s3s-fs
-/// does not, so it is added here. (The body read is s3s's own small error answer.)
+/// `RequestTimeTooSkewed` error, and in the `AccessDenied` of an expired request), so the client
+/// can sign again with a corrected clock; s3s does not, so it is added here. (The body read is
+/// s3s's own small error answer.)
 pub async fn with_server_time(response: StoreResponse) -> Result<StoreResponse, s3s::HttpError> {
     if !response.status().is_client_error() {
         return Ok(response);
@@ -207,7 +208,11 @@ pub async fn with_server_time(response: StoreResponse) -> Result<StoreResponse, 
     let (head, body) = response.into_parts();
     let bytes = body.collect().await.map_err(s3s::HttpError::from_std_error)?.to_bytes();
     let text = String::from_utf8_lossy(&bytes);
-    if !text.contains("<Code>RequestTimeTooSkewed</Code>") || text.contains("<ServerTime>") {
+    // S3 gives its time with both refusals a skewed clock causes: a request from the future, and
+    // one that arrived expired (s3s says so in its message; the page reads only the elements).
+    let skewed = text.contains("<Code>RequestTimeTooSkewed</Code>")
+        || (text.contains("<Code>AccessDenied</Code>") && text.contains("Request has expired"));
+    if !skewed || text.contains("<ServerTime>") {
         return Ok(Response::from_parts(head, s3s::Body::from(bytes)));
     }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64);

@@ -442,10 +442,10 @@ impl Store {
             Some((Fault::Corrupt, _)) => {
                 let mut req = req;
                 req.extensions_mut().insert(CorruptPart);
-                s3_gaps::with_server_time(self.s3.call(req.map(s3s::Body::from)).await?).await?
+                s3_gaps::with_server_time(self.s3.call(req.map(drained_if_refused)).await?).await?
             }
             Some((fault, stall)) => inject(req, fault, stall).await?,
-            None => s3_gaps::with_server_time(self.s3.call(req.map(s3s::Body::from)).await?).await?,
+            None => s3_gaps::with_server_time(self.s3.call(req.map(drained_if_refused)).await?).await?,
         };
         if let Some((faults, id)) = &part_of
             && response.status().is_success()
@@ -463,6 +463,51 @@ impl Store {
         Ok(response)
     }
 }
+
+/// Most bytes of a refused request's body read and thrown away, so that the browser sees the
+/// refusal: a store that answers early and closes mid-body leaves Firefox with a network error
+/// instead (an `ExpiredToken` that looks like a failed connection is retried in vain). Above
+/// the default part size (5 MiB), far below what would cost memory: nothing is kept.
+const DRAINED_WHEN_REFUSED: u64 = 64 << 20;
+
+/// A request body as s3s reads it, through a small channel: when s3s refuses the request and
+/// drops the body unread, the rest (up to [`DRAINED_WHEN_REFUSED`]) is read and discarded.
+fn drained_if_refused(incoming: Incoming) -> s3s::Body {
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, s3s::StdError>>(4);
+    tokio::spawn(async move {
+        let mut incoming = incoming;
+        let mut forwarding = true;
+        let mut drained = 0u64;
+        while let Some(frame) = incoming.frame().await {
+            let Ok(frame) = frame else { break };
+            let Ok(data) = frame.into_data() else { continue };
+            if forwarding {
+                forwarding = sender.send(Ok(data)).await.is_ok();
+            } else {
+                drained += data.len() as u64;
+                if drained > DRAINED_WHEN_REFUSED {
+                    break;
+                }
+            }
+        }
+    });
+    s3s::Body::from(Box::pin(ReceiverStream(receiver)) as s3s::stream::DynByteStream)
+}
+
+/// The receiving end of [`drained_if_refused`]'s channel, as a byte stream.
+struct ReceiverStream(mpsc::Receiver<Result<Bytes, s3s::StdError>>);
+
+impl futures::Stream for ReceiverStream {
+    type Item = Result<Bytes, s3s::StdError>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+impl s3s::stream::ByteStream for ReceiverStream {}
 
 /// Largest request body the store takes: S3's largest single upload (a PUT, a part, or a form's
 /// file), with 1 MiB of room for a form's fields. Anything larger is refused before it is read.

@@ -7,11 +7,12 @@ use crate::retry::RetryPolicy;
 use crate::upload::PostForms;
 use crate::web::{
     AnyBackend, AnyTransport, CallbackBackend, CredentialsBackend, DEFAULT_MIN_BYTES_PER_SECOND,
-    DEFAULT_STALL_TIMEOUT_MS, FetchTransport, GrantSource, HttpBackend, XhrTransport,
+    DEFAULT_STALL_TIMEOUT_MS, FetchTransport, GrantSource, HttpBackend, StoreClock, XhrTransport,
 };
 use js_sys::{Function, Reflect};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 /// Most simultaneous requests an uploader may be given: far above what browsers run at once
@@ -187,14 +188,17 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
     if min_bytes_per_second == 0 {
         return Err(invalid("`minBytesPerSecond` must be at least 1 (default 50000)".into()));
     }
+    // In the credentials mode the page signs, and the store's clock is learnt from whatever
+    // the store refuses, by the signer and by the transport alike.
+    let store_clock = (mode == Mode::Credentials).then(|| Rc::new(StoreClock::default()));
     Ok(UploaderOptions {
-        backend: parse_backend(raw.backend, raw.backend_headers, mode)?,
+        backend: parse_backend(raw.backend, raw.backend_headers, mode, store_clock.clone())?,
         concurrency,
         plan_options,
         retry: parse_retry(raw.retry)?,
         transport: match raw.transport.as_deref().unwrap_or("fetch") {
-            "fetch" => AnyTransport::Fetch(FetchTransport { stall_timeout_ms, min_bytes_per_second }),
-            "xhr" => AnyTransport::Xhr(XhrTransport { stall_timeout_ms }),
+            "fetch" => AnyTransport::Fetch(FetchTransport { stall_timeout_ms, min_bytes_per_second, store_clock }),
+            "xhr" => AnyTransport::Xhr(XhrTransport { stall_timeout_ms, store_clock }),
             other => {
                 return Err(invalid(format!(
                     "`transport` is {other:?}; use \"fetch\" (default) or \"xhr\" (per-byte progress)"
@@ -272,14 +276,20 @@ enum Mode {
     Credentials,
 }
 
-fn parse_backend(backend: JsValue, headers: BTreeMap<String, String>, mode: Mode) -> Result<AnyBackend, UploadError> {
+fn parse_backend(
+    backend: JsValue,
+    headers: BTreeMap<String, String>,
+    mode: Mode,
+    store_clock: Option<Rc<StoreClock>>,
+) -> Result<AnyBackend, UploadError> {
+    let clock = || store_clock.clone().unwrap_or_default();
     if let Some(base) = backend.as_string() {
         if base.trim().is_empty() {
             return Err(invalid("`backend` is an empty string; give the base URL of the upload API".into()));
         }
         let http = HttpBackend::new(&base, headers.into_iter().collect());
         if mode == Mode::Credentials {
-            return Ok(AnyBackend::Credentials(CredentialsBackend::new(GrantSource::Http(http))));
+            return Ok(AnyBackend::Credentials(CredentialsBackend::new(GrantSource::Http(http), clock())));
         }
         return Ok(AnyBackend::Http(http));
     }
@@ -295,7 +305,7 @@ fn parse_backend(backend: JsValue, headers: BTreeMap<String, String>, mode: Mode
     if mode == Mode::Credentials {
         let source = get("getCredentials")?
             .ok_or_else(|| invalid("`mode: \"credentials\"` needs the backend callback getCredentials".into()))?;
-        return Ok(AnyBackend::Credentials(CredentialsBackend::new(GrantSource::Callback(source))));
+        return Ok(AnyBackend::Credentials(CredentialsBackend::new(GrantSource::Callback(source), clock())));
     }
     let post_forms = mode == Mode::Post;
     let callbacks = CallbackBackend {

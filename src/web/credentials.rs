@@ -4,7 +4,7 @@
 //! says they expired, and the clock is corrected from the store's when it says it is off.
 
 use super::backend::{CallbackBackend, HttpBackend, backend_error};
-use super::{BrowserRuntime, RequestGuard, store_rejection, store_unreachable};
+use super::{BrowserRuntime, RequestGuard, StoreClock, store_rejection, store_unreachable};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum, digest, hex};
 use crate::error::UploadError;
 use crate::grant::{Grant, GrantAnswer, Lesson, lesson};
@@ -19,7 +19,7 @@ use crate::upload::{
 use futures::lock::Mutex;
 use gloo_net::http::{Method, RequestBuilder};
 use js_sys::Function;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -37,19 +37,14 @@ pub(crate) struct CredentialsBackend {
     grant: RefCell<Option<Rc<Grant>>>,
     /// One fetch of credentials at a time.
     fetching: Mutex<()>,
-    /// Added to the local clock to get the store's, learned from `RequestTimeTooSkewed`.
-    clock_offset_ms: Cell<f64>,
+    /// The store's clock, learnt from its refusals (shared with the transports).
+    clock: Rc<StoreClock>,
 }
 
 impl CredentialsBackend {
-    /// A backend getting its credentials from `source`.
-    pub(crate) fn new(source: GrantSource) -> Self {
-        CredentialsBackend {
-            source,
-            grant: RefCell::new(None),
-            fetching: Mutex::new(()),
-            clock_offset_ms: Cell::new(0.0),
-        }
+    /// A backend getting its credentials from `source`, keeping the store's time in `clock`.
+    pub(crate) fn new(source: GrantSource, clock: Rc<StoreClock>) -> Self {
+        CredentialsBackend { source, grant: RefCell::new(None), fetching: Mutex::new(()), clock }
     }
 
     /// Names the source in resume fingerprints.
@@ -62,7 +57,7 @@ impl CredentialsBackend {
 
     /// Now on the store's clock: this device's, corrected by what the store said of it.
     fn now_ms(&self) -> f64 {
-        BrowserRuntime.now_ms() + self.clock_offset_ms.get()
+        self.clock.now_ms()
     }
 
     /// The credentials to sign with: the current ones, or new ones when they are expiring, when
@@ -152,6 +147,9 @@ impl CredentialsBackend {
     /// Learns from a rejection ([`lesson`]): expired or unknown credentials are dropped, and a
     /// skewed clock is set to the store's time; both are then worth signing again.
     fn on_rejection(&self, error: UploadError, body: &str) -> UploadError {
+        if self.clock.learn(body) {
+            return error.with_observed(Observed::SignerLearnt);
+        }
         let fetched_ms = self.grant.borrow().as_ref().map(|g| g.fetched_ms);
         let local_ms = BrowserRuntime.now_ms();
         match lesson(xml_text(body, "Code"), xml_text(body, "ServerTime"), local_ms, self.now_ms(), fetched_ms) {
@@ -166,11 +164,7 @@ impl CredentialsBackend {
                     error.message
                 ))
             }
-            Lesson::ClockOffset(offset_ms) => {
-                self.clock_offset_ms.set(offset_ms);
-                error.with_observed(Observed::SignerLearnt)
-            }
-            Lesson::None => error,
+            Lesson::ClockOffset(_) | Lesson::None => error,
         }
     }
 

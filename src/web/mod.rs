@@ -13,6 +13,7 @@ pub(crate) use credentials::{CredentialsBackend, GrantSource};
 pub(crate) use xhr::XhrTransport;
 
 use crate::error::{ErrorCode, UploadError};
+use crate::grant::{Lesson, lesson};
 use crate::retry::Observed;
 use crate::s3_xml::{unescape, xml_text};
 use crate::upload::{Flag, Payload, PutOutcome, ResumeRecord, ResumeStore, Runtime, SignedRequest, Source, Transport};
@@ -211,6 +212,35 @@ impl Source for BlobSource {
 pub(crate) struct FetchTransport {
     pub(crate) stall_timeout_ms: u32,
     pub(crate) min_bytes_per_second: u32,
+    /// The store's clock, when the page signs what this sends (the credentials mode).
+    pub(crate) store_clock: Option<Rc<StoreClock>>,
+}
+
+/// The store's clock, as an offset to this device's: learnt from refusals that say what time
+/// the store has (`<ServerTime>`), and shared by the credentials mode's signer and the
+/// transports that carry what it signed, so a part or form refused for a skewed clock teaches
+/// it as a header-signed request does.
+#[derive(Debug, Default)]
+pub(crate) struct StoreClock(Cell<f64>);
+
+impl StoreClock {
+    /// Now on the store's clock.
+    pub(crate) fn now_ms(&self) -> f64 {
+        BrowserRuntime.now_ms() + self.0.get()
+    }
+
+    /// Learns the store's time from a refusal's `body` when it says this clock is off; whether
+    /// it did.
+    pub(crate) fn learn(&self, body: &str) -> bool {
+        let local_ms = BrowserRuntime.now_ms();
+        match lesson(xml_text(body, "Code"), xml_text(body, "ServerTime"), local_ms, self.now_ms(), None) {
+            Lesson::ClockOffset(offset_ms) => {
+                self.0.set(offset_ms);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Transport for FetchTransport {
@@ -246,7 +276,7 @@ impl Transport for FetchTransport {
         let header = response.headers().get("ETag");
         let body =
             if response.ok() && header.is_some() { String::new() } else { response.text().await.unwrap_or_default() };
-        outcome(response.status(), header, &body, request, what)
+        outcome(response.status(), header, &body, request, what, self.store_clock.as_deref())
     }
 }
 
@@ -277,9 +307,14 @@ fn outcome(
     body: &str,
     request: &SignedRequest,
     what: &str,
+    store_clock: Option<&StoreClock>,
 ) -> Result<PutOutcome, UploadError> {
     if !(200..300).contains(&status) {
-        return Err(store_rejection(status, body, what, Some(&request.url)));
+        let error = store_rejection(status, body, what, Some(&request.url));
+        return Err(match store_clock {
+            Some(clock) if clock.learn(body) => error.with_observed(Observed::SignerLearnt),
+            _ => error,
+        });
     }
     let etag = header.or_else(|| xml_text(body, "ETag").map(unescape));
     Ok(PutOutcome { etag })

@@ -1,19 +1,22 @@
 //! The `XMLHttpRequest` transport: per-byte upload progress, which `fetch` cannot give, and
 //! stalls detected as what they are: no progress for `stall_timeout_ms`.
 
-use super::{clear_timeout, outcome, request_body, set_timeout, store_unreachable};
+use super::{StoreClock, clear_timeout, outcome, request_body, set_timeout, store_unreachable};
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::Observed;
 use crate::upload::{Payload, PutOutcome, SignedRequest, Transport};
 use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedSender, unbounded};
 use std::cell::Cell;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, FormData, ProgressEvent, XmlHttpRequest};
 
 /// Sends bodies with `XMLHttpRequest`, reporting bytes as they leave.
 pub(crate) struct XhrTransport {
     pub(crate) stall_timeout_ms: u32,
+    /// The store's clock, when the page signs what this sends (the credentials mode).
+    pub(crate) store_clock: Option<Rc<StoreClock>>,
 }
 
 /// What the request's handlers tell the sending task.
@@ -137,6 +140,7 @@ impl Transport for XhrTransport {
         }
         let status = guard.xhr.status().unwrap_or(0);
         let body = guard.xhr.response_text().ok().flatten().unwrap_or_default();
-        outcome(status, guard.xhr.get_response_header("ETag").ok().flatten(), &body, request, what)
+        let etag = guard.xhr.get_response_header("ETag").ok().flatten();
+        outcome(status, etag, &body, request, what, self.store_clock.as_deref())
     }
 }
