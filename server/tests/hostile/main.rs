@@ -345,7 +345,8 @@ async fn other_websites_cannot_drive_the_api_from_a_visitors_browser() {
 }
 
 /// Unsigned bodies are refused before they are read: the server's peak memory does not grow
-/// with them, and the connection is closed rather than drained.
+/// with them (up to 64 MiB of a refused body is read and thrown away, so browsers see the
+/// refusal; the rest never is).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsigned_gigabyte_leaves_the_servers_memory_where_it_was() {
     let server = Server::start(&[]).await;
