@@ -171,6 +171,24 @@ async fn a_small_file_learns_the_stores_time_from_its_refused_form_too() {
 }
 
 #[wasm_bindgen_test]
+async fn an_abort_the_buckets_cors_rule_blocks_names_the_method_it_lacks() {
+    let api = format!("{}/api/uploads", server(option_env!("S3DU_TEST_APP_NO_DELETE")));
+    let cb = callbacks(&api, &json("{}"));
+    let up = credentials_uploader(&cb, 2);
+    let log = ProgressLog::default();
+    let listener = log.listener();
+    let file = file_of(24 * MIB, 77, "no-delete.bin", "");
+    let options = object(&[("onProgress", listener.as_ref().clone())]);
+    let handle = up.upload(file.into(), Some(options.unchecked_into())).unwrap();
+    log.wait_for_bytes(20_000).await;
+    let _ = wasm_bindgen_futures::JsFuture::from(handle.abort()).await;
+    let error = wasm_bindgen_futures::JsFuture::from(handle.done()).await.expect_err("aborted");
+    assert_eq!(code_of(&error), "aborted");
+    let message = message_of(&error);
+    assert!(message.contains("DELETE") && message.contains("lifecycle rule"), "{message}");
+}
+
+#[wasm_bindgen_test]
 async fn unusable_credentials_are_a_clear_error_that_quotes_no_secret() {
     let cb = callbacks(&api(), &json(r#"{"grantEndpoint": "not a url"}"#));
     let error = upload(&credentials_uploader(&cb, 6), &file_of(10, 74, "x.bin", ""), JsValue::UNDEFINED)

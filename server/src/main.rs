@@ -46,6 +46,8 @@ reference-server: the s3-direct-upload reference backend
   --bucket NAME           bucket (default direct-uploads)
   --no-expose-etag        leave ETag out of the store's CORS ExposeHeaders (to test that mistake)
   --allowed-origins LIST  comma-separated origins for the store's CORS rule (default *)
+  --allowed-methods LIST  the store's CORS rule's methods (default GET,PUT,POST,DELETE,HEAD;
+                          fewer, to test that mistake)
   --api-origins LIST      comma-separated page origins that may call the API from another
                           origin, or * for any (default: none, only pages this server serves)
   --max-connections N     connections each listener serves at once (default 1024)
@@ -83,6 +85,7 @@ struct Config {
     bucket: String,
     expose_etag: bool,
     allowed_origins: Vec<String>,
+    allowed_methods: Option<Vec<String>>,
     policy: UploadPolicy,
     www: PathBuf,
     pkg: PathBuf,
@@ -113,6 +116,7 @@ fn parse_args() -> Result<Config, String> {
         bucket: "direct-uploads".into(),
         expose_etag: true,
         allowed_origins: vec!["*".into()],
+        allowed_methods: None,
         policy: UploadPolicy { key_prefix: "uploads/".into(), max_size: 10 << 30, allowed_types: vec!["*/*".into()] },
         www: "www".into(),
         pkg: "pkg".into(),
@@ -145,6 +149,7 @@ fn parse_args() -> Result<Config, String> {
             "--bucket" => c.bucket = value()?,
             "--no-expose-etag" => c.expose_etag = false,
             "--allowed-origins" => c.allowed_origins = list(value()?),
+            "--allowed-methods" => c.allowed_methods = Some(list(value()?.to_ascii_uppercase())),
             "--key-prefix" => {
                 c.policy.key_prefix = value()?;
                 s3_direct_upload::object_rules::check_prefix(&c.policy.key_prefix)
@@ -281,7 +286,10 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
             (endpoint.clone(), credentials, style, None)
         }
         None => {
-            let cors = store::CorsRule::for_uploads(c.allowed_origins.clone(), c.expose_etag);
+            let mut cors = store::CorsRule::for_uploads(c.allowed_origins.clone(), c.expose_etag);
+            if let Some(methods) = &c.allowed_methods {
+                cors.allowed_methods = methods.clone();
+            }
             let embedded = store::start(c.store_listen, &store_root, &c.bucket, cors, faults.clone(), c.limits).await?;
             let credentials = Credentials::new(embedded.access_key.clone(), embedded.secret_key.clone());
             let endpoint = c.store_public_url.clone().unwrap_or_else(|| embedded.endpoint.clone());
