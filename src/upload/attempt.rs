@@ -1,7 +1,9 @@
 //! One request's attempts: waiting out pauses and offline spells, retrying what the
 //! [`RetryPolicy`](crate::retry::RetryPolicy) allows, and stopping at an abort.
 
-use super::{ProgressReporter, Runtime, UploadContext};
+use super::context::UploadContext;
+use super::ports::Runtime;
+use super::reporter::ProgressReporter;
 use crate::error::UploadError;
 use crate::progress::UploadState;
 use crate::retry::{Backoff, RetryAction};

@@ -1,7 +1,10 @@
 //! Reading and hashing parts of the file before they are signed, and checking what the store
 //! says of the whole object.
 
-use super::{CompletedObject, ProgressReporter, Runtime, SignedRequest, Source, UploadContext};
+use super::context::UploadContext;
+use super::ports::{Runtime, Source};
+use super::reporter::ProgressReporter;
+use super::wire::{CompletedObject, SignedRequest};
 use crate::checksum::{ChecksumAlgorithm, Hasher, ObjectChecksum, PartDigest};
 use crate::error::{ErrorCode, UploadError};
 use futures::FutureExt;

@@ -7,12 +7,13 @@
 //!
 //! - `wire`: the backend contract's requests and answers; `ports`: the traits above;
 //!   `resume`: resume records.
-//! - `wait`: switches and counts to wait on; `reporter`: progress reports; `attempt`: one
+//! - `context`: what one upload needs from its uploader; `wait`: switches and counts to wait on; `reporter`: progress reports; `attempt`: one
 //!   request's retries, pauses and abort.
 //! - `whole_file`: files sent in one request; `multipart`: the multipart flow, around `part`,
 //!   one record per part; `hashing`: reading and hashing, and the whole-object check.
 
 mod attempt;
+mod context;
 mod hashing;
 mod multipart;
 mod part;
@@ -23,6 +24,7 @@ mod wait;
 mod whole_file;
 mod wire;
 
+pub use context::{PostForms, UploadContext};
 pub use ports::{Backend, Payload, PutOutcome, Runtime, Source, Transport};
 pub use reporter::ProgressReporter;
 pub use resume::{RESUME_RECORD_MAX_AGE_MS, Resume, ResumeRecord, ResumeStore};
@@ -32,54 +34,11 @@ pub use wire::{
     SignReason, SignedPart, SignedPost, SignedPut, SignedRequest, StoredObject,
 };
 
-use crate::checksum::ChecksumAlgorithm;
-use crate::error::{ErrorCode, UploadError};
-use crate::plan::{PlanOptions, UploadPlan, plan_upload};
-use crate::retry::RetryPolicy;
-use async_lock::Semaphore;
+use crate::error::UploadError;
+use crate::plan::{UploadPlan, plan_upload};
 use futures::future::{Either, select};
 use std::pin::pin;
 use whole_file::{OneRequest, send_whole_file};
-
-/// What one upload needs from the uploader that runs it.
-pub struct UploadContext<'a, B, T, C> {
-    /// Who authorizes.
-    pub backend: &'a B,
-    /// Who sends.
-    pub transport: &'a T,
-    /// The uploader-wide request budget, shared by all files.
-    pub budget: &'a Semaphore,
-    /// Most requests this one file may have in flight.
-    pub concurrency: usize,
-    /// Part size and threshold.
-    pub plan_options: PlanOptions,
-    /// Time and chance.
-    pub runtime: &'a C,
-    /// How failed requests are retried.
-    pub retry: RetryPolicy,
-    /// The caller's abort and pause switches for this upload.
-    pub control: &'a UploadControl,
-    /// On while the browser is offline (shared by every upload of an uploader).
-    pub offline: &'a Flag,
-    /// How to resume this upload after a reload; `None` turns resumption off.
-    pub resume: Option<Resume<'a>>,
-    /// The checksum every part carries, or `None` for none.
-    pub checksum: Option<ChecksumAlgorithm>,
-    /// Which files go up as one HTML-form POST under a signed policy instead of presigned PUTs.
-    pub post_forms: PostForms,
-}
-
-/// Which files are sent as HTML-form POSTs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PostForms {
-    /// None: single PUTs and multipart uploads.
-    Never,
-    /// Files small enough for one request. A form POST is a CORS "simple request": unlike a
-    /// PUT, it needs no preflight, so it saves a round trip per file.
-    SmallFiles,
-    /// Every file (up to 5 GiB).
-    Always,
-}
 
 /// Uploads `source` as described by `file`, reporting through `progress`.
 ///
@@ -114,23 +73,6 @@ where
         Either::Left((result, _)) => result,
         Either::Right((never, _)) => match never {},
     }
-}
-
-/// The object URL of a presigned URL: everything before the query, which holds the signature.
-fn without_query(url: &str) -> String {
-    url.split(['?', '#']).next().unwrap_or_default().to_owned()
-}
-
-/// The error for a part whose `ETag` the browser could not read.
-fn etag_not_exposed(what: &str) -> UploadError {
-    UploadError::new(
-        ErrorCode::EtagNotExposed,
-        format!(
-            "the store accepted {what} but the browser cannot read its ETag header, which \
-             CompleteMultipartUpload needs: add \"ETag\" to ExposeHeaders in the bucket's CORS \
-             configuration"
-        ),
-    )
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
 //! The multipart flow: create, sign parts in batches, send parts in parallel, complete.
 
 use super::attempt::{Interrupt, with_retries};
+use super::context::UploadContext;
 use super::hashing::{check_object, checksum_not_signed, signs_checksum};
 use super::part::{Parts, Verification};
-use super::{
-    Backend, CompletedPart, FileInfo, MultipartSession, Payload, ProgressReporter, RESUME_RECORD_MAX_AGE_MS,
-    ResumeRecord, Runtime, SignReason, Source, StoredObject, Transport, UploadContext, etag_not_exposed,
-};
+use super::ports::{Backend, Payload, Runtime, Source, Transport};
+use super::reporter::ProgressReporter;
+use super::resume::{RESUME_RECORD_MAX_AGE_MS, ResumeRecord};
+use super::wire::{CompletedPart, FileInfo, MultipartSession, SignReason, SignedRequest, StoredObject};
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PartPlan;
 use crate::progress::UploadState;
 use crate::sigv4::is_expiring;
-use crate::upload::SignedRequest;
 use futures::future::try_join;
 use futures::lock::Mutex;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -287,4 +287,16 @@ impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
             )
         })
     }
+}
+
+/// The error for a part whose `ETag` the browser could not read.
+fn etag_not_exposed(what: &str) -> UploadError {
+    UploadError::new(
+        ErrorCode::EtagNotExposed,
+        format!(
+            "the store accepted {what} but the browser cannot read its ETag header, which \
+             CompleteMultipartUpload needs: add \"ETag\" to ExposeHeaders in the bucket's CORS \
+             configuration"
+        ),
+    )
 }

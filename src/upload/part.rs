@@ -2,8 +2,12 @@
 //! way, plan → checksum → signed request → `ETag`, and the table of them that the hasher, the
 //! signer, the senders and completion share.
 
+use super::context::UploadContext;
 use super::hashing::{self, unquoted};
-use super::{CompletedPart, Count, ProgressReporter, Runtime, SignedRequest, Source, UploadContext};
+use super::ports::{Runtime, Source};
+use super::reporter::ProgressReporter;
+use super::wait::Count;
+use super::wire::{CompletedPart, SignedRequest};
 use crate::checksum::{ChecksumAlgorithm, ObjectChecksum, PartDigest, hex, object_checksum};
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PartPlan;

@@ -2,7 +2,7 @@
 //! sent ([`Source`]), and time and chance ([`Runtime`]). The browser edges implement them in
 //! `crate::web`; the tests with fakes.
 
-use super::{
+use super::wire::{
     CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignReason, SignedPart, SignedPost,
     SignedPut, SignedRequest,
 };

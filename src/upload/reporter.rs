@@ -1,6 +1,7 @@
 //! The progress of one upload, shared by its parts in flight, throttled into reports.
 
-use super::{Flag, Runtime};
+use super::ports::Runtime;
+use super::wait::Flag;
 use crate::progress::{MIN_REPORT_INTERVAL_MS, ProgressSnapshot, ProgressTracker, UploadState};
 use std::cell::RefCell;
 

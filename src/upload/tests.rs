@@ -1,10 +1,14 @@
 //! Orchestrator tests with in-memory fakes: concurrency, batching, ordering and failure handling.
 
 use super::*;
-use crate::checksum::{ChecksumType, ObjectChecksum, base64, digest};
+use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum, base64, digest};
+use crate::error::ErrorCode;
 use crate::plan::MIB;
+use crate::plan::PlanOptions;
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::Observed;
+use crate::retry::RetryPolicy;
+use async_lock::Semaphore;
 use futures::executor::block_on;
 use futures::future::join;
 use std::cell::Cell;

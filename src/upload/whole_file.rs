@@ -1,10 +1,11 @@
 //! Files sent in one request: a presigned PUT, or an HTML-form POST under a signed policy.
 
 use super::attempt::{Interrupt, with_retries};
-use super::{
-    Backend, FileInfo, Payload, ProgressReporter, Runtime, SignReason, SignedPost, SignedPut, SignedRequest, Source,
-    StoredObject, Transport, UploadContext, hashing, without_query,
-};
+use super::context::UploadContext;
+use super::hashing;
+use super::ports::{Backend, Payload, Runtime, Source, Transport};
+use super::reporter::ProgressReporter;
+use super::wire::{FileInfo, SignReason, SignedPost, SignedPut, SignedRequest, StoredObject};
 use crate::checksum::{ChecksumAlgorithm, PartDigest, object_checksum};
 use crate::endpoint::object_url_in;
 use crate::error::{ErrorCode, UploadError};
@@ -188,4 +189,9 @@ const MAX_POST_SIZE: u64 = 5 << 30;
 /// The value of the form field `name` (case-insensitive, as S3 reads field names).
 fn form_field<'a>(post: &'a SignedPost, name: &str) -> Option<&'a String> {
     post.fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+}
+
+/// The object URL of a presigned URL: everything before the query, which holds the signature.
+fn without_query(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or_default().to_owned()
 }

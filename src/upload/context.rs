@@ -1,0 +1,48 @@
+//! What one upload needs from the uploader that runs it.
+
+use super::resume::Resume;
+use super::wait::{Flag, UploadControl};
+use crate::checksum::ChecksumAlgorithm;
+use crate::plan::PlanOptions;
+use crate::retry::RetryPolicy;
+use async_lock::Semaphore;
+
+/// What one upload needs from the uploader that runs it.
+pub struct UploadContext<'a, B, T, C> {
+    /// Who authorizes.
+    pub backend: &'a B,
+    /// Who sends.
+    pub transport: &'a T,
+    /// The uploader-wide request budget, shared by all files.
+    pub budget: &'a Semaphore,
+    /// Most requests this one file may have in flight.
+    pub concurrency: usize,
+    /// Part size and threshold.
+    pub plan_options: PlanOptions,
+    /// Time and chance.
+    pub runtime: &'a C,
+    /// How failed requests are retried.
+    pub retry: RetryPolicy,
+    /// The caller's abort and pause switches for this upload.
+    pub control: &'a UploadControl,
+    /// On while the browser is offline (shared by every upload of an uploader).
+    pub offline: &'a Flag,
+    /// How to resume this upload after a reload; `None` turns resumption off.
+    pub resume: Option<Resume<'a>>,
+    /// The checksum every part carries, or `None` for none.
+    pub checksum: Option<ChecksumAlgorithm>,
+    /// Which files go up as one HTML-form POST under a signed policy instead of presigned PUTs.
+    pub post_forms: PostForms,
+}
+
+/// Which files are sent as HTML-form POSTs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostForms {
+    /// None: single PUTs and multipart uploads.
+    Never,
+    /// Files small enough for one request. A form POST is a CORS "simple request": unlike a
+    /// PUT, it needs no preflight, so it saves a round trip per file.
+    SmallFiles,
+    /// Every file (up to 5 GiB).
+    Always,
+}
