@@ -3,8 +3,8 @@
 # the Rust toolchain pinned in rust-toolchain.toml (with the wasm32 target), wasm-pack,
 # wasm-bindgen-cli at exactly the version in Cargo.lock, Debian's chromium, chromium-driver and
 # firefox-esr, geckodriver,
-# and the e2e test's npm packages. Safe to run again. (Debian's binaryen is too old for the wasm
-# rustc emits, so wasm-opt is off in Cargo.toml and binaryen is not installed.)
+# the e2e test's npm packages, and npm's binaryen (tools/: its wasm-opt shrinks the .wasm; Debian's
+# is too old for the wasm rustc emits). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +54,12 @@ fi
 if [ ! -d e2e/node_modules/playwright-core ] || [ ! -x e2e/node_modules/.bin/tsc ]; then
   log "installing e2e npm packages"
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# wasm-opt, from npm's binaryen (a build of the current release; wasm-pack cannot download one).
+if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
+  log "installing binaryen (npm)"
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # moto (an AWS mock) for the reference server's STS test.

@@ -34,8 +34,9 @@ step "upload benchmark, briefly: every uploader it measures still stores the fil
 bundle_bench_anchors
 BENCH_SMALL=1 BENCH_ROUNDS=1 BENCH_OUT=.tmp/upload-smoke.json node bench/upload.mjs | tail -12
 
-step "npm package: what npm pack ships"
+step "npm package: what npm pack ships, and the size budget"
 node e2e/pack.mjs
+node e2e/size.mjs
 
 step "Vite example: a bundler build of an SPA importing the npm package"
 # `npm install`, not `npm ci`: npm 11 leaves rollup's optional platform packages out of this
