@@ -63,6 +63,19 @@ async fn no_time_out_timer_outlives_the_request_it_guarded() {
 }
 
 #[wasm_bindgen_test]
+async fn an_onprogress_that_throws_is_reported_once_and_the_upload_goes_on() {
+    let errors = console_errors();
+    let throws = Closure::<dyn Fn(JsValue)>::new(|_| wasm_bindgen::throw_str("the page's own bug"));
+    let up = uploader(object(&[("backend", api().into()), ("onProgress", throws.as_ref().clone())]));
+    let file = file_of(12 * MIB, 10, "throwing-listener.bin", "");
+    let result = upload(&up, &file, JsValue::UNDEFINED).await.expect("a listener's bug does not fail the upload");
+    assert_stored(&result, &file).await;
+    let said: Vec<String> = console_errors().into_iter().skip(errors.len()).collect();
+    assert_eq!(said.len(), 1, "told once, not at every report: {said:?}");
+    assert!(said[0].contains("onProgress") && said[0].contains("the page's own bug"), "{said:?}");
+}
+
+#[wasm_bindgen_test]
 async fn one_uploader_runs_several_files_under_one_budget() {
     let up = uploader(object(&[("backend", api().into()), ("concurrency", 2.into())]));
     let (a, b) = (file_of(12 * MIB, 5, "a.bin", ""), file_of(11 * MIB + 7, 6, "b.bin", ""));

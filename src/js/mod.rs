@@ -137,14 +137,20 @@ async fn run_upload(
     control: Rc<UploadControl>,
 ) -> Result<JsValue, JsValue> {
     let listeners: Vec<Function> = inner.on_progress.iter().chain(on_progress.iter()).cloned().collect();
+    let told = std::cell::Cell::new(false);
     let sink = |snapshot: &ProgressSnapshot, key: Option<&str>| {
         if listeners.is_empty() {
             return;
         }
         let report = progress_object(&blob, key, snapshot);
         for listener in &listeners {
-            // A throwing progress listener must not break the upload; its error is dropped.
-            let _ = listener.call1(&JsValue::UNDEFINED, &report);
+            // A throwing progress listener must not break the upload: it goes on, and the
+            // developer is told once (with what was thrown, its stack included).
+            if let Err(thrown) = listener.call1(&JsValue::UNDEFINED, &report)
+                && !told.replace(true)
+            {
+                console_error("s3-direct-upload: the onProgress callback threw (the upload goes on):", &thrown);
+            }
         }
     };
     let runtime = BrowserRuntime;
@@ -172,6 +178,12 @@ async fn run_upload(
         Err(_) => UploadState::Failed,
     });
     result.map(|stored| result_object(&stored)).map_err(to_js_error)
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str, thrown: &JsValue);
 }
 
 /// What identifies a file across page loads: the backend, and the file's name, size, last

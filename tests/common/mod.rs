@@ -47,6 +47,18 @@ export function fetch_bytes(url) {
 }
 export function get_json(url) { return fetch(url).then(r => r.json()); }
 export function sleep(ms) { return new Promise(resolve => setTimeout(resolve, ms)); }
+// What console.error was given since the first call (which starts recording), one string a call.
+export function console_errors() {
+  if (!globalThis.__errors) {
+    const said = globalThis.__errors = [];
+    const error = console.error.bind(console);
+    console.error = (...args) => {
+      said.push(args.map(a => a instanceof Error ? a.message : String(a)).join(" "));
+      error(...args);
+    };
+  }
+  return [...globalThis.__errors];
+}
 // Counts the timers of at least `ms` milliseconds that were set and neither fired nor cleared
 // since the first call (which starts watching setTimeout and clearTimeout).
 export function live_timers(ms) {
@@ -127,6 +139,8 @@ extern "C" {
     pub fn get_json(url: &str) -> Promise;
     pub fn callbacks(api: &str, options: &JsValue) -> JsValue;
     pub fn sleep(ms: u32) -> Promise;
+    /// What `console.error` was given since the first call, one string a call.
+    pub fn console_errors() -> Vec<String>;
     /// Timers of at least `ms` still pending (counting from the first call).
     pub fn live_timers(ms: u32) -> u32;
     /// Moves `Date.now()` by `ms` (0 puts it back): a device whose clock is off.
