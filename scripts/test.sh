@@ -9,6 +9,8 @@ source scripts/common.sh
 step() { printf '\n== %s\n' "$*"; }
 
 bash scripts/setup.sh
+# The run must leave the work tree as it found it (installs and builds go to ignored folders).
+tree_before=$(git status --porcelain 2>/dev/null || true)
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -41,12 +43,12 @@ node e2e/size.mjs
 step "Vite example: a bundler build of an SPA importing the npm package"
 # `npm install`, not `npm ci`: npm 11 leaves rollup's optional platform packages out of this
 # lock file (a file: dependency beside optional ones), and `npm ci` then refuses it. vite is
-# pinned exactly, so the install is the same.
-(cd examples/vite && { [ -x node_modules/.bin/vite ] || npm install --no-audit --no-fund --loglevel=error; } \
+# pinned exactly, so the install is the same; `--no-save` leaves the lock file as committed.
+(cd examples/vite && { [ -x node_modules/.bin/vite ] || npm install --no-save --no-audit --no-fund --loglevel=error; } \
   && node_modules/.bin/vite build --logLevel warn)
 
 step "webpack 5: the package bundles with no configuration and its .wasm is emitted unchanged"
-(cd examples/webpack && { [ -x node_modules/.bin/webpack ] || npm install --no-audit --no-fund --loglevel=error; } \
+(cd examples/webpack && { [ -x node_modules/.bin/webpack ] || npm install --no-save --no-audit --no-fund --loglevel=error; } \
   && rm -rf dist && node_modules/.bin/webpack --mode production --entry ./src/index.js --output-path dist --stats errors-only)
 cmp pkg/s3_direct_upload_bg.wasm examples/webpack/dist/*.wasm && echo "webpack: ok"
 
@@ -67,3 +69,11 @@ APP=$(ready_field vite app) STORE_DIR="$(ready_field vite bucketDir)" \
 FILE=.tmp/e2e-vite.bin ARTIFACTS=e2e/artifacts SHOT=vite.png \
   timeout 300 node e2e/demo.mjs
 rm -f .tmp/e2e-upload.bin .tmp/e2e-vite.bin
+
+step "the work tree is as the run found it"
+if [ "$(git status --porcelain 2>/dev/null || true)" != "$tree_before" ]; then
+  echo "scripts/test.sh changed tracked or unignored files:" >&2
+  git status --short >&2
+  exit 1
+fi
+echo "tree: ok"
