@@ -63,6 +63,16 @@ async fn no_time_out_timer_outlives_the_request_it_guarded() {
 }
 
 #[wasm_bindgen_test]
+async fn a_successful_upload_cancels_none_of_its_requests() {
+    let before = abort_calls();
+    let up = uploader(object(&[("backend", api().into())]));
+    let file = file_of(12 * MIB, 11, "not-cancelled.bin", "");
+    let result = upload(&up, &file, JsValue::UNDEFINED).await.unwrap();
+    assert_stored(&result, &file).await;
+    assert_eq!(abort_calls(), before, "no finished request aborted (DevTools showed them as cancelled)");
+}
+
+#[wasm_bindgen_test]
 async fn an_onprogress_that_throws_is_reported_once_and_the_upload_goes_on() {
     let errors = console_errors();
     let throws = Closure::<dyn Fn(JsValue)>::new(|_| wasm_bindgen::throw_str("the page's own bug"));

@@ -139,6 +139,7 @@ impl HttpBackend {
             .text()
             .await
             .map_err(|_| backend_error(format!("the answer to {what} could not be read")).with_status(status))?;
+        guard.finish();
         let parsed = js_sys::JSON::parse(&text).ok();
         if !response.ok() {
             let said = parsed

@@ -137,6 +137,7 @@ impl CredentialsBackend {
         let response = request.send().await.map_err(|_| store_unreachable(what, &method_name))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
+        guard.finish();
         if (200..300).contains(&status) && !text.contains("<Error>") {
             return Ok(text);
         }

@@ -49,12 +49,14 @@ pub(crate) const DEFAULT_STALL_TIMEOUT_MS: u32 = 30_000;
 pub(crate) const DEFAULT_MIN_BYTES_PER_SECOND: u32 = 50_000;
 
 /// Owns one request's `AbortController` and time-out. Dropping it cancels the request, which
-/// dropping the `fetch` future alone does not do.
+/// dropping the `fetch` future alone does not do, unless [`RequestGuard::finish`] said it is
+/// over (aborting a finished request shows it as cancelled in DevTools).
 pub(crate) struct RequestGuard {
     controller: AbortController,
     timer: JsValue,
     _on_timeout: Closure<dyn FnMut()>,
     timed_out: Rc<Cell<bool>>,
+    finished: Cell<bool>,
 }
 
 impl RequestGuard {
@@ -71,7 +73,12 @@ impl RequestGuard {
         };
         let ms = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
         let timer = set_timeout(on_timeout.as_ref().unchecked_ref(), ms);
-        RequestGuard { controller, timer, _on_timeout: on_timeout, timed_out }
+        RequestGuard { controller, timer, _on_timeout: on_timeout, timed_out, finished: Cell::new(false) }
+    }
+
+    /// The request is over (its answer read, or not worth reading): nothing to cancel any more.
+    pub(crate) fn finish(&self) {
+        self.finished.set(true);
     }
 
     /// The signal to hand to `fetch`.
@@ -88,7 +95,9 @@ impl RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         clear_timeout(&self.timer);
-        self.controller.abort();
+        if !self.finished.get() {
+            self.controller.abort();
+        }
     }
 }
 
@@ -276,6 +285,7 @@ impl Transport for FetchTransport {
         let header = response.headers().get("ETag");
         let body =
             if response.ok() && header.is_some() { String::new() } else { response.text().await.unwrap_or_default() };
+        guard.finish();
         outcome(response.status(), header, &body, request, what, self.store_clock.as_deref())
     }
 }

@@ -47,6 +47,15 @@ export function fetch_bytes(url) {
 }
 export function get_json(url) { return fetch(url).then(r => r.json()); }
 export function sleep(ms) { return new Promise(resolve => setTimeout(resolve, ms)); }
+// How many times AbortController.abort was called since the first call (which starts counting).
+export function abort_calls() {
+  if (globalThis.__aborts === undefined) {
+    globalThis.__aborts = 0;
+    const abort = AbortController.prototype.abort;
+    AbortController.prototype.abort = function (...args) { globalThis.__aborts += 1; return abort.apply(this, args); };
+  }
+  return globalThis.__aborts;
+}
 // What console.error was given since the first call (which starts recording), one string a call.
 export function console_errors() {
   if (!globalThis.__errors) {
@@ -139,6 +148,8 @@ extern "C" {
     pub fn get_json(url: &str) -> Promise;
     pub fn callbacks(api: &str, options: &JsValue) -> JsValue;
     pub fn sleep(ms: u32) -> Promise;
+    /// How many times `AbortController.abort` was called since the first call.
+    pub fn abort_calls() -> u32;
     /// What `console.error` was given since the first call, one string a call.
     pub fn console_errors() -> Vec<String>;
     /// Timers of at least `ms` still pending (counting from the first call).
