@@ -128,7 +128,9 @@ async fn progress_reports_hashing_up_to_the_whole_file() {
     let log = ProgressLog::default();
     let listener = log.listener();
     let up = uploader_with("sha256".into(), Some(&listener));
-    let file = file_of(3 * PART, 54, "hashed.bin", "");
+    // Large enough that hashing outlasts the ~100 ms between reports in every engine (with 15 MiB,
+    // Firefox once hashed it all between two reports).
+    let file = file_of(13 * PART, 54, "hashed.bin", "");
     upload(&up, &file, JsValue::UNDEFINED).await.expect("upload succeeds");
     log.assert_honest(file.size());
     let reports = log.0.borrow();
