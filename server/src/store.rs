@@ -198,10 +198,16 @@ struct SharedUploads {
 }
 
 impl SharedUploads {
-    /// Refuses a key s3s-fs could not write, which keeps each object as a file: one that names
-    /// a folder of other objects, or lies under an object (S3 has no such limit; here a write
-    /// would fail as a 500 every time).
-    fn writable(&self, bucket: &str, key: &str) -> S3Result<()> {
+    /// Refuses a key outside the one key rule before s3s-fs turns it into a path (every
+    /// operation passes here, whoever signed it, so no key can name a file outside its bucket's
+    /// folder); and, for an operation that `writes`, a key s3s-fs could not write, since it
+    /// keeps each object as a file: one that names a folder of other objects, or lies under an
+    /// object (S3 has no such limit; here a write would fail as a 500 every time).
+    fn admit(&self, bucket: &str, key: &str, writes: bool) -> S3Result<()> {
+        check_key(key).map_err(|e| s3_error!(InvalidArgument, "{e}"))?;
+        if !writes {
+            return Ok(());
+        }
         let bucket_dir = self.root.join(bucket);
         let under_object =
             Path::new(key).ancestors().skip(1).any(|a| !a.as_os_str().is_empty() && bucket_dir.join(a).is_file());
@@ -222,12 +228,6 @@ impl SharedUploads {
     }
 }
 
-/// Refuses a key outside the one key rule before s3s-fs turns it into a path: every operation
-/// passes here, whoever signed it, so no key can name a file outside its bucket's folder.
-fn checked_key(key: &str) -> S3Result<()> {
-    check_key(key).map_err(|e| s3_error!(InvalidArgument, "{e}"))
-}
-
 /// Delegates each operation the uploads use to s3s-fs, the upload-id ones as the server's key;
 /// `$extra` are the operations written out.
 macro_rules! delegate {
@@ -236,10 +236,7 @@ macro_rules! delegate {
         impl S3 for SharedUploads {
             $(
                 async fn $op(&self, req: S3Request<dto::$input>) -> S3Result<S3Response<dto::$output>> {
-                    checked_key(&req.input.key)?;
-                    if $writes {
-                        self.writable(&req.input.bucket, &req.input.key)?;
-                    }
+                    self.admit(&req.input.bucket, &req.input.key, $writes)?;
                     let req = if $own { self.as_own(req) } else { req };
                     self.fs.$op(req).await
                 }
@@ -255,8 +252,7 @@ delegate! {
     /// under their prefix. Their session token, a form field, goes unchecked here: s3s passes
     /// neither the form nor its policy on (S3 itself requires and checks it).
     async fn post_object(&self, req: S3Request<dto::PostObjectInput>) -> S3Result<S3Response<dto::PostObjectOutput>> {
-        checked_key(&req.input.key)?;
-        self.writable(&req.input.bucket, &req.input.key)?;
+        self.admit(&req.input.bucket, &req.input.key, true)?;
         let scope = req.credentials.as_ref().and_then(|c| self.temporary.scope_of(&c.access_key));
         if let Some((_, prefix)) = scope
             && !is_under_prefix(&req.input.key, &prefix)
@@ -271,8 +267,7 @@ delegate! {
         &self,
         req: S3Request<dto::CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
-        checked_key(&req.input.key)?;
-        self.writable(&req.input.bucket, &req.input.key)?;
+        self.admit(&req.input.bucket, &req.input.key, true)?;
         let (algorithm, has_type) = (req.input.checksum_algorithm.clone(), req.input.checksum_type.is_some());
         let response = self.fs.create_multipart_upload(self.as_own(req)).await?;
         self.composite.created(algorithm.as_ref(), has_type, response.output.upload_id.as_deref());
@@ -281,7 +276,7 @@ delegate! {
 
     /// A part, streamed to disk with its `Content-MD5` checked on the way ([`s3_gaps`]).
     async fn upload_part(&self, req: S3Request<dto::UploadPartInput>) -> S3Result<S3Response<dto::UploadPartOutput>> {
-        checked_key(&req.input.key)?;
+        self.admit(&req.input.bucket, &req.input.key, false)?;
         let mut req = self.as_own(req);
         let corrupt = req.extensions.get::<CorruptPart>().is_some();
         let mut bad_digest = None;
@@ -303,8 +298,7 @@ delegate! {
         &self,
         req: S3Request<dto::CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
-        checked_key(&req.input.key)?;
-        self.writable(&req.input.bucket, &req.input.key)?;
+        self.admit(&req.input.bucket, &req.input.key, true)?;
         let composite = match self.composite.of(&req.input.upload_id) {
             Some(algorithm) => {
                 Some((algorithm, s3_gaps::composite_part_digests(algorithm, req.input.multipart_upload.as_ref())?))
@@ -434,18 +428,17 @@ impl Store {
         let part_of = self.faults.as_ref().zip(upload_id.as_deref());
         let fault = part_of.as_ref().and_then(|(faults, id)| faults.on_part_request(id));
         let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let mut req = req;
+        if matches!(fault, Some((Fault::Corrupt, _))) {
+            req.extensions_mut().insert(CorruptPart);
+        }
         let mut response = match fault {
             _ if declared.is_some_and(|length| length > MAX_BODY) => s3_error(
                 StatusCode::BAD_REQUEST,
                 "<Error><Code>EntityTooLarge</Code><Message>Your proposed upload exceeds the maximum allowed size (5 GiB in one request).</Message></Error>",
             ),
-            Some((Fault::Corrupt, _)) => {
-                let mut req = req;
-                req.extensions_mut().insert(CorruptPart);
-                s3_gaps::with_server_time(self.s3.call(req.map(drained_if_refused)).await?).await?
-            }
-            Some((fault, stall)) => inject(req, fault, stall).await?,
-            None => s3_gaps::with_server_time(self.s3.call(req.map(drained_if_refused)).await?).await?,
+            Some((fault, stall)) if fault != Fault::Corrupt => inject(req, fault, stall).await?,
+            _ => s3_gaps::with_server_time(self.s3.call(req.map(drained_if_refused)).await?).await?,
         };
         if let Some((faults, id)) = &part_of
             && response.status().is_success()

@@ -222,6 +222,18 @@ pub struct SignPartsRequest {
     pub reason: SignReason,
 }
 
+impl SignPartsRequest {
+    /// The request to sign `numbers` of `session`, for `reason`.
+    pub fn new(session: &MultipartSession, numbers: &[u32], checksums: Option<&[String]>, reason: SignReason) -> Self {
+        SignPartsRequest {
+            upload: session.clone(),
+            part_numbers: numbers.to_vec(),
+            checksums: checksums.map(<[String]>::to_vec),
+            reason,
+        }
+    }
+}
+
 /// `POST /multipart/complete` and the `completeMultipartUpload` callback.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -234,4 +246,11 @@ pub struct CompleteRequest {
     /// The object checksum for the store to check the assembled object against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ObjectChecksum>,
+}
+
+impl CompleteRequest {
+    /// The request to complete `session` from `parts`, checked against `checksum`.
+    pub fn new(session: &MultipartSession, parts: &[CompletedPart], checksum: Option<&ObjectChecksum>) -> Self {
+        CompleteRequest { upload: session.clone(), parts: parts.to_vec(), checksum: checksum.cloned() }
+    }
 }

@@ -18,21 +18,6 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-/// The sign request for `numbers` of `session`.
-fn sign_parts_request(
-    session: &MultipartSession,
-    numbers: &[u32],
-    checksums: Option<&[String]>,
-    reason: SignReason,
-) -> SignPartsRequest {
-    SignPartsRequest {
-        upload: session.clone(),
-        part_numbers: numbers.to_vec(),
-        checksums: checksums.map(<[String]>::to_vec),
-        reason,
-    }
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignPartRequest<'a> {
@@ -175,7 +160,7 @@ impl Backend for HttpBackend {
         checksums: Option<&[String]>,
         reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
-        let request = sign_parts_request(session, numbers, checksums, reason);
+        let request = SignPartsRequest::new(session, numbers, checksums, reason);
         self.post::<PartsAnswer<SignedPart>>("/multipart/sign", &request).await.map(PartsAnswer::into_parts)
     }
 
@@ -185,7 +170,7 @@ impl Backend for HttpBackend {
         parts: &[CompletedPart],
         checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
-        let request = CompleteRequest { upload: session.clone(), parts: parts.to_vec(), checksum: checksum.cloned() };
+        let request = CompleteRequest::new(session, parts, checksum);
         self.post("/multipart/complete", &request).await
     }
 
@@ -276,7 +261,7 @@ impl Backend for CallbackBackend {
         reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
         if self.sign_parts.is_some() || self.sign_part.is_none() {
-            let request = sign_parts_request(session, numbers, checksums, reason);
+            let request = SignPartsRequest::new(session, numbers, checksums, reason);
             let answer: PartsAnswer<SignedPart> = Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
             return Ok(answer.into_parts());
         }
@@ -302,7 +287,7 @@ impl Backend for CallbackBackend {
         parts: &[CompletedPart],
         checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
-        let request = CompleteRequest { upload: session.clone(), parts: parts.to_vec(), checksum: checksum.cloned() };
+        let request = CompleteRequest::new(session, parts, checksum);
         let answer: Option<CompletedObject> =
             Self::call("completeMultipartUpload", self.complete_multipart_upload.as_ref(), &request).await?;
         Ok(answer.unwrap_or_default())

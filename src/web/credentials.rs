@@ -7,7 +7,7 @@ use super::backend::{CallbackBackend, HttpBackend, backend_error};
 use super::{BrowserRuntime, RequestGuard, StoreClock, store_rejection, store_unreachable};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum, digest, hex};
 use crate::error::UploadError;
-use crate::grant::{Grant, GrantAnswer, Lesson, lesson};
+use crate::grant::{Grant, GrantAnswer, Lesson};
 use crate::object_rules::metadata_headers;
 use crate::retry::Observed;
 use crate::s3_xml::{all_listed_parts, complete_multipart_body, unescape, xml_text};
@@ -148,12 +148,8 @@ impl CredentialsBackend {
     /// Learns from a rejection ([`lesson`]): expired or unknown credentials are dropped, and a
     /// skewed clock is set to the store's time; both are then worth signing again.
     fn on_rejection(&self, error: UploadError, body: &str) -> UploadError {
-        if self.clock.learn(body) {
-            return error.with_observed(Observed::SignerLearnt);
-        }
         let fetched_ms = self.grant.borrow().as_ref().map(|g| g.fetched_ms);
-        let local_ms = BrowserRuntime.now_ms();
-        match lesson(xml_text(body, "Code"), xml_text(body, "ServerTime"), local_ms, self.now_ms(), fetched_ms) {
+        match self.clock.learn(body, fetched_ms) {
             Lesson::FetchNew => {
                 self.grant.borrow_mut().take();
                 error.with_observed(Observed::SignerLearnt)
@@ -165,7 +161,8 @@ impl CredentialsBackend {
                     error.message
                 ))
             }
-            Lesson::ClockOffset(_) | Lesson::None => error,
+            Lesson::ClockOffset(_) => error.with_observed(Observed::SignerLearnt),
+            Lesson::None => error,
         }
     }
 

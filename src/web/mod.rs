@@ -238,17 +238,15 @@ impl StoreClock {
         BrowserRuntime.now_ms() + self.0.get()
     }
 
-    /// Learns the store's time from a refusal's `body` when it says this clock is off; whether
-    /// it did.
-    pub(crate) fn learn(&self, body: &str) -> bool {
+    /// What a refusal's `body` teaches ([`lesson`]) for a grant fetched at `fetched_ms` (store's
+    /// clock); a clock offset is taken at once.
+    pub(crate) fn learn(&self, body: &str, fetched_ms: Option<f64>) -> Lesson {
         let local_ms = BrowserRuntime.now_ms();
-        match lesson(xml_text(body, "Code"), xml_text(body, "ServerTime"), local_ms, self.now_ms(), None) {
-            Lesson::ClockOffset(offset_ms) => {
-                self.0.set(offset_ms);
-                true
-            }
-            _ => false,
+        let taught = lesson(xml_text(body, "Code"), xml_text(body, "ServerTime"), local_ms, self.now_ms(), fetched_ms);
+        if let Lesson::ClockOffset(offset_ms) = taught {
+            self.0.set(offset_ms);
         }
+        taught
     }
 }
 
@@ -322,7 +320,9 @@ fn outcome(
     if !(200..300).contains(&status) {
         let error = store_rejection(status, body, what, Some(&request.url));
         return Err(match store_clock {
-            Some(clock) if clock.learn(body) => error.with_observed(Observed::SignerLearnt),
+            Some(clock) if matches!(clock.learn(body, None), Lesson::ClockOffset(_)) => {
+                error.with_observed(Observed::SignerLearnt)
+            }
             _ => error,
         });
     }
