@@ -8,30 +8,12 @@
 // ("1" when the page uses the drop-in script, whose promises are then checked too). Prints the
 // throughput it measured.
 import { chromium } from "playwright-core";
-import { open, readFile, mkdir, stat } from "node:fs/promises";
+import { readFile, mkdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { sameBytes } from "./same-bytes.mjs";
 
 const { APP, STORE_DIR, FILE, ARTIFACTS, SHOT = "demo.png", DROP_IN } = process.env;
 const UPLOAD_TIMEOUT_MS = 10 * 60 * 1000;
-
-async function sameBytes(a, b) {
-  const [fa, fb] = [await open(a), await open(b)];
-  try {
-    const [sa, sb] = [await fa.stat(), await fb.stat()];
-    if (sa.size !== sb.size) return `sizes differ: ${sa.size} stored, ${sb.size} source`;
-    const chunk = 8 * 1024 * 1024;
-    const [ba, bb] = [Buffer.alloc(chunk), Buffer.alloc(chunk)];
-    for (let at = 0; at < sa.size; at += chunk) {
-      const { bytesRead } = await fa.read(ba, 0, chunk, at);
-      await fb.read(bb, 0, chunk, at);
-      if (ba.compare(bb, 0, bytesRead, 0, bytesRead) !== 0) return `bytes differ in the chunk at ${at}`;
-    }
-    return null;
-  } finally {
-    await fa.close();
-    await fb.close();
-  }
-}
 
 const webdriver = JSON.parse(await readFile(new URL("../webdriver.json", import.meta.url)));
 const browser = await chromium.launch({

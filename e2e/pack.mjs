@@ -1,5 +1,5 @@
 // Checks the npm package in pkg/: `npm pack` ships exactly the library's files, and every path
-// package.json names exists in the tarball.
+// package.json names exists in the tarball, and its README is the package's own short one.
 import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 
@@ -28,6 +28,10 @@ if (JSON.stringify(manifest.sideEffects) !== '["./s3-direct-upload.global.js"]')
   failures.push("sideEffects must name only the drop-in script");
 }
 if (manifest.type !== "module") failures.push("not an ES module package");
+const readme = await readFile(new URL("README.md", pkg), "utf8");
+if (readme !== (await readFile(new URL("../docs/npm-readme.md", import.meta.url), "utf8"))) {
+  failures.push("the package's README is not docs/npm-readme.md");
+}
 if (failures.length) {
   failures.forEach((f) => console.log(`pack: ${f}`));
   console.log("pack: 0 passed, 1 failed");

@@ -3,8 +3,8 @@
 // used, the tests fail. Not run; compiled only.
 import init, {
   Uploader,
+  isUploadError,
   type BackendCallbacks,
-  type S3DirectUploadError,
   type TemporaryCredentials,
   type UploadProgress,
   type UploadResult,
@@ -30,6 +30,8 @@ export async function uploadWithJsonBackend(): Promise<UploadResult> {
       if (p.state === "waiting_for_network" || p.restarted || fraction > 0.5 || eta === 0) render(p);
     },
   });
+  // @ts-expect-error upload() takes a Blob (or File), not a file name
+  uploader.upload("a.mp4");
   const upload = uploader.upload(file, { key: "videos/a.mp4", contentType: "video/mp4", metadata: { owner: "42" } });
   upload.pause();
   upload.resume();
@@ -39,9 +41,9 @@ export async function uploadWithJsonBackend(): Promise<UploadResult> {
     console.log(result.key, result.parts ?? 1, shown);
     return result;
   } catch (e) {
-    const error = e as S3DirectUploadError;
-    if (error.code === "etag_not_exposed") console.error("add ETag to the bucket's CORS ExposeHeaders");
-    throw error;
+    // The guard narrows `unknown` to S3DirectUploadError; other values stay unknown.
+    if (isUploadError(e) && e.code === "etag_not_exposed") console.error("add ETag to the bucket's CORS ExposeHeaders");
+    throw e;
   } finally {
     uploader.free();
   }
@@ -78,7 +80,7 @@ export async function abortable(): Promise<void> {
   const uploader = new Uploader({ backend: flaskBackend, concurrency: 4 });
   const upload = uploader.upload(file);
   await upload.abort();
-  await upload.done.catch((e: S3DirectUploadError) => e.code === "aborted");
+  await upload.done.catch((e: unknown) => isUploadError(e) && e.code === "aborted");
 }
 
 /** The other modes: a form POST under a signed policy, and temporary credentials the page signs with. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the browser tests (tests/browser.rs, tests/reliability.rs, tests/integrity.rs) in headless
 # Chromium and then in headless Firefox, each against fresh reference servers: a normal one, one whose store
-# hides ETag, one for fault injection, one whose store's CORS rule lacks DELETE, and one that wants a token. Extra arguments go to the test binaries (e.g. a test
+# hides ETag, one for fault injection, one whose store's CORS rule lacks DELETE, one whose store's CORS rule does not allow the test page's origin, and one that wants a token. Extra arguments go to the test binaries (e.g. a test
 # name). Called by scripts/test.sh; run it alone, after one scripts/test.sh, to iterate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,7 @@ run_in() {
   start_server no-etag --test-hooks --api-origins '*' --no-expose-etag
   start_server faults --test-hooks --api-origins '*'
   start_server no-delete --api-origins '*' --allowed-methods GET,PUT,POST,HEAD
+  start_server wrong-origin --api-origins '*' --allowed-origins https://app.example.com
   printf 'alice %s\n' "$S3DU_TEST_ALICE_TOKEN" > .tmp/tokens
   start_server auth --api-origins '*' --auth tokens --tokens-file .tmp/tokens --quota-uploads 3
   env "$1=$2" \
@@ -28,6 +29,7 @@ run_in() {
     S3DU_TEST_APP_NO_ETAG="$(ready_field no-etag app)" \
     S3DU_TEST_APP_FAULTS="$(ready_field faults app)" \
     S3DU_TEST_APP_NO_DELETE="$(ready_field no-delete app)" \
+    S3DU_TEST_APP_WRONG_ORIGIN="$(ready_field wrong-origin app)" \
     S3DU_TEST_APP_AUTH="$(ready_field auth app)" S3DU_TEST_ALICE_TOKEN="$S3DU_TEST_ALICE_TOKEN" \
     WASM_BINDGEN_TEST_TIMEOUT=600 \
     cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser --test reliability --test integrity --test checksum_vectors --test modes -- "${@:3}"

@@ -4,9 +4,10 @@
 // `await S3DirectUpload.ready`, then `new S3DirectUpload.Uploader({...})`.
 // Input: target/drop-in/ from `wasm-pack build --target no-modules` (scripts/common.sh).
 import { readFile, writeFile } from "node:fs/promises";
+import { amendGlue } from "./amend-glue.mjs";
 
 const from = (file) => new URL(`../target/drop-in/${file}`, import.meta.url);
-const glue = await readFile(from("s3_direct_upload.js"), "utf8");
+const glue = amendGlue(await readFile(from("s3_direct_upload.js"), "utf8"), { esModule: false });
 const wasm = await readFile(from("s3_direct_upload_bg.wasm"));
 const { version, license } = JSON.parse(await readFile(new URL("../pkg/package.json", import.meta.url), "utf8"));
 
@@ -19,6 +20,7 @@ globalThis.S3DirectUpload = {
   ready: wasm_bindgen({ module_or_path: bytes }).then(() => undefined),
   Uploader: wasm_bindgen.Uploader,
   Upload: wasm_bindgen.Upload,
+  isUploadError: wasm_bindgen.isUploadError,
 };
 })();
 `;

@@ -1,7 +1,12 @@
 // Completes the package.json that wasm-pack writes into pkg/: an `exports` map (the module, its
 // types, and the .wasm for tools that want the file itself) and `sideEffects: false`, so that
-// bundlers tree-shake it. Run by scripts/common.sh after every build.
+// bundlers tree-shake it; and amends the module's glue (scripts/amend-glue.mjs). Run by
+// scripts/common.sh after every build. Also writes the package's README from docs/npm-readme.md.
 import { readFile, writeFile } from "node:fs/promises";
+import { amendGlue } from "./amend-glue.mjs";
+
+const gluePath = new URL("../pkg/s3_direct_upload.js", import.meta.url);
+await writeFile(gluePath, amendGlue(await readFile(gluePath, "utf8"), { esModule: true }));
 
 const path = new URL("../pkg/package.json", import.meta.url);
 const manifest = JSON.parse(await readFile(path, "utf8"));
@@ -18,3 +23,5 @@ manifest.files = [
   ...new Set([...manifest.files, "s3_direct_upload_bg.wasm.d.ts", "s3-direct-upload.global.js", "README.md"]),
 ];
 await writeFile(path, JSON.stringify(manifest, null, 2) + "\n");
+// The package's own short README (wasm-pack copies the repository's, written for GitHub).
+await writeFile(new URL("../pkg/README.md", import.meta.url), await readFile(new URL("../docs/npm-readme.md", import.meta.url)));

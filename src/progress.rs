@@ -20,6 +20,8 @@ pub enum UploadState {
     Paused,
     /// The browser is offline; sending continues when it is back.
     WaitingForNetwork,
+    /// A request failed and is sent again after a wait.
+    Retrying,
     /// All bytes sent; asking the backend to assemble the object.
     Completing,
     /// Stored.
@@ -38,6 +40,7 @@ impl UploadState {
             UploadState::Uploading => "uploading",
             UploadState::Paused => "paused",
             UploadState::WaitingForNetwork => "waiting_for_network",
+            UploadState::Retrying => "retrying",
             UploadState::Completing => "completing",
             UploadState::Done => "done",
             UploadState::Failed => "failed",

@@ -14,13 +14,24 @@ pub enum RetryAction {
     Backoff,
     /// The presigned URL expired: get a new one, then send again (after a short wait).
     Resign,
+    /// No answer from a store that has never answered: most likely its CORS rule refuses the
+    /// page, which the browser does not tell apart from a network failure. Wait and send again,
+    /// but for [`NEVER_ANSWERED_BOUND_S`] only.
+    BackoffBriefly,
 }
+
+/// How long a request to a store that has never answered is retried before it fails with the
+/// CORS explanation, rather than the whole retry budget (minutes) of a request to a store known
+/// to be reachable. Time offline does not count.
+pub const NEVER_ANSWERED_BOUND_S: u32 = 3;
 
 /// What the edge saw of a failed request, kept in the error for the retry loop to judge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
     /// No answer: connection refused or reset, DNS, CORS, offline.
     Network,
+    /// No answer from a store that has not answered any request of this uploader yet.
+    NeverAnswered,
     /// No answer within the time allowed.
     TimedOut,
     /// An HTTP answer with this status and, for S3 XML errors, its `<Code>`. `expired` says the
@@ -51,7 +62,8 @@ impl Observed {
 const EXPIRY_CODES: [&str; 3] = ["ExpiredToken", "TokenRefreshRequired", "RequestExpired"];
 
 /// Decides what to do about a failure (nothing observed: it is not a request's, and permanent),
-/// from status and S3 error code alone. Network failures,
+/// from status and S3 error code alone. Network failures (briefly only, from a store that has
+/// never answered),
 /// time-outs, 5xx, 429 (and S3's `SlowDown`) and 408 are transient, and so is `BadDigest` (the
 /// bytes changed on the way: send them again); an expiry code, or an `AccessDenied` for a
 /// request known to have expired, means re-signing; every other 4xx is permanent.
@@ -59,6 +71,7 @@ pub fn classify(observed: Option<&Observed>) -> RetryAction {
     let Some(observed) = observed else { return RetryAction::Fail };
     match observed {
         Observed::Network | Observed::TimedOut => RetryAction::Backoff,
+        Observed::NeverAnswered => RetryAction::BackoffBriefly,
         Observed::SignerLearnt => RetryAction::Resign,
         Observed::Status { status, code, expired } => {
             let code = code.as_deref();
@@ -153,6 +166,7 @@ mod tests {
     #[test]
     fn transient_failures_back_off_and_permanent_ones_fail() {
         assert_eq!(classify(Some(&Observed::Network)), RetryAction::Backoff);
+        assert_eq!(classify(Some(&Observed::NeverAnswered)), RetryAction::BackoffBriefly);
         assert_eq!(classify(Some(&Observed::TimedOut)), RetryAction::Backoff);
         assert_eq!(classify(None), RetryAction::Fail, "not a request's failure");
         assert_eq!(classify(Some(&Observed::SignerLearnt)), RetryAction::Resign);

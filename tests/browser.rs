@@ -118,6 +118,19 @@ async fn callbacks_drive_any_backend_batch_or_per_part() {
 }
 
 #[wasm_bindgen_test]
+async fn an_empty_content_type_is_not_given_and_the_files_own_is_used() {
+    // `file.type` is "" for types the browser does not know; apps pass it on as it is.
+    let up = uploader(object(&[("backend", api().into())]));
+    for (file, size) in
+        [(file_of(1000, 80, "notes.txt", "text/plain"), 1000.0), (file_of(0, 81, "unknown.xyz", ""), 0.0)]
+    {
+        let result = upload(&up, &file, json(r#"{"contentType": ""}"#)).await.expect("stored with the file's own type");
+        assert_eq!(get(&result, "size").as_f64(), Some(size));
+        assert_stored(&result, &file).await;
+    }
+}
+
+#[wasm_bindgen_test]
 async fn a_hidden_etag_fails_fast_with_its_own_code_and_leaves_no_upload() {
     let app = server(option_env!("S3DU_TEST_APP_NO_ETAG"));
     let up = uploader(object(&[("backend", format!("{app}/api/uploads").into())]));

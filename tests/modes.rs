@@ -189,6 +189,42 @@ async fn an_abort_the_buckets_cors_rule_blocks_names_the_method_it_lacks() {
     assert!(message.contains("DELETE") && message.contains("lifecycle rule"), "{message}");
 }
 
+/// Uploads `file` through `up` to the store whose CORS rule does not allow this page: the
+/// error, how long it took, and whether progress said `retrying` meanwhile.
+async fn upload_past_cors(up: &s3_direct_upload::Uploader, file: &web_sys::File) -> (JsValue, f64, bool) {
+    let log = ProgressLog::default();
+    let listener = log.listener();
+    let started = js_sys::Date::now();
+    let options = object(&[("onProgress", listener.as_ref().clone())]);
+    let error = upload(up, file, options).await.expect_err("the store's CORS rule refuses this page");
+    (error, js_sys::Date::now() - started, log.saw("retrying"))
+}
+
+#[wasm_bindgen_test]
+async fn a_store_whose_cors_rule_refuses_the_page_fails_in_seconds_with_the_cors_explanation() {
+    let api = format!("{}/api/uploads", server(option_env!("S3DU_TEST_APP_WRONG_ORIGIN")));
+    let presigned =
+        |transport: &str| uploader(object(&[("backend", api.as_str().into()), ("transport", transport.into())]));
+    let cb = callbacks(&api, &json("{}"));
+    let (put, multipart, credentials) = (presigned("fetch"), presigned("xhr"), credentials_uploader(&cb, 6));
+    let (small, large) = (file_of(1000, 78, "cors-small.bin", ""), file_of(12 * MIB, 79, "cors-large.bin", ""));
+    let (a, b, c) = futures::join!(
+        upload_past_cors(&put, &small),
+        upload_past_cors(&multipart, &large),
+        upload_past_cors(&credentials, &large),
+    );
+    for (what, (error, ms, retrying)) in [("single PUT", a), ("multipart, xhr", b), ("credentials mode", c)] {
+        let message = message_of(&error);
+        assert_eq!(code_of(&error), "part_upload_failed", "{what}: {message}");
+        assert!(
+            message.contains("CORS rule does not allow this origin") && message.contains("in 3 s"),
+            "{what}: {message}"
+        );
+        assert!(ms < 5_000.0, "{what}: failed after {ms} ms, not within 5 s");
+        assert!(retrying, "{what}: progress never said it was retrying");
+    }
+}
+
 #[wasm_bindgen_test]
 async fn unusable_credentials_are_a_clear_error_that_quotes_no_secret() {
     let cb = callbacks(&api(), &json(r#"{"grantEndpoint": "not a url"}"#));

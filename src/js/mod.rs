@@ -85,7 +85,11 @@ impl Uploader {
 
     /// Starts uploading `file` (a `File` or `Blob`). Throws `invalid_file` or `invalid_option`
     /// at once for bad arguments; every later failure rejects `upload.done`.
-    pub fn upload(&self, file: JsValue, options: Option<UploadOptionsJs>) -> Result<Upload, JsValue> {
+    pub fn upload(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+        options: Option<UploadOptionsJs>,
+    ) -> Result<Upload, JsValue> {
         let blob: Blob = file.dyn_into().map_err(|value| {
             to_js_error(UploadError::new(
                 ErrorCode::InvalidFile,
@@ -96,8 +100,10 @@ impl Uploader {
         let info = FileInfo {
             filename: blob.dyn_ref::<File>().map_or_else(|| "blob".to_owned(), File::name),
             size: blob.size() as u64,
+            // `file.type` is "" for types the browser does not know: passed on, it means "not given".
             content_type: options
                 .content_type
+                .filter(|t| !t.is_empty())
                 .or_else(|| Some(blob.type_()).filter(|t| !t.is_empty()))
                 .unwrap_or_else(|| "application/octet-stream".to_owned()),
             key: options.key,

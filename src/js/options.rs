@@ -7,7 +7,7 @@ use crate::retry::RetryPolicy;
 use crate::upload::PostForms;
 use crate::web::{
     AnyBackend, AnyTransport, CallbackBackend, CredentialsBackend, DEFAULT_MIN_BYTES_PER_SECOND,
-    DEFAULT_STALL_TIMEOUT_MS, FetchTransport, GrantSource, HttpBackend, StoreClock, XhrTransport,
+    DEFAULT_STALL_TIMEOUT_MS, FetchTransport, GrantSource, HttpBackend, StoreClock, StoreHeard, XhrTransport,
 };
 use js_sys::{Function, Reflect};
 use serde::Deserialize;
@@ -191,14 +191,17 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
     // In the credentials mode the page signs, and the store's clock is learnt from whatever
     // the store refuses, by the signer and by the transport alike.
     let store_clock = (mode == Mode::Credentials).then(|| Rc::new(StoreClock::default()));
+    let store_heard = Rc::new(StoreHeard::default());
     Ok(UploaderOptions {
-        backend: parse_backend(raw.backend, raw.backend_headers, mode, store_clock.clone())?,
+        backend: parse_backend(raw.backend, raw.backend_headers, mode, store_clock.clone(), store_heard.clone())?,
         concurrency,
         plan_options,
         retry: parse_retry(raw.retry)?,
         transport: match raw.transport.as_deref().unwrap_or("fetch") {
-            "fetch" => AnyTransport::Fetch(FetchTransport { stall_timeout_ms, min_bytes_per_second, store_clock }),
-            "xhr" => AnyTransport::Xhr(XhrTransport { stall_timeout_ms, store_clock }),
+            "fetch" => {
+                AnyTransport::Fetch(FetchTransport { stall_timeout_ms, min_bytes_per_second, store_clock, store_heard })
+            }
+            "xhr" => AnyTransport::Xhr(XhrTransport { stall_timeout_ms, store_clock, store_heard }),
             other => {
                 return Err(invalid(format!(
                     "`transport` is {other:?}; use \"fetch\" (default) or \"xhr\" (per-byte progress)"
@@ -281,6 +284,7 @@ fn parse_backend(
     headers: BTreeMap<String, String>,
     mode: Mode,
     store_clock: Option<Rc<StoreClock>>,
+    store_heard: Rc<StoreHeard>,
 ) -> Result<AnyBackend, UploadError> {
     let clock = || store_clock.clone().unwrap_or_default();
     if let Some(base) = backend.as_string() {
@@ -289,7 +293,7 @@ fn parse_backend(
         }
         let http = HttpBackend::new(&base, headers.into_iter().collect());
         if mode == Mode::Credentials {
-            return Ok(AnyBackend::Credentials(CredentialsBackend::new(GrantSource::Http(http), clock())));
+            return Ok(AnyBackend::Credentials(CredentialsBackend::new(GrantSource::Http(http), clock(), store_heard)));
         }
         return Ok(AnyBackend::Http(http));
     }
@@ -305,7 +309,11 @@ fn parse_backend(
     if mode == Mode::Credentials {
         let source = get("getCredentials")?
             .ok_or_else(|| invalid("`mode: \"credentials\"` needs the backend callback getCredentials".into()))?;
-        return Ok(AnyBackend::Credentials(CredentialsBackend::new(GrantSource::Callback(source), clock())));
+        return Ok(AnyBackend::Credentials(CredentialsBackend::new(
+            GrantSource::Callback(source),
+            clock(),
+            store_heard,
+        )));
     }
     let post_forms = mode == Mode::Post;
     let callbacks = CallbackBackend {

@@ -9,7 +9,8 @@ export type UploadErrorCode =
   | "part_upload_failed"
   | "etag_not_exposed"
   | "checksum_mismatch"
-  | "aborted";
+  | "aborted"
+  | "not_initialized";
 
 /** The `Error` this library throws or rejects with. Branch on `code`, show `message`. */
 export interface S3DirectUploadError extends Error {
@@ -21,12 +22,16 @@ export interface S3DirectUploadError extends Error {
   cause?: unknown;
 }
 
+/** Whether `value` is an error of this library: narrows what a `catch` caught. Works before `init()`. */
+export function isUploadError(value: unknown): value is S3DirectUploadError;
+
 /** Life-cycle state of one upload. */
 export type UploadState =
   | "queued"
   | "uploading"
   | "paused"
   | "waiting_for_network"
+  | "retrying"
   | "completing"
   | "done"
   | "failed"

@@ -6,7 +6,7 @@ use super::ports::Runtime;
 use super::reporter::ProgressReporter;
 use crate::error::UploadError;
 use crate::progress::UploadState;
-use crate::retry::{Backoff, RetryAction};
+use crate::retry::{Backoff, NEVER_ANSWERED_BOUND_S, RetryAction};
 use futures::future::{Either, select};
 use std::future::Future;
 use std::pin::pin;
@@ -38,7 +38,9 @@ async fn hold<B, T, C: Runtime>(cx: &UploadContext<'_, B, T, C>, progress: &Prog
 
 /// Runs `attempt` until it succeeds, retrying transient failures as the [`RetryPolicy`](crate::retry::RetryPolicy) allows.
 /// `attempt` is told whether to get a fresh URL first (the last one expired). Attempts that a
-/// pause cut short, or that failed while the browser was offline, do not count as retries. An
+/// pause cut short, or that failed while the browser was offline, do not count as retries. A
+/// store that has never answered gets [`NEVER_ANSWERED_BOUND_S`] (online), not the whole budget:
+/// its silence is most likely a CORS refusal. While waiting to retry, the state is `retrying`. An
 /// abort stops the waiting and the retrying, not an attempt under way: a failure then is
 /// returned as it is, and one not yet begun is `aborted`.
 pub(super) async fn with_retries<B, T, C, V, F>(
@@ -53,8 +55,11 @@ where
 {
     let mut backoff = Backoff::new(cx.retry, cx.runtime.now_ms());
     let mut resign = false;
+    // When the store's silence began (the start of the first attempt it did not answer).
+    let mut silent_since = None;
     loop {
         cx.control.wait_unless_aborted(hold(cx, progress)).await?;
+        let started_ms = cx.runtime.now_ms();
         let outcome = if interrupt == Interrupt::OnPause {
             match select(pin!(attempt(resign)), pin!(cx.control.paused.until(true))).await {
                 Either::Left((outcome, _)) => outcome,
@@ -66,7 +71,10 @@ where
         let error = match outcome {
             Ok(value) => return Ok(value),
             Err(error) if cx.control.aborted.is_on() => return Err(error),
-            Err(_) if cx.offline.is_on() => continue,
+            Err(_) if cx.offline.is_on() => {
+                silent_since = None;
+                continue;
+            }
             Err(error) => error,
         };
         let action = error.retry_action();
@@ -74,8 +82,21 @@ where
             return Err(error);
         }
         resign = action == RetryAction::Resign;
-        match backoff.next_wait(cx.runtime.now_ms(), cx.runtime.random()) {
-            Some(wait) => cx.control.wait_unless_aborted(cx.runtime.sleep(wait)).await?,
+        let now_ms = cx.runtime.now_ms();
+        // What is left of the short bound for a silent store (unbounded otherwise).
+        let mut left_ms = f64::INFINITY;
+        if action == RetryAction::BackoffBriefly {
+            let since = *silent_since.get_or_insert(started_ms);
+            left_ms = f64::from(NEVER_ANSWERED_BOUND_S * 1000) - (now_ms - since);
+            if left_ms <= 0.0 {
+                return Err(error.context(&format!("no answer from the store in {NEVER_ANSWERED_BOUND_S} s")));
+            }
+        }
+        match backoff.next_wait(now_ms, cx.runtime.random()) {
+            Some(wait) => {
+                progress.set_state(UploadState::Retrying);
+                cx.control.wait_unless_aborted(cx.runtime.sleep(wait.min(left_ms))).await?
+            }
             None => {
                 let retries = backoff.retries();
                 return Err(error.context(&format!("gave up after {retries} retries")));

@@ -549,6 +549,17 @@ fn failures_that_never_stop_end_the_upload_within_the_retry_bound() {
 }
 
 #[test]
+fn a_store_that_never_answered_is_given_up_on_within_the_short_bound() {
+    let h = Harness::new(StoreBehaviour::Accept, 1);
+    let silent = || UploadError::new(ErrorCode::PartUploadFailed, "CORS?").with_observed(Observed::NeverAnswered);
+    h.transport.failures.borrow_mut().insert(1, (0..100).map(|_| silent()).collect());
+    let err = h.run(12 * MIB).unwrap_err();
+    assert!(err.message.contains("no answer from the store in 3 s"), "{}", err.message);
+    assert!(h.transport.attempts.get() < 10, "{} attempts: not the whole retry budget", h.transport.attempts.get());
+    assert_eq!(h.backend.aborted.get(), 1, "the multipart upload was aborted");
+}
+
+#[test]
 fn permanent_failures_are_not_retried() {
     let h = Harness::new(StoreBehaviour::RejectPart(1), 6);
     h.run(12 * MIB).unwrap_err();

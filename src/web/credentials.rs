@@ -4,7 +4,7 @@
 //! says they expired, and the clock is corrected from the store's when it says it is off.
 
 use super::backend::{CallbackBackend, HttpBackend, backend_error};
-use super::{BrowserRuntime, RequestGuard, StoreClock, store_rejection, store_unreachable};
+use super::{BrowserRuntime, RequestGuard, StoreClock, StoreHeard, store_rejection};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum, digest, hex};
 use crate::error::UploadError;
 use crate::grant::{Grant, GrantAnswer, Lesson};
@@ -39,12 +39,15 @@ pub(crate) struct CredentialsBackend {
     fetching: Mutex<()>,
     /// The store's clock, learnt from its refusals (shared with the transports).
     clock: Rc<StoreClock>,
+    /// Whether the store has answered this uploader yet (shared with the transports).
+    heard: Rc<StoreHeard>,
 }
 
 impl CredentialsBackend {
-    /// A backend getting its credentials from `source`, keeping the store's time in `clock`.
-    pub(crate) fn new(source: GrantSource, clock: Rc<StoreClock>) -> Self {
-        CredentialsBackend { source, grant: RefCell::new(None), fetching: Mutex::new(()), clock }
+    /// A backend getting its credentials from `source`, keeping the store's time in `clock` and
+    /// whether it answered in `heard`.
+    pub(crate) fn new(source: GrantSource, clock: Rc<StoreClock>, heard: Rc<StoreHeard>) -> Self {
+        CredentialsBackend { source, grant: RefCell::new(None), fetching: Mutex::new(()), clock, heard }
     }
 
     /// Names the source in resume fingerprints.
@@ -134,7 +137,8 @@ impl CredentialsBackend {
             Some(body) => builder.body(body).map_err(failed)?,
             None => builder.build().map_err(failed)?,
         };
-        let response = request.send().await.map_err(|_| store_unreachable(what, &method_name))?;
+        let response = request.send().await.map_err(|_| self.heard.unreachable(what, &method_name))?;
+        self.heard.answered();
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         guard.finish();

@@ -223,6 +223,51 @@ pub(crate) struct FetchTransport {
     pub(crate) min_bytes_per_second: u32,
     /// The store's clock, when the page signs what this sends (the credentials mode).
     pub(crate) store_clock: Option<Rc<StoreClock>>,
+    /// Whether the store has answered this uploader yet.
+    pub(crate) store_heard: Rc<StoreHeard>,
+}
+
+/// Whether the store has answered any request of an uploader (with any status), shared by its
+/// transports and the credentials mode's signer. Until it has, a request without an answer is
+/// most likely refused by the bucket's CORS rule, which the browser does not tell apart from a
+/// network failure: such failures are retried briefly only ([`Observed::NeverAnswered`]).
+#[derive(Debug, Default)]
+pub(crate) struct StoreHeard(Cell<bool>);
+
+impl StoreHeard {
+    /// Records an answer.
+    pub(crate) fn answered(&self) {
+        self.0.set(true);
+    }
+
+    /// The error for a request to the store that got no answer at all: a network failure, or a
+    /// CORS refusal.
+    pub(crate) fn unreachable(&self, what: &str, method: &str) -> UploadError {
+        let origin = js_sys::global()
+            .dyn_into::<web_sys::Window>()
+            .ok()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default();
+        let (message, observed) = if self.0.get() {
+            (
+                format!(
+                    "{what} failed before the store answered: the network failed, or the bucket's CORS rule \
+                     does not allow this origin ({origin}), the {method} method or the request's headers"
+                ),
+                Observed::Network,
+            )
+        } else {
+            (
+                format!(
+                    "{what} got no answer from the store, which has not answered this page yet: most likely \
+                     the bucket's CORS rule does not allow this origin ({origin}), the {method} method or the \
+                     request's headers; or the store's address is wrong or it is down"
+                ),
+                Observed::NeverAnswered,
+            )
+        };
+        UploadError::new(ErrorCode::PartUploadFailed, message).with_observed(observed)
+    }
 }
 
 /// The store's clock, as an offset to this device's: learnt from refusals that say what time
@@ -277,9 +322,10 @@ impl Transport for FetchTransport {
                 failed(format!("{what} got no answer within {} s", (timeout_ms / 1000.0).round()))
                     .with_observed(Observed::TimedOut)
             } else {
-                store_unreachable(what, method)
+                self.store_heard.unreachable(what, method)
             }
         })?;
+        self.store_heard.answered();
         let header = response.headers().get("ETag");
         let body =
             if response.ok() && header.is_some() { String::new() } else { response.text().await.unwrap_or_default() };
@@ -328,19 +374,6 @@ fn outcome(
     }
     let etag = header.or_else(|| xml_text(body, "ETag").map(unescape));
     Ok(PutOutcome { etag })
-}
-
-/// The error for a PUT that got no answer at all: a network failure, or a CORS refusal, which
-/// the browser does not tell apart.
-fn store_unreachable(what: &str, method: &str) -> UploadError {
-    UploadError::new(
-        ErrorCode::PartUploadFailed,
-        format!(
-            "{what} failed before the store answered: the network failed, or the bucket's CORS rule \
-             does not allow this origin, the {method} method or the request's headers"
-        ),
-    )
-    .with_observed(Observed::Network)
 }
 
 /// The error for a request the store answered with `status` and an S3 XML error `body`: the S3

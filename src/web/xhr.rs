@@ -1,7 +1,7 @@
 //! The `XMLHttpRequest` transport: per-byte upload progress, which `fetch` cannot give, and
 //! stalls detected as what they are: no progress for `stall_timeout_ms`.
 
-use super::{StoreClock, clear_timeout, outcome, request_body, set_timeout, store_unreachable};
+use super::{StoreClock, StoreHeard, clear_timeout, outcome, request_body, set_timeout};
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::Observed;
 use crate::upload::{Payload, PutOutcome, SignedRequest, Transport};
@@ -17,6 +17,8 @@ pub(crate) struct XhrTransport {
     pub(crate) stall_timeout_ms: u32,
     /// The store's clock, when the page signs what this sends (the credentials mode).
     pub(crate) store_clock: Option<Rc<StoreClock>>,
+    /// Whether the store has answered this uploader yet.
+    pub(crate) store_heard: Rc<StoreHeard>,
 }
 
 /// What the request's handlers tell the sending task.
@@ -129,7 +131,7 @@ impl Transport for XhrTransport {
                     guard.arm_stall_timer();
                 }
                 Some(XhrEvent::Answered) => break,
-                Some(XhrEvent::Failed) | None => return Err(store_unreachable(what, method)),
+                Some(XhrEvent::Failed) | None => return Err(self.store_heard.unreachable(what, method)),
                 Some(XhrEvent::Stalled) => {
                     let seconds = self.stall_timeout_ms / 1000;
                     return Err(
@@ -138,6 +140,7 @@ impl Transport for XhrTransport {
                 }
             }
         }
+        self.store_heard.answered();
         let status = guard.xhr.status().unwrap_or(0);
         let body = guard.xhr.response_text().ok().flatten().unwrap_or_default();
         let etag = guard.xhr.get_response_header("ETag").ok().flatten();

@@ -1,0 +1,49 @@
+// Amends wasm-bindgen's JS glue, the same way for the npm module and the drop-in script:
+// * until init() has finished, using the library throws an S3DirectUploadError with code
+//   `not_initialized` that says what to do (the glue as generated fails with "Cannot read
+//   properties of undefined (reading 'uploader_new')");
+// * `isUploadError(value)`, the type guard declared in src/js/types.d.ts, in plain JS so that
+//   it works before init() too;
+// * (the module) when the .wasm URL answers with an HTML page (a dev server's fallback, as
+//   Vite's gives for a pre-bundled dependency), init() says so and what to do, instead of
+//   "expected magic word 00 61 73 6d".
+// Every edit must find exactly what it expects, so a new wasm-bindgen fails the build, not a user.
+
+const preamble = `
+function isUploadError(value) {
+    return value instanceof Error && value.name === "S3DirectUploadError" && typeof value.code === "string";
+}
+// Stands in for the module's exports until init() has finished.
+const NOT_READY = new Proxy({}, {
+    get() {
+        throw Object.assign(new Error(
+            "s3-direct-upload is not initialized yet: await init() (the module's default export) once before " +
+            "using it; with the drop-in script, await S3DirectUpload.ready"), { name: "S3DirectUploadError", code: "not_initialized" });
+    },
+});
+`;
+
+function replaceExactly(text, from, to, times) {
+  const found = text.split(from).length - 1;
+  if (found !== times) throw new Error(`amend-glue: expected ${times} of ${JSON.stringify(from)} in the glue, found ${found}`);
+  return text.split(from).join(to);
+}
+
+/** The glue with the edits above; `exportLine` is how the glue exports (module or no-modules). */
+export function amendGlue(glue, { esModule }) {
+  let out = replaceExactly(glue, "let wasmModule, wasmInstance, wasm;", `${preamble}let wasmModule, wasmInstance, wasm = NOT_READY;`, 1);
+  out = replaceExactly(out, "if (wasm !== undefined) return wasm;", "if (wasm !== NOT_READY) return wasm;", 2);
+  if (/wasm [!=]== undefined/.test(out)) throw new Error("amend-glue: the glue still tests `wasm` against undefined");
+  if (esModule) {
+    out = replaceExactly(out, "        if (!module.ok) {\n", `        if (module.ok && (module.headers.get("Content-Type") ?? "").startsWith("text/html")) {
+            throw Object.assign(new Error(
+                \`s3-direct-upload could not load its .wasm: \${module.url} answered with an HTML page. With Vite's dev server, \` +
+                'add optimizeDeps: { exclude: ["s3-direct-upload"] } to vite.config.js; otherwise serve s3_direct_upload_bg.wasm ' +
+                "beside s3_direct_upload.js, or pass its URL to init()"), { name: "S3DirectUploadError", code: "not_initialized" });
+        }
+        if (!module.ok) {
+`, 1);
+    return replaceExactly(out, "export { initSync, __wbg_init as default };", "export { initSync, isUploadError, __wbg_init as default };", 1);
+  }
+  return replaceExactly(out, "return Object.assign(__wbg_init, { initSync }, exports);", "return Object.assign(__wbg_init, { initSync, isUploadError }, exports);", 1);
+}
