@@ -1,11 +1,12 @@
 // Size budget of what ships, gzip -9 as a server would send it: the npm package (the .wasm and
 // its JS glue) and the drop-in script. Bytes are not noisy, so this is a test: a change that
 // makes the library heavier fails here. The budgets sit just above today's sizes and are
-// lowered as the library shrinks (the goal, issue 14: 80 KB and 100 KB).
+// lowered as the library shrinks (the goal, issue 14: 80 KB and 100 KB; 225 and 290 KB before
+// serde, float formatting and the CRC crates left the page).
 import { readFile } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
 
-const BUDGETS = { "npm package (wasm + glue)": 225_000, "drop-in script": 290_000 };
+const BUDGETS = { "npm package (wasm + glue)": 140_000, "drop-in script": 180_000 };
 const gzipped = async (file) => gzipSync(await readFile(new URL(`../pkg/${file}`, import.meta.url)), { level: 9 }).length;
 const sizes = {
   "npm package (wasm + glue)": (await gzipped("s3_direct_upload_bg.wasm")) + (await gzipped("s3_direct_upload.js")),

@@ -6,14 +6,17 @@
 //! `FULL_OBJECT` type); SHA-1 and SHA-256 hash the concatenated part digests, suffixed with the
 //! part count (`COMPOSITE`); MD5 gives the multipart `ETag` (`hex(md5(part md5s))-N`).
 
+use crate::crc::{CRC32, CRC32C};
 use md5::Md5;
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 /// A checksum algorithm the library can compute. In JSON it is S3's name (`"CRC32C"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "UPPERCASE"))]
 pub enum ChecksumAlgorithm {
     /// CRC-32C (Castagnoli): the default; fast, and S3 combines it into a whole-object checksum.
     Crc32c,
@@ -28,8 +31,9 @@ pub enum ChecksumAlgorithm {
 }
 
 /// How the checksum of a multipart object relates to its bytes (S3's `ChecksumType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "SCREAMING_SNAKE_CASE"))]
 pub enum ChecksumType {
     /// The checksum of the whole object's bytes.
     FullObject,
@@ -128,7 +132,7 @@ pub enum Hasher {
     /// CRC-32C so far.
     Crc32c(u32),
     /// CRC-32 so far.
-    Crc32(crc32fast::Hasher),
+    Crc32(u32),
     /// SHA-256 so far.
     Sha256(Sha256),
     /// SHA-1 so far.
@@ -142,7 +146,7 @@ impl Hasher {
     pub fn new(algorithm: ChecksumAlgorithm) -> Self {
         match algorithm {
             ChecksumAlgorithm::Crc32c => Hasher::Crc32c(0),
-            ChecksumAlgorithm::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
+            ChecksumAlgorithm::Crc32 => Hasher::Crc32(0),
             ChecksumAlgorithm::Sha256 => Hasher::Sha256(Sha256::new()),
             ChecksumAlgorithm::Sha1 => Hasher::Sha1(Sha1::new()),
             ChecksumAlgorithm::Md5 => Hasher::Md5(Md5::new()),
@@ -152,8 +156,8 @@ impl Hasher {
     /// Feeds the next bytes.
     pub fn update(&mut self, bytes: &[u8]) {
         match self {
-            Hasher::Crc32c(crc) => *crc = crc32c::crc32c_append(*crc, bytes),
-            Hasher::Crc32(h) => h.update(bytes),
+            Hasher::Crc32c(crc) => *crc = CRC32C.update(*crc, bytes),
+            Hasher::Crc32(crc) => *crc = CRC32.update(*crc, bytes),
             Hasher::Sha256(h) => h.update(bytes),
             Hasher::Sha1(h) => h.update(bytes),
             Hasher::Md5(h) => h.update(bytes),
@@ -163,8 +167,7 @@ impl Hasher {
     /// The digest of everything fed, as raw bytes (big-endian for CRCs, as S3 encodes them).
     pub fn finish(self) -> Vec<u8> {
         match self {
-            Hasher::Crc32c(crc) => crc.to_be_bytes().to_vec(),
-            Hasher::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+            Hasher::Crc32c(crc) | Hasher::Crc32(crc) => crc.to_be_bytes().to_vec(),
             Hasher::Sha256(h) => h.finalize().to_vec(),
             Hasher::Sha1(h) => h.finalize().to_vec(),
             Hasher::Md5(h) => h.finalize().to_vec(),
@@ -197,12 +200,13 @@ impl PartDigest {
 
 /// A whole object's checksum, as the library expects the store to report it. In JSON:
 /// `{algorithm, type, value}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct ObjectChecksum {
     /// The algorithm.
     pub algorithm: ChecksumAlgorithm,
     /// Full-object or composite.
-    #[serde(rename = "type")]
+    #[cfg_attr(feature = "serde", serde(rename = "type"))]
     pub kind: ChecksumType,
     /// base64 (with `-N` when composite); for MD5, the multipart `ETag` without quotes.
     pub value: String,
@@ -217,18 +221,10 @@ pub fn object_checksum(algorithm: ChecksumAlgorithm, parts: &[PartDigest], multi
         return full(if algorithm == ChecksumAlgorithm::Md5 { hex(digest) } else { base64(digest) });
     }
     match algorithm {
-        ChecksumAlgorithm::Crc32c => {
-            let crc = parts.iter().fold(0u32, |crc, p| {
-                crc32c::crc32c_combine(crc, crc_of(p), usize::try_from(p.len).expect("a part fits in memory's range"))
-            });
+        ChecksumAlgorithm::Crc32c | ChecksumAlgorithm::Crc32 => {
+            let kind = if algorithm == ChecksumAlgorithm::Crc32c { &CRC32C } else { &CRC32 };
+            let crc = parts.iter().fold(0u32, |crc, p| kind.combine(crc, crc_of(p), p.len));
             full(base64(&crc.to_be_bytes()))
-        }
-        ChecksumAlgorithm::Crc32 => {
-            let mut whole = crc32fast::Hasher::new();
-            for p in parts {
-                whole.combine(&crc32fast::Hasher::new_with_initial_len(crc_of(p), p.len));
-            }
-            full(base64(&whole.finalize().to_be_bytes()))
         }
         ChecksumAlgorithm::Sha256 | ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Md5 => {
             let concatenated: Vec<u8> = parts.iter().flat_map(|p| p.digest.iter().copied()).collect();

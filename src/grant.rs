@@ -7,29 +7,33 @@ use crate::endpoint::{Endpoint, EndpointOptions};
 use crate::error::{ErrorCode, UploadError};
 use crate::object_rules::{check_key, check_prefix, safe_file_name};
 use crate::sigv4::{Credentials, iso_8601_ms};
-use serde::Deserialize;
 
-/// A grant as the backend answers it (`POST /credentials`, or `getCredentials`). (No `Debug`:
-/// it holds a secret.)
-#[derive(Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// A grant as the backend answers it (`POST /credentials`, or `getCredentials`), unchecked.
+/// (No `Debug`: it holds a secret.)
+#[derive(Clone)]
 pub struct GrantAnswer {
-    access_key_id: String,
-    secret_access_key: String,
-    #[serde(default)]
-    session_token: Option<String>,
-    expiration: String,
-    region: String,
-    bucket: String,
-    #[serde(default)]
-    endpoint: Option<String>,
-    #[serde(default)]
-    force_path_style: bool,
-    #[serde(default)]
-    accelerate: bool,
-    #[serde(default)]
-    dualstack: bool,
-    key_prefix: String,
+    /// `accessKeyId`.
+    pub access_key_id: String,
+    /// `secretAccessKey`: for signing in the page only.
+    pub secret_access_key: String,
+    /// `sessionToken`, for temporary credentials.
+    pub session_token: Option<String>,
+    /// `expiration`, ISO 8601.
+    pub expiration: String,
+    /// `region`.
+    pub region: String,
+    /// `bucket`.
+    pub bucket: String,
+    /// `endpoint`: a custom endpoint, or AWS's when `None`.
+    pub endpoint: Option<String>,
+    /// `forcePathStyle`.
+    pub force_path_style: bool,
+    /// `accelerate`: S3 Transfer Acceleration.
+    pub accelerate: bool,
+    /// `dualstack`: IPv6 endpoints.
+    pub dualstack: bool,
+    /// `keyPrefix`: every key the page creates starts with it.
+    pub key_prefix: String,
 }
 
 /// Temporary credentials in use.

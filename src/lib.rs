@@ -5,6 +5,7 @@
 //!
 //! Module map:
 //! - [`checksum`]: part and whole-object checksums as S3 computes them (pure).
+//! - [`crc`]: CRC-32 and CRC-32C, and combining two CRCs into their concatenation's (pure).
 //! - [`endpoint`]: bucket and object URLs on AWS (regional, dual-stack, accelerated) or custom
 //!   endpoints, virtual-hosted or path-style (pure).
 //! - [`grant`]: the credentials mode's temporary credentials: expiry, the store's clock, what
@@ -13,6 +14,7 @@
 //!   reference server alike (pure).
 //! - [`plan`]: how a file is cut into parts under the S3 limits (pure).
 //! - [`progress`]: loaded/total, speed, ETA and report throttling (pure).
+//! - [`string_map`]: names with one value each, sorted: headers and metadata (pure).
 //! - [`retry`]: which failures are retried, backoff with jitter, time and count bounds (pure).
 //! - [`s3_xml`]: the S3 XML the uploader and the reference server read and write (pure).
 //! - [`sigv4`]: SigV4 signing of requests, URLs and POST policies, and presigned URL expiry (pure).
@@ -22,6 +24,7 @@
 //! - `js`: the JS-facing `Uploader` class and its TypeScript definitions.
 
 pub mod checksum;
+pub mod crc;
 pub mod endpoint;
 pub mod error;
 pub mod grant;
@@ -31,6 +34,7 @@ pub mod progress;
 pub mod retry;
 pub mod s3_xml;
 pub mod sigv4;
+pub mod string_map;
 pub mod upload;
 
 mod js;

@@ -6,7 +6,7 @@
 //! prefix check, in the download a user saves. These rules keep the subset that means the same
 //! everywhere (pure, no browser types).
 
-use std::collections::BTreeMap;
+use crate::string_map::StringMap;
 use std::fmt;
 
 /// Longest key S3 accepts, in bytes of UTF-8.
@@ -77,7 +77,7 @@ pub fn safe_file_name(filename: &str) -> String {
 
 /// Checks user metadata as S3 sends it in `x-amz-meta-*` headers: names of ASCII letters,
 /// digits, `-` and `_`, each once whatever its case; printable ASCII values; 2 KB in all.
-pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), RuleRefusal> {
+pub fn check_metadata(metadata: &StringMap) -> Result<(), RuleRefusal> {
     let mut seen = std::collections::BTreeSet::new();
     for (name, value) in metadata {
         let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -105,7 +105,7 @@ pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), RuleRef
 
 /// User metadata as S3 takes it with an object: `x-amz-meta-<name>` headers (or form fields),
 /// names in lower case.
-pub fn metadata_headers(metadata: &BTreeMap<String, String>) -> impl Iterator<Item = (String, String)> + '_ {
+pub fn metadata_headers(metadata: &StringMap) -> impl Iterator<Item = (String, String)> + '_ {
     metadata.iter().map(|(name, value)| (format!("x-amz-meta-{}", name.to_ascii_lowercase()), value.clone()))
 }
 

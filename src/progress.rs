@@ -2,7 +2,7 @@
 //!
 //! Pure: the caller passes the current time in milliseconds, so tests drive the clock.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Least time between two progress reports; the last report is never held back.
 pub const MIN_REPORT_INTERVAL_MS: f64 = 100.0;
@@ -77,7 +77,7 @@ pub struct ProgressTracker {
     /// Bytes of stored parts.
     stored: u64,
     /// Bytes sent so far by each part's current attempt.
-    in_flight: BTreeMap<u32, u64>,
+    in_flight: Vec<(u32, u64)>,
     /// Every byte put on the wire (retries included): what speed is measured from.
     transferred: u64,
     /// Set when in-flight bytes were dropped; cleared by the next report.
@@ -97,7 +97,7 @@ impl ProgressTracker {
         ProgressTracker {
             total,
             stored: 0,
-            in_flight: BTreeMap::new(),
+            in_flight: Vec::new(),
             transferred: 0,
             restarted: false,
             hashed: 0,
@@ -119,15 +119,23 @@ impl ProgressTracker {
         self.hashed += bytes;
     }
 
+    /// Forgets part `part`'s bytes on their way; what they were. (A few parts at a time: a
+    /// `Vec` serves.)
+    fn take_in_flight(&mut self, part: u32) -> Option<u64> {
+        let at = self.in_flight.iter().position(|(p, _)| *p == part)?;
+        Some(self.in_flight.swap_remove(at).1)
+    }
+
     /// Records that part `part`'s current attempt has sent `sent` bytes.
     pub fn sending(&mut self, part: u32, sent: u64, now_ms: f64) {
-        let before = self.in_flight.insert(part, sent).unwrap_or(0);
+        let before = self.take_in_flight(part).unwrap_or(0);
+        self.in_flight.push((part, sent));
         self.count_transfer(sent.saturating_sub(before), now_ms);
     }
 
     /// Records part `part` stored, `bytes` long.
     pub fn stored(&mut self, part: u32, bytes: u64, now_ms: f64) {
-        let counted = self.in_flight.remove(&part).unwrap_or(0);
+        let counted = self.take_in_flight(part).unwrap_or(0);
         self.stored += bytes;
         self.count_transfer(bytes.saturating_sub(counted), now_ms);
     }
@@ -135,7 +143,7 @@ impl ProgressTracker {
     /// Drops what part `part`'s failed or interrupted attempt had sent: `loaded` goes back, and
     /// the next report says so.
     pub fn restart(&mut self, part: u32) {
-        if self.in_flight.remove(&part).is_some_and(|sent| sent > 0) {
+        if self.take_in_flight(part).is_some_and(|sent| sent > 0) {
             self.restarted = true;
         }
     }
@@ -150,7 +158,7 @@ impl ProgressTracker {
 
     /// Stored plus in-flight bytes, never past `total`.
     fn loaded(&self) -> u64 {
-        (self.stored + self.in_flight.values().sum::<u64>()).min(self.total)
+        (self.stored + self.in_flight.iter().map(|(_, sent)| sent).sum::<u64>()).min(self.total)
     }
 
     /// Moves to a new state.

@@ -17,8 +17,8 @@ pub fn presigned_expiry_ms(url: &str) -> Option<f64> {
     let query = url.split_once('?')?.1.split('#').next()?;
     let param = |name: &str| query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='));
     let signed_at = amz_date_ms(param("X-Amz-Date")?)?;
-    let lifetime_s: f64 = param("X-Amz-Expires")?.parse().ok()?;
-    Some(signed_at + lifetime_s * 1000.0)
+    let lifetime_s: u32 = param("X-Amz-Expires")?.parse().ok()?;
+    Some(signed_at + f64::from(lifetime_s) * 1000.0)
 }
 
 /// Whether a presigned URL is expired, or will be within [`EXPIRY_MARGIN_MS`], at `now_ms`
@@ -193,7 +193,7 @@ fn canonical_query(query: &str) -> String {
             (uri_encode(&percent_decode(name), true), uri_encode(&percent_decode(value), true))
         })
         .collect();
-    pairs.sort();
+    pairs.sort_unstable();
     pairs.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("&")
 }
 
@@ -227,7 +227,7 @@ fn canonical_request(request: &Request<'_>, query: &str, payload_hash: &str) -> 
         .map(|(name, value)| (name.to_ascii_lowercase(), value.split_whitespace().collect::<Vec<_>>().join(" ")))
         .chain(std::iter::once(("host".to_owned(), host.to_owned())))
         .collect();
-    headers.sort();
+    headers.sort_unstable();
     let signed_headers = headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(";");
     let canonical_headers: String = headers.iter().map(|(name, value)| format!("{name}:{value}\n")).collect();
     let path = uri_encode(&percent_decode(path), false);
@@ -292,7 +292,7 @@ pub fn presign(
     let credential = format!("{}/{}", credentials.access_key_id, credential_scope(&datetime[..8], scope));
     let mut names: Vec<String> = request.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
     names.push("host".to_owned());
-    names.sort();
+    names.sort_unstable();
     let mut auth = vec![
         ("X-Amz-Algorithm", "AWS4-HMAC-SHA256".to_owned()),
         ("X-Amz-Credential", credential),

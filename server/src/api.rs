@@ -21,12 +21,12 @@ use s3_direct_upload::object_rules::{check_metadata, metadata_headers};
 use s3_direct_upload::plan::PartPlan;
 use s3_direct_upload::s3_xml::{all_listed_parts, complete_multipart_body, xml_text};
 use s3_direct_upload::sigv4::{self, Scope};
+use s3_direct_upload::string_map::StringMap;
 use s3_direct_upload::upload::{
     CompleteRequest, FileInfo, MultipartSession, SignPartsRequest, SignedPart, SignedRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -124,7 +124,7 @@ fn checked_checksum(algorithm: ChecksumAlgorithm, value: &str, of: &str) -> Resu
 }
 
 /// The headers a presigned request for `file` signs, and the page must send.
-fn signed_headers(content_type: &str, metadata: &BTreeMap<String, String>) -> Vec<(String, String)> {
+fn signed_headers(content_type: &str, metadata: &StringMap) -> Vec<(String, String)> {
     std::iter::once(("content-type".to_owned(), content_type.to_owned())).chain(metadata_headers(metadata)).collect()
 }
 
@@ -276,8 +276,7 @@ pub async fn sign_parts(
             let part = u16::try_from(n).expect("checked to be at most 10,000");
             let mut action =
                 st.s3.bucket.upload_part(Some(&st.s3.credentials), &upload.key, part, &req.upload.upload_id);
-            let headers: BTreeMap<String, String> =
-                checksum.map(|(name, value)| (name.to_owned(), value)).into_iter().collect();
+            let headers: StringMap = checksum.map(|(name, value)| (name.to_owned(), value)).into_iter().collect();
             for (name, value) in &headers {
                 action.headers_mut().insert(name.clone(), value.clone());
             }
@@ -413,7 +412,7 @@ pub async fn sign_put(
     action.headers_mut().insert("content-length", req.size.to_string());
     st.quotas.charge(caller.name(), req.size)?;
     let url = action.sign(URL_TTL).to_string();
-    let headers: BTreeMap<String, String> = headers.into_iter().collect();
+    let headers: StringMap = headers.into_iter().collect();
     Ok(Json(json!({ "key": key, "url": url, "headers": headers, "displayUrl": st.display_url(&key) })))
 }
 

@@ -7,14 +7,13 @@ use crate::checksum::{ChecksumAlgorithm, Hasher, base64};
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
-use crate::upload::{
-    FileInfo, PostForms, ProgressReporter, Resume, StoredObject, UploadContext, UploadControl, upload_file,
+use crate::upload::{FileInfo, PostForms, ProgressReporter, Resume, UploadContext, UploadControl, upload_file};
+use crate::web::{
+    AnyBackend, AnyTransport, BlobSource, BrowserRuntime, Builder, LocalStorageResumeStore, NetworkWatch, ToJs, kind,
 };
-use crate::web::{AnyBackend, AnyTransport, BlobSource, BrowserRuntime, LocalStorageResumeStore, NetworkWatch};
 use async_lock::Semaphore;
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Function, Promise, Reflect};
 pub use options::{UploadOptionsJs, UploaderOptionsJs};
-use serde::Serialize;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
@@ -112,8 +111,8 @@ impl Uploader {
             checksum: None,
             part_size: None,
         };
-        if let AnyBackend::Callbacks(callbacks) = &self.inner.backend
-            && !callbacks.supports_multipart()
+        if let AnyBackend::Contract(contract) = &self.inner.backend
+            && !contract.supports_multipart()
             && matches!(
                 crate::plan::plan_upload(info.size, &self.inner.plan_options),
                 Ok(crate::plan::UploadPlan::Multipart(_))
@@ -183,7 +182,7 @@ async fn run_upload(
         Err(e) if e.code == ErrorCode::Aborted => UploadState::Aborted,
         Err(_) => UploadState::Failed,
     });
-    result.map(|stored| result_object(&stored)).map_err(to_js_error)
+    result.map(|stored| stored.to_js()).map_err(to_js_error)
 }
 
 #[wasm_bindgen]
@@ -202,43 +201,32 @@ fn resume_fingerprint(inner: &UploaderInner, blob: &Blob, info: &FileInfo) -> Op
         inner.backend.identity(),
         info.filename,
         info.size,
-        file.last_modified(),
+        // Whole milliseconds, written as before (integers print alike as f64 and as u64).
+        file.last_modified() as u64,
         info.content_type,
         info.key.as_deref().unwrap_or("")
     ))
 }
 
 fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot) -> JsValue {
-    let report = Object::new();
-    let set = |name: &str, value: JsValue| {
-        Reflect::set(&report, &name.into(), &value).expect("setting a property on a fresh object");
-    };
-    set("file", file.into());
-    set("key", key.map_or(JsValue::NULL, JsValue::from));
-    set("loaded", (p.loaded as f64).into());
-    set("total", (p.total as f64).into());
-    set("bytesPerSecond", p.bytes_per_second.into());
-    set("etaSeconds", p.eta_seconds.map_or(JsValue::NULL, JsValue::from));
-    set("state", p.state.as_str().into());
-    set("restarted", p.restarted.into());
-    set("hashed", (p.hashed as f64).into());
-    report.into()
-}
-
-fn result_object(stored: &StoredObject) -> JsValue {
-    stored.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).expect("the result is plain data")
+    Builder::new()
+        .set("file", file)
+        .or_null("key", key)
+        .set("loaded", p.loaded as f64)
+        .set("total", p.total as f64)
+        .set("bytesPerSecond", p.bytes_per_second)
+        .or_null("etaSeconds", p.eta_seconds)
+        .set("state", p.state.as_str())
+        .set("restarted", p.restarted)
+        .set("hashed", p.hashed as f64)
+        .build()
 }
 
 /// A short description of a wrong argument, for error messages.
 fn describe(value: &JsValue) -> String {
-    if value.is_undefined() {
-        "undefined".into()
-    } else if value.is_null() {
-        "null".into()
-    } else if let Some(s) = value.as_string() {
-        format!("the string {s:?}")
-    } else {
-        value.js_typeof().as_string().map_or_else(|| "another value".into(), |t| format!("a value of type {t}"))
+    match value.as_string() {
+        Some(s) => format!("the string {s:?}"),
+        None => kind(value),
     }
 }
 

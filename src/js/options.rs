@@ -4,14 +4,14 @@ use crate::checksum::ChecksumAlgorithm;
 use crate::error::{ErrorCode, UploadError};
 use crate::plan::PlanOptions;
 use crate::retry::RetryPolicy;
+use crate::string_map::StringMap;
 use crate::upload::PostForms;
 use crate::web::{
-    AnyBackend, AnyTransport, CallbackBackend, CredentialsBackend, DEFAULT_MIN_BYTES_PER_SECOND,
-    DEFAULT_STALL_TIMEOUT_MS, FetchTransport, GrantSource, HttpBackend, StoreClock, StoreHeard, XhrTransport,
+    AnyBackend, AnyTransport, ContractBackend, CredentialsBackend, DEFAULT_MIN_BYTES_PER_SECOND,
+    DEFAULT_STALL_TIMEOUT_MS, FetchTransport, Op, StoreClock, StoreHeard, XhrTransport,
 };
+use crate::web::{Fields, number_text};
 use js_sys::{Function, Reflect};
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -29,64 +29,6 @@ extern "C" {
     /// The options of `uploader.upload(file, ...)`.
     #[wasm_bindgen(typescript_type = "UploadOptions")]
     pub type UploadOptionsJs;
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawUploaderOptions {
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    backend: JsValue,
-    #[serde(default)]
-    backend_headers: BTreeMap<String, String>,
-    #[serde(default)]
-    concurrency: Option<u32>,
-    #[serde(default)]
-    part_size: Option<u64>,
-    #[serde(default)]
-    multipart_threshold: Option<u64>,
-    #[serde(default, with = "serde_wasm_bindgen::preserve")]
-    retry: JsValue,
-    #[serde(default)]
-    stall_timeout_ms: Option<u32>,
-    #[serde(default)]
-    min_bytes_per_second: Option<u32>,
-    #[serde(default)]
-    resume: Option<bool>,
-    #[serde(default)]
-    transport: Option<String>,
-    #[serde(default, with = "serde_wasm_bindgen::preserve")]
-    checksum: JsValue,
-    #[serde(default)]
-    mode: Option<String>,
-    #[serde(default, with = "serde_wasm_bindgen::preserve")]
-    on_progress: JsValue,
-}
-
-/// `retry: {...}`; every field optional, defaults from [`RetryPolicy::default`].
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawRetry {
-    #[serde(default)]
-    max_retries: Option<u32>,
-    #[serde(default)]
-    retry_timeout_ms: Option<f64>,
-    #[serde(default)]
-    initial_backoff_ms: Option<f64>,
-    #[serde(default)]
-    max_backoff_ms: Option<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawUploadOptions {
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    content_type: Option<String>,
-    #[serde(default)]
-    metadata: BTreeMap<String, String>,
-    #[serde(default, with = "serde_wasm_bindgen::preserve")]
-    on_progress: JsValue,
 }
 
 /// Checked `Uploader` options.
@@ -107,7 +49,7 @@ pub(crate) struct UploaderOptions {
 pub(crate) struct UploadOptions {
     pub(crate) key: Option<String>,
     pub(crate) content_type: Option<String>,
-    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) metadata: StringMap,
     pub(crate) on_progress: Option<Function>,
 }
 
@@ -116,7 +58,6 @@ fn invalid(message: String) -> UploadError {
 }
 
 /// Refuses keys of `options` that are not in `known`: a misspelt option must not be ignored.
-/// (serde-wasm-bindgen reads struct fields by name, so `deny_unknown_fields` never sees extras.)
 fn reject_unknown_keys(options: &JsValue, known: &[&str], what: &str) -> Result<(), UploadError> {
     let keys = js_sys::Object::keys(options.unchecked_ref::<js_sys::Object>());
     for key in keys.iter().filter_map(|k| k.as_string()) {
@@ -158,21 +99,27 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
         ],
         "Uploader",
     )?;
-    let raw: RawUploaderOptions =
-        serde_wasm_bindgen::from_value(options).map_err(|e| invalid(format!("Uploader options: {e}")))?;
-    let concurrency = raw.concurrency.map_or(DEFAULT_CONCURRENCY, |c| c as usize);
+    let f = Fields::of(&options).map_err(invalid)?;
+    let concurrency = f
+        .opt_whole("concurrency", MAX_CONCURRENCY as u64)
+        .map_err(invalid)?
+        .map_or(DEFAULT_CONCURRENCY, |c| c as usize);
     if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
         return Err(invalid(format!(
             "`concurrency` is {concurrency}; use a whole number from 1 to {MAX_CONCURRENCY} (default {DEFAULT_CONCURRENCY})"
         )));
     }
-    let plan_options = PlanOptions { part_size: raw.part_size, multipart_threshold: raw.multipart_threshold };
+    let plan_options = PlanOptions {
+        part_size: f.opt_whole("partSize", 1 << 53).map_err(invalid)?,
+        multipart_threshold: f.opt_whole("multipartThreshold", 1 << 53).map_err(invalid)?,
+    };
     plan_options.validate()?;
-    let stall_timeout_ms = raw.stall_timeout_ms.unwrap_or(DEFAULT_STALL_TIMEOUT_MS);
+    let stall_timeout_ms = f.opt_whole("stallTimeoutMs", u64::from(u32::MAX)).map_err(invalid)?;
+    let stall_timeout_ms = stall_timeout_ms.map_or(DEFAULT_STALL_TIMEOUT_MS, |ms| ms as u32);
     if !(100..=3_600_000).contains(&stall_timeout_ms) {
         return Err(invalid(format!("`stallTimeoutMs` is {stall_timeout_ms}; use 100 to 3600000 (default 30000)")));
     }
-    let mode = match raw.mode.as_deref().unwrap_or("presigned") {
+    let mode = match f.opt_string("mode").map_err(invalid)?.as_deref().unwrap_or("presigned") {
         "presigned" => Mode::Presigned,
         "post" => Mode::Post,
         "credentials" => Mode::Credentials,
@@ -184,7 +131,8 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             )));
         }
     };
-    let min_bytes_per_second = raw.min_bytes_per_second.unwrap_or(DEFAULT_MIN_BYTES_PER_SECOND);
+    let min_bytes_per_second = f.opt_whole("minBytesPerSecond", u64::from(u32::MAX)).map_err(invalid)?;
+    let min_bytes_per_second = min_bytes_per_second.map_or(DEFAULT_MIN_BYTES_PER_SECOND, |b| b as u32);
     if min_bytes_per_second == 0 {
         return Err(invalid("`minBytesPerSecond` must be at least 1 (default 50000)".into()));
     }
@@ -193,11 +141,17 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
     let store_clock = (mode == Mode::Credentials).then(|| Rc::new(StoreClock::default()));
     let store_heard = Rc::new(StoreHeard::default());
     Ok(UploaderOptions {
-        backend: parse_backend(raw.backend, raw.backend_headers, mode, store_clock.clone(), store_heard.clone())?,
+        backend: parse_backend(
+            f.value("backend"),
+            f.string_map("backendHeaders").map_err(invalid)?,
+            mode,
+            store_clock.clone(),
+            store_heard.clone(),
+        )?,
         concurrency,
         plan_options,
-        retry: parse_retry(raw.retry)?,
-        transport: match raw.transport.as_deref().unwrap_or("fetch") {
+        retry: parse_retry(f.value("retry"))?,
+        transport: match f.opt_string("transport").map_err(invalid)?.as_deref().unwrap_or("fetch") {
             "fetch" => {
                 AnyTransport::Fetch(FetchTransport { stall_timeout_ms, min_bytes_per_second, store_clock, store_heard })
             }
@@ -208,15 +162,15 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
                 )));
             }
         },
-        resume: raw.resume.unwrap_or(true),
-        checksum: parse_checksum(&raw.checksum)?,
+        resume: f.opt_bool("resume").map_err(invalid)?.unwrap_or(true),
+        checksum: parse_checksum(&f.value("checksum"))?,
         post_forms: match mode {
             Mode::Presigned => PostForms::Never,
             // The page signs a policy as cheaply as a URL, and a form needs no CORS preflight.
             Mode::Credentials => PostForms::SmallFiles,
             Mode::Post => PostForms::Always,
         },
-        on_progress: optional_function(raw.on_progress, "onProgress")?,
+        on_progress: optional_function(f.value("onProgress"), "onProgress")?,
     })
 }
 
@@ -242,25 +196,25 @@ fn parse_retry(value: JsValue) -> Result<RetryPolicy, UploadError> {
         return Err(invalid("`retry` must be an object such as { maxRetries: 5 }".into()));
     }
     reject_unknown_keys(&value, &["maxRetries", "retryTimeoutMs", "initialBackoffMs", "maxBackoffMs"], "retry")?;
-    let raw: RawRetry = serde_wasm_bindgen::from_value(value).map_err(|e| invalid(format!("retry: {e}")))?;
-    let in_range = |name: &str, v: f64, max: f64| {
-        if v.is_finite() && (0.0..=max).contains(&v) {
-            Ok(v)
-        } else {
-            Err(invalid(format!("`retry.{name}` is {v}; use 0 to {max}")))
+    let f = Fields::of(&value).map_err(invalid)?;
+    let in_range = |name: &str, max: u32| -> Result<Option<f64>, UploadError> {
+        match f.opt_number(name).map_err(|e| invalid(format!("retry: {e}")))? {
+            Some(v) if v.is_finite() && (0.0..=f64::from(max)).contains(&v) => Ok(Some(v)),
+            Some(v) => Err(invalid(format!("`retry.{name}` is {}; use 0 to {max}", number_text(v)))),
+            None => Ok(None),
         }
     };
-    if let Some(n) = raw.max_retries {
-        policy.max_retries = in_range("maxRetries", f64::from(n), 100.0)? as u32;
+    if let Some(n) = in_range("maxRetries", 100)? {
+        policy.max_retries = n as u32;
     }
-    if let Some(ms) = raw.retry_timeout_ms {
-        policy.retry_timeout_ms = in_range("retryTimeoutMs", ms, 86_400_000.0)?;
+    if let Some(ms) = in_range("retryTimeoutMs", 86_400_000)? {
+        policy.retry_timeout_ms = ms;
     }
-    if let Some(ms) = raw.initial_backoff_ms {
-        policy.initial_backoff_ms = in_range("initialBackoffMs", ms, 600_000.0)?;
+    if let Some(ms) = in_range("initialBackoffMs", 600_000)? {
+        policy.initial_backoff_ms = ms;
     }
-    if let Some(ms) = raw.max_backoff_ms {
-        policy.max_backoff_ms = in_range("maxBackoffMs", ms, 600_000.0)?;
+    if let Some(ms) = in_range("maxBackoffMs", 600_000)? {
+        policy.max_backoff_ms = ms;
     }
     if policy.initial_backoff_ms > policy.max_backoff_ms {
         return Err(invalid("`retry.initialBackoffMs` is above `retry.maxBackoffMs`".into()));
@@ -281,62 +235,47 @@ enum Mode {
 
 fn parse_backend(
     backend: JsValue,
-    headers: BTreeMap<String, String>,
+    headers: StringMap,
     mode: Mode,
     store_clock: Option<Rc<StoreClock>>,
     store_heard: Rc<StoreHeard>,
 ) -> Result<AnyBackend, UploadError> {
-    let clock = || store_clock.clone().unwrap_or_default();
-    if let Some(base) = backend.as_string() {
+    let contract = if let Some(base) = backend.as_string() {
         if base.trim().is_empty() {
             return Err(invalid("`backend` is an empty string; give the base URL of the upload API".into()));
         }
-        let http = HttpBackend::new(&base, headers.into_iter().collect());
-        if mode == Mode::Credentials {
-            return Ok(AnyBackend::Credentials(CredentialsBackend::new(GrantSource::Http(http), clock(), store_heard)));
+        ContractBackend::http(&base, headers.into_iter().collect())
+    } else if backend.is_object() && !backend.is_function() {
+        let mut functions: [Option<Function>; 9] = Default::default();
+        for (op, function) in Op::ALL.into_iter().zip(&mut functions) {
+            let name = op.callback();
+            let value = Reflect::get(&backend, &name.into()).unwrap_or(JsValue::UNDEFINED);
+            *function = optional_function(value, &format!("backend.{name}"))?;
         }
-        return Ok(AnyBackend::Http(http));
-    }
-    if !backend.is_object() || backend.is_function() {
+        ContractBackend::Callbacks(functions)
+    } else {
         return Err(invalid(
             "`backend` must be the base URL of the upload API (a string) or an object of callbacks".into(),
         ));
-    }
-    let get = |name: &str| -> Result<Option<Function>, UploadError> {
-        let value = Reflect::get(&backend, &name.into()).unwrap_or(JsValue::UNDEFINED);
-        optional_function(value, &format!("backend.{name}"))
     };
     if mode == Mode::Credentials {
-        let source = get("getCredentials")?
-            .ok_or_else(|| invalid("`mode: \"credentials\"` needs the backend callback getCredentials".into()))?;
-        return Ok(AnyBackend::Credentials(CredentialsBackend::new(
-            GrantSource::Callback(source),
-            clock(),
-            store_heard,
-        )));
+        if !contract.offers(Op::Credentials) {
+            return Err(invalid("`mode: \"credentials\"` needs the backend callback getCredentials".into()));
+        }
+        let clock = store_clock.unwrap_or_default();
+        return Ok(AnyBackend::Credentials(CredentialsBackend::new(contract, clock, store_heard)));
     }
-    let post_forms = mode == Mode::Post;
-    let callbacks = CallbackBackend {
-        create_multipart_upload: get("createMultipartUpload")?,
-        sign_parts: get("signParts")?,
-        sign_part: get("signPart")?,
-        complete_multipart_upload: get("completeMultipartUpload")?,
-        abort_multipart_upload: get("abortMultipartUpload")?,
-        list_parts: get("listParts")?,
-        sign_put: get("signPut")?,
-        sign_post: get("signPost")?,
-    };
-    if post_forms && callbacks.sign_post.is_none() {
+    if mode == Mode::Post && !contract.offers(Op::SignPost) {
         return Err(invalid("`mode: \"post\"` needs the backend callback signPost".into()));
     }
-    if !post_forms && !callbacks.supports_multipart() && callbacks.sign_put.is_none() {
+    if mode != Mode::Post && !contract.supports_multipart() && !contract.offers(Op::SignPut) {
         return Err(invalid(
             "the backend callbacks must include signPut, or createMultipartUpload with signParts (or \
              signPart) and completeMultipartUpload"
                 .into(),
         ));
     }
-    Ok(AnyBackend::Callbacks(callbacks))
+    Ok(AnyBackend::Contract(contract))
 }
 
 /// Parses `upload(file, options)`.
@@ -345,13 +284,13 @@ pub(crate) fn parse_upload_options(options: Option<JsValue>) -> Result<UploadOpt
         return Ok(UploadOptions::default());
     };
     reject_unknown_keys(&options, &["key", "contentType", "metadata", "onProgress"], "upload()")?;
-    let raw: RawUploadOptions =
-        serde_wasm_bindgen::from_value(options).map_err(|e| invalid(format!("upload options: {e}")))?;
-    crate::object_rules::check_metadata(&raw.metadata).map_err(|e| invalid(e.0))?;
+    let f = Fields::of(&options).map_err(|e| invalid(format!("upload options: {e}")))?;
+    let metadata = f.string_map("metadata").map_err(invalid)?;
+    crate::object_rules::check_metadata(&metadata).map_err(|e| invalid(e.0))?;
     Ok(UploadOptions {
-        key: raw.key,
-        content_type: raw.content_type,
-        metadata: raw.metadata,
-        on_progress: optional_function(raw.on_progress, "onProgress")?,
+        key: f.opt_string("key").map_err(invalid)?,
+        content_type: f.opt_string("contentType").map_err(invalid)?,
+        metadata,
+        on_progress: optional_function(f.value("onProgress"), "onProgress")?,
     })
 }

@@ -114,7 +114,7 @@ where
         })
         .map(|p| CompletedPart { part_number: p.part_number, etag: p.etag, checksum: None })
         .collect();
-    stored.sort_by_key(|p| p.part_number);
+    stored.sort_unstable_by_key(|p| p.part_number);
     stored.dedup_by_key(|p| p.part_number);
     Ok(Some((session, stored)))
 }

@@ -1,11 +1,9 @@
 //! What survives a page reload: the record of a multipart upload under way, and where it is kept.
 
 use crate::checksum::ChecksumAlgorithm;
-use serde::{Deserialize, Serialize};
 
 /// What the browser remembers of a multipart upload, so that it can be resumed after a reload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResumeRecord {
     /// Object key.
     pub key: String,
@@ -16,7 +14,6 @@ pub struct ResumeRecord {
     /// When the upload was created (ms, the runtime's clock).
     pub created_ms: f64,
     /// The upload's checksum algorithm; parts must go on carrying the same.
-    #[serde(default)]
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
 }
 

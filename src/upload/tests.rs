@@ -8,12 +8,12 @@ use crate::plan::PlanOptions;
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::Observed;
 use crate::retry::RetryPolicy;
+use crate::string_map::StringMap;
 use async_lock::Semaphore;
 use futures::executor::block_on;
 use futures::future::join;
 use std::cell::Cell;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::ops::Range;
@@ -106,7 +106,7 @@ impl Backend for FakeBackend {
             .enumerate()
             .filter(|(_, n)| !self.skip_signing.contains(n))
             .map(|(i, &n)| {
-                let mut headers = BTreeMap::new();
+                let mut headers = StringMap::new();
                 if let (Some(algorithm), Some(checksums)) = (s.checksum_algorithm, checksums)
                     && !self.drops_checksum_headers
                 {
@@ -170,7 +170,7 @@ impl Backend for FakeBackend {
     }
     async fn sign_put(&self, file: &FileInfo, _: SignReason) -> Result<SignedPut, UploadError> {
         *self.put_file.borrow_mut() = Some(file.clone());
-        let mut headers = BTreeMap::new();
+        let mut headers = StringMap::new();
         if let (Some(algorithm), Some(checksum), true) = (file.checksum_algorithm, &file.checksum, self.does_checksums)
         {
             headers.insert(algorithm.header().to_owned(), checksum.clone());
@@ -210,7 +210,7 @@ struct FakeTransport {
     /// The fields of each form posted.
     forms: RefCell<Vec<Vec<(String, String)>>>,
     /// The headers each request was sent with.
-    sent_headers: RefCell<Vec<BTreeMap<String, String>>>,
+    sent_headers: RefCell<Vec<StringMap>>,
     /// Answer part `ETag`s as S3 does without KMS: the hex MD5 of the bytes received.
     md5_etags: bool,
     /// This part arrives with a byte flipped, and the store (which checks no checksum) keeps it.
@@ -338,7 +338,7 @@ fn file(name: &str, size: u64) -> FileInfo {
         size,
         content_type: "application/octet-stream".into(),
         key: None,
-        metadata: BTreeMap::new(),
+        metadata: StringMap::new(),
         checksum_algorithm: None,
         checksum: None,
         part_size: None,
@@ -1047,7 +1047,7 @@ fn a_single_put_sends_the_content_type_it_declared() {
     png.content_type = "image/png".into();
     block_on(upload_file(&h.cx(6), &FakeSource(10), &png, &progress)).unwrap();
     let sent = h.transport.sent_headers.borrow();
-    assert_eq!(sent[0].get("content-type").map(String::as_str), Some("image/png"), "{sent:?}");
+    assert_eq!(sent[0].get("content-type"), Some("image/png"), "{sent:?}");
 }
 
 #[test]

@@ -11,8 +11,8 @@ use crate::endpoint::object_url_in;
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::UploadState;
 use crate::sigv4::is_expiring;
+use crate::string_map::StringMap;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 /// How a file sent in one request goes up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ where
             let (request, payload) = match &chosen {
                 Signed::Put(put) => (with_content_type(&put.request, &file.content_type), Payload::Put(body)),
                 Signed::Form(post) => (
-                    SignedRequest { url: post.url.clone(), headers: BTreeMap::new() },
+                    SignedRequest { url: post.url.clone(), headers: StringMap::new() },
                     Payload::Form { fields: &post.fields, filename: &file.filename, file: body },
                 ),
             };

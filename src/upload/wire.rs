@@ -2,12 +2,14 @@
 //! to be authorized, the signed requests that come back, and what a finished upload is.
 
 use crate::checksum::{ChecksumAlgorithm, ObjectChecksum};
+use crate::string_map::StringMap;
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// What the backend is asked to authorize: the file as the browser sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct FileInfo {
     /// File name (`File.name`), or `"blob"` for a plain `Blob`.
     pub filename: String,
@@ -16,27 +18,28 @@ pub struct FileInfo {
     /// MIME type the object is stored with.
     pub content_type: String,
     /// The key the caller would like; the backend has the last word.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub key: Option<String>,
     /// User metadata (`x-amz-meta-*`), for the backend to sign or set.
-    #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub metadata: StringMap,
     /// The checksum algorithm the parts will carry; the backend creates the upload with it (and
     /// echoes it) or leaves checksums out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     /// The file's checksum (base64), for a single PUT: the backend signs it into the URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub checksum: Option<String>,
     /// For a multipart upload, the size of every part but the last: with it the backend knows
     /// each part's exact length and can sign it (`Content-Length`), so no part can be larger.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub part_size: Option<u64>,
 }
 
 /// A multipart upload the backend created.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct MultipartSession {
     /// Object key chosen by the backend.
     pub key: String,
@@ -44,97 +47,73 @@ pub struct MultipartSession {
     pub upload_id: String,
     /// The checksum algorithm the backend created the upload with. When set, every part must
     /// carry a checksum the backend signed; when absent, the backend does not do checksums.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
 }
 
 /// A presigned request: the URL and the headers that were signed with it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct SignedRequest {
     /// Presigned URL. A secret: never logged, never put in an error.
     pub url: String,
     /// Headers to send exactly as given (they are part of the signature).
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub headers: StringMap,
 }
 
 /// One presigned part URL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct SignedPart {
     /// 1-based part number.
     pub part_number: u32,
     /// Where and how to send it.
-    #[serde(flatten)]
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub request: SignedRequest,
 }
 
 /// A presigned single PUT.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SignedPut {
     /// Object key chosen by the backend.
     pub key: String,
     /// Where and how to send the file.
-    #[serde(flatten)]
     pub request: SignedRequest,
     /// A URL to show the object once stored (a presigned GET), if the backend gives one.
-    #[serde(default)]
     pub display_url: Option<String>,
 }
 
 /// A signed POST policy: the form to post the file with.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SignedPost {
     /// Object key chosen by the backend (the form's `key` field when not given).
-    #[serde(default)]
     pub key: Option<String>,
     /// The bucket URL the form is posted to.
     pub url: String,
     /// Form fields (policy, signature, credential, key, ...), sent in this order before the file.
-    #[serde(deserialize_with = "fields_in_order")]
     pub fields: Vec<(String, String)>,
     /// A URL to show the object once stored (a presigned GET), if the backend gives one.
-    #[serde(default)]
     pub display_url: Option<String>,
 }
 
-/// Reads a JSON object of form fields keeping the order of its keys (a map would sort them).
-fn fields_in_order<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<(String, String)>, D::Error> {
-    struct InOrder;
-    impl<'de> serde::de::Visitor<'de> for InOrder {
-        type Value = Vec<(String, String)>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object of form fields with string values")
-        }
-        fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-            let mut fields = Vec::new();
-            while let Some(field) = map.next_entry()? {
-                fields.push(field);
-            }
-            Ok(fields)
-        }
-    }
-    deserializer.deserialize_map(InOrder)
-}
-
 /// A part the store accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct CompletedPart {
     /// 1-based part number.
     pub part_number: u32,
     /// The `ETag` the store answered with.
     pub etag: String,
     /// The part's checksum (base64), when the upload has a checksum algorithm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub checksum: Option<String>,
 }
 
 /// A part the store already holds, as `listParts` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedPart {
     /// 1-based part number.
     pub part_number: u32,
@@ -145,33 +124,25 @@ pub struct ListedPart {
 }
 
 /// What the backend says about the finished object.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CompletedObject {
     /// Object key, when the backend repeats it.
-    #[serde(default)]
     pub key: Option<String>,
     /// Object URL (no signature).
-    #[serde(default)]
     pub location: Option<String>,
     /// Object `ETag`.
-    #[serde(default)]
     pub etag: Option<String>,
     /// A URL to show the object (a presigned GET), if the backend gives one.
-    #[serde(default)]
     pub display_url: Option<String>,
     /// The object checksum the store reported when it assembled the object (base64, with `-N`
     /// when composite), as the backend passes it on.
-    #[serde(default)]
     pub checksum: Option<String>,
     /// `FULL_OBJECT` or `COMPOSITE`, as the store reported it.
-    #[serde(default)]
     pub checksum_type: Option<String>,
 }
 
 /// The result of a finished upload, as `upload.done` resolves.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredObject {
     /// Object key.
     pub key: String,
@@ -194,8 +165,9 @@ pub struct StoredObject {
 
 /// Why a request is being signed: a backend that holds credentials (the credentials mode)
 /// refreshes them only when the store refused the last URL as expired.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub enum SignReason {
     /// The first URL for this request.
     #[default]
@@ -204,21 +176,32 @@ pub enum SignReason {
     Expired,
 }
 
+impl SignReason {
+    /// The reason as the contract names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignReason::First => "first",
+            SignReason::Expired => "expired",
+        }
+    }
+}
+
 /// `POST /multipart/sign` and the `signParts` callback: parts of an upload to sign, with their
 /// checksums (`checksums[i]` is part `part_numbers[i]`'s) when the upload has them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct SignPartsRequest {
     /// The upload (its checksum algorithm too, for backends that keep no record of it).
-    #[serde(flatten)]
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub upload: MultipartSession,
     /// Part numbers, 1-based.
     pub part_numbers: Vec<u32>,
     /// The parts' checksums (base64), to sign into their URLs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub checksums: Option<Vec<String>>,
     /// Why the parts are signed.
-    #[serde(default)]
+    #[cfg_attr(feature = "serde", serde(default))]
     pub reason: SignReason,
 }
 
@@ -235,16 +218,17 @@ impl SignPartsRequest {
 }
 
 /// `POST /multipart/complete` and the `completeMultipartUpload` callback.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 pub struct CompleteRequest {
     /// The upload.
-    #[serde(flatten)]
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub upload: MultipartSession,
     /// Every part, sorted by number.
     pub parts: Vec<CompletedPart>,
     /// The object checksum for the store to check the assembled object against.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub checksum: Option<ObjectChecksum>,
 }
 

@@ -1,6 +1,7 @@
-//! The backend an `Uploader` was configured with: one of the three kinds, as one [`Backend`].
+//! The backend an `Uploader` was configured with: the contract (over HTTP or callbacks), or the
+//! page signing with temporary credentials, as one [`Backend`].
 
-use super::backend::{CallbackBackend, HttpBackend};
+use super::backend::{ContractBackend, Op};
 use super::credentials::CredentialsBackend;
 use crate::checksum::ObjectChecksum;
 use crate::error::UploadError;
@@ -11,16 +12,14 @@ use crate::upload::{
 
 /// The backend an `Uploader` was configured with.
 pub(crate) enum AnyBackend {
-    Http(HttpBackend),
-    Callbacks(CallbackBackend),
+    Contract(ContractBackend),
     Credentials(CredentialsBackend),
 }
 
 impl Backend for AnyBackend {
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.create_multipart(file).await,
-            AnyBackend::Callbacks(b) => b.create_multipart(file).await,
+            AnyBackend::Contract(b) => b.create_multipart(file).await,
             AnyBackend::Credentials(b) => b.create_multipart(file).await,
         }
     }
@@ -33,8 +32,7 @@ impl Backend for AnyBackend {
         reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.sign_parts(session, numbers, checksums, reason).await,
-            AnyBackend::Callbacks(b) => b.sign_parts(session, numbers, checksums, reason).await,
+            AnyBackend::Contract(b) => b.sign_parts(session, numbers, checksums, reason).await,
             AnyBackend::Credentials(b) => b.sign_parts(session, numbers, checksums, reason).await,
         }
     }
@@ -46,40 +44,35 @@ impl Backend for AnyBackend {
         checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.complete_multipart(session, parts, checksum).await,
-            AnyBackend::Callbacks(b) => b.complete_multipart(session, parts, checksum).await,
+            AnyBackend::Contract(b) => b.complete_multipart(session, parts, checksum).await,
             AnyBackend::Credentials(b) => b.complete_multipart(session, parts, checksum).await,
         }
     }
 
     async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError> {
         match self {
-            AnyBackend::Http(b) => b.abort_multipart(session).await,
-            AnyBackend::Callbacks(b) => b.abort_multipart(session).await,
+            AnyBackend::Contract(b) => b.abort_multipart(session).await,
             AnyBackend::Credentials(b) => b.abort_multipart(session).await,
         }
     }
 
     async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.list_parts(session).await,
-            AnyBackend::Callbacks(b) => b.list_parts(session).await,
+            AnyBackend::Contract(b) => b.list_parts(session).await,
             AnyBackend::Credentials(b) => b.list_parts(session).await,
         }
     }
 
     async fn sign_put(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPut, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.sign_put(file, reason).await,
-            AnyBackend::Callbacks(b) => b.sign_put(file, reason).await,
+            AnyBackend::Contract(b) => b.sign_put(file, reason).await,
             AnyBackend::Credentials(b) => b.sign_put(file, reason).await,
         }
     }
 
     async fn sign_post(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPost, UploadError> {
         match self {
-            AnyBackend::Http(b) => b.sign_post(file, reason).await,
-            AnyBackend::Callbacks(b) => b.sign_post(file, reason).await,
+            AnyBackend::Contract(b) => b.sign_post(file, reason).await,
             AnyBackend::Credentials(b) => b.sign_post(file, reason).await,
         }
     }
@@ -89,8 +82,7 @@ impl AnyBackend {
     /// Whether uploads can be resumed: the backend can list the parts a store holds.
     pub(crate) fn can_list_parts(&self) -> bool {
         match self {
-            AnyBackend::Http(_) => true,
-            AnyBackend::Callbacks(b) => b.list_parts.is_some(),
+            AnyBackend::Contract(b) => b.offers(Op::ListParts),
             AnyBackend::Credentials(_) => true,
         }
     }
@@ -99,8 +91,7 @@ impl AnyBackend {
     /// another's uploads.
     pub(crate) fn identity(&self) -> String {
         match self {
-            AnyBackend::Http(b) => b.base().to_owned(),
-            AnyBackend::Callbacks(_) => "callbacks".into(),
+            AnyBackend::Contract(b) => b.identity(),
             AnyBackend::Credentials(b) => b.identity(),
         }
     }

@@ -1,9 +1,11 @@
-//! Backends: the default JSON-over-HTTP contract, and JS callbacks for any other backend.
-//!
-//! Both speak the same request and answer shapes (camelCase JSON), documented in the README.
+//! The application's backend as the contract's operations: each a JSON request and a JSON
+//! answer (camelCase, documented in docs/backend-contract.md), carried either over HTTP
+//! (`POST {base}/multipart`, ...) or by the caller's functions (`createMultipartUpload`, ...).
+//! One carrier, compiled once: each operation only builds its request and reads its answer.
 
+use super::js_data::{FromJs, ToJs, parts_from_js, sign_part_to_js, sign_put_from_js};
 use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
-use crate::checksum::{ChecksumAlgorithm, ObjectChecksum};
+use crate::checksum::ObjectChecksum;
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::Observed;
 use crate::upload::{
@@ -13,99 +15,165 @@ use crate::upload::{
 use futures::future::try_join_all;
 use gloo_net::http::Request;
 use js_sys::{Function, Promise};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SignPartRequest<'a> {
-    key: &'a str,
-    upload_id: &'a str,
-    part_number: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    checksum_algorithm: Option<ChecksumAlgorithm>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    checksum: Option<&'a str>,
-    reason: SignReason,
+/// One operation of the contract.
+#[derive(Clone, Copy)]
+pub(crate) enum Op {
+    CreateMultipart,
+    SignParts,
+    /// One part: callbacks only, for backends that sign one part at a time.
+    SignPart,
+    Complete,
+    Abort,
+    ListParts,
+    SignPut,
+    SignPost,
+    Credentials,
 }
 
-/// `{ parts: [...] }`, or the bare array, which callbacks often return.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum PartsAnswer<T> {
-    Wrapped { parts: Vec<T> },
-    Bare(Vec<T>),
-}
-
-impl<T> PartsAnswer<T> {
-    fn into_parts(self) -> Vec<T> {
+impl Op {
+    /// The HTTP contract's path, after the base URL.
+    fn path(self) -> &'static str {
         match self {
-            PartsAnswer::Wrapped { parts } | PartsAnswer::Bare(parts) => parts,
+            Op::CreateMultipart => "/multipart",
+            Op::SignParts | Op::SignPart => "/multipart/sign",
+            Op::Complete => "/multipart/complete",
+            Op::Abort => "/multipart/abort",
+            Op::ListParts => "/multipart/list",
+            Op::SignPut => "/put",
+            Op::SignPost => "/post",
+            Op::Credentials => "/credentials",
         }
     }
-}
 
-/// A single-PUT answer. The HTTP contract always names the key; a callback may leave it out,
-/// and then the key the caller asked for (or the file name) is used.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SignPutAnswer {
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(flatten)]
-    request: SignedRequest,
-    #[serde(default)]
-    display_url: Option<String>,
-}
-
-impl SignPutAnswer {
-    fn into_signed_put(self, file: &FileInfo) -> SignedPut {
-        let key = self.key.or_else(|| file.key.clone()).unwrap_or_else(|| file.filename.clone());
-        SignedPut { key, request: self.request, display_url: self.display_url }
+    /// The callback's name (Uppy's names, so that existing code ports easily).
+    pub(crate) fn callback(self) -> &'static str {
+        match self {
+            Op::CreateMultipart => "createMultipartUpload",
+            Op::SignParts => "signParts",
+            Op::SignPart => "signPart",
+            Op::Complete => "completeMultipartUpload",
+            Op::Abort => "abortMultipartUpload",
+            Op::ListParts => "listParts",
+            Op::SignPut => "signPut",
+            Op::SignPost => "signPost",
+            Op::Credentials => "getCredentials",
+        }
     }
-}
 
-/// Any answer at all: for requests whose answer carries nothing we need.
-#[derive(Deserialize)]
-struct Ignored {}
-
-fn to_js<T: Serialize>(value: &T) -> JsValue {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).expect("request shapes are plain data")
+    /// Every operation, to look up callbacks by name.
+    pub(crate) const ALL: [Op; 9] = [
+        Op::CreateMultipart,
+        Op::SignParts,
+        Op::SignPart,
+        Op::Complete,
+        Op::Abort,
+        Op::ListParts,
+        Op::SignPut,
+        Op::SignPost,
+        Op::Credentials,
+    ];
 }
 
 pub(crate) fn backend_error(message: String) -> UploadError {
     UploadError::new(ErrorCode::BackendError, message)
 }
 
-/// The default backend: `POST {base}/multipart`, `/multipart/sign`, `/multipart/complete`,
-/// `/multipart/abort` and `/put`, with JSON bodies.
-pub(crate) struct HttpBackend {
-    base: String,
-    headers: Vec<(String, String)>,
+/// A single-PUT answer as a [`SignedPut`]. The HTTP contract always names the key; a callback
+/// may leave it out, and then the key the caller asked for (or the file name) is used.
+fn signed_put(answer: &JsValue, file: &FileInfo) -> Result<SignedPut, String> {
+    let (key, request, display_url) = sign_put_from_js(answer)?;
+    let key = key.or_else(|| file.key.clone()).unwrap_or_else(|| file.filename.clone());
+    Ok(SignedPut { key, request, display_url })
 }
 
-impl HttpBackend {
-    /// A backend at `base` (no trailing slash needed), sending `headers` (for example
-    /// `Authorization`) with every request.
-    pub(crate) fn new(base: &str, headers: Vec<(String, String)>) -> Self {
-        HttpBackend { base: base.trim_end_matches('/').to_owned(), headers }
+/// Who carries the contract: HTTP, or the caller's functions.
+pub(crate) enum ContractBackend {
+    /// `POST {base}{path}` with JSON bodies, with `headers` (for example `Authorization`).
+    Http { base: String, headers: Vec<(String, String)> },
+    /// The caller's functions, by operation ([`Op::ALL`] order), each taking one object and
+    /// returning a value or a Promise of one.
+    Callbacks([Option<Function>; 9]),
+}
+
+impl ContractBackend {
+    /// The contract over HTTP at `base` (no trailing slash needed).
+    pub(crate) fn http(base: &str, headers: Vec<(String, String)>) -> Self {
+        ContractBackend::Http { base: base.trim_end_matches('/').to_owned(), headers }
     }
 
-    /// The API's base URL.
-    pub(crate) fn base(&self) -> &str {
-        &self.base
+    /// The callback for `op`, if given.
+    pub(crate) fn callback(&self, op: Op) -> Option<&Function> {
+        match self {
+            ContractBackend::Http { .. } => None,
+            ContractBackend::Callbacks(functions) => functions[op as usize].as_ref(),
+        }
     }
 
-    pub(crate) async fn post<A: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<A, UploadError> {
-        let url = format!("{}{path}", self.base);
+    /// Whether `op` can be carried: always over HTTP; with callbacks, when its function is given.
+    pub(crate) fn offers(&self, op: Op) -> bool {
+        matches!(self, ContractBackend::Http { .. }) || self.callback(op).is_some()
+    }
+
+    /// Whether multipart uploads are possible: create, sign and complete are all offered.
+    pub(crate) fn supports_multipart(&self) -> bool {
+        self.offers(Op::CreateMultipart)
+            && (self.offers(Op::SignParts) || self.offers(Op::SignPart))
+            && self.offers(Op::Complete)
+    }
+
+    /// Names the backend in resume fingerprints and messages.
+    pub(crate) fn identity(&self) -> String {
+        match self {
+            ContractBackend::Http { base, .. } => base.clone(),
+            ContractBackend::Callbacks(_) => "callbacks".into(),
+        }
+    }
+
+    /// Carries `request` for `op`, and reads the answer with `read`.
+    pub(crate) async fn ask<A>(
+        &self,
+        op: Op,
+        request: JsValue,
+        read: impl FnOnce(&JsValue) -> Result<A, String>,
+    ) -> Result<A, UploadError> {
+        let answer = self.carry(op, request).await?;
+        read(&answer).map_err(|e| {
+            backend_error(match self {
+                ContractBackend::Http { base, .. } => {
+                    format!("the backend's answer to POST {base}{} is not as expected: {e}", op.path())
+                }
+                ContractBackend::Callbacks(_) => {
+                    format!("the `{}` callback returned something unexpected: {e}", op.callback())
+                }
+            })
+        })
+    }
+
+    /// Carries `request` for `op`: the answer, parsed or settled. Not generic, so its future is
+    /// compiled once.
+    async fn carry(&self, op: Op, request: JsValue) -> Result<JsValue, UploadError> {
+        match self {
+            ContractBackend::Http { base, headers } => Self::post_json(base, headers, op.path(), request).await,
+            ContractBackend::Callbacks(_) => Self::call_js(op.callback(), self.callback(op), request).await,
+        }
+    }
+
+    async fn post_json(
+        base: &str,
+        headers: &[(String, String)],
+        path: &str,
+        body: JsValue,
+    ) -> Result<JsValue, UploadError> {
+        let url = format!("{base}{path}");
         let what = format!("POST {url}");
         let guard = RequestGuard::new(BACKEND_TIMEOUT_MS);
-        let body = js_sys::JSON::stringify(&to_js(body)).expect("plain data stringifies");
+        let body = js_sys::JSON::stringify(&body).expect("plain data stringifies");
         let mut builder =
             Request::post(&url).abort_signal(Some(&guard.signal())).header("Content-Type", "application/json");
-        for (name, value) in &self.headers {
+        for (name, value) in headers {
             builder = builder.header(name, value);
         }
         let request = builder.body(body).map_err(|e| backend_error(format!("could not build {what}: {e}")))?;
@@ -143,114 +211,41 @@ impl HttpBackend {
                  points at the upload API"
             )));
         };
-        serde_wasm_bindgen::from_value(parsed)
-            .map_err(|e| backend_error(format!("the backend's answer to {what} is not as expected: {e}")))
-    }
-}
-
-impl Backend for HttpBackend {
-    async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
-        self.post("/multipart", file).await
+        Ok(parsed)
     }
 
-    async fn sign_parts(
-        &self,
-        session: &MultipartSession,
-        numbers: &[u32],
-        checksums: Option<&[String]>,
-        reason: SignReason,
-    ) -> Result<Vec<SignedPart>, UploadError> {
-        let request = SignPartsRequest::new(session, numbers, checksums, reason);
-        self.post::<PartsAnswer<SignedPart>>("/multipart/sign", &request).await.map(PartsAnswer::into_parts)
-    }
-
-    async fn complete_multipart(
-        &self,
-        session: &MultipartSession,
-        parts: &[CompletedPart],
-        checksum: Option<&ObjectChecksum>,
-    ) -> Result<CompletedObject, UploadError> {
-        let request = CompleteRequest::new(session, parts, checksum);
-        self.post("/multipart/complete", &request).await
-    }
-
-    async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError> {
-        self.post::<Ignored>("/multipart/abort", session).await.map(|_| ())
-    }
-
-    async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
-        self.post::<PartsAnswer<ListedPart>>("/multipart/list", session).await.map(PartsAnswer::into_parts)
-    }
-
-    async fn sign_put(&self, file: &FileInfo, _: SignReason) -> Result<SignedPut, UploadError> {
-        self.post::<SignPutAnswer>("/put", file).await.map(|a| a.into_signed_put(file))
-    }
-
-    async fn sign_post(&self, file: &FileInfo, _: SignReason) -> Result<SignedPost, UploadError> {
-        self.post("/post", file).await
-    }
-}
-
-/// A backend made of the caller's functions, each taking one object and returning a value or a
-/// Promise of one. Names follow Uppy's so that existing code ports easily.
-#[derive(Default)]
-pub(crate) struct CallbackBackend {
-    pub(crate) create_multipart_upload: Option<Function>,
-    pub(crate) sign_parts: Option<Function>,
-    pub(crate) sign_part: Option<Function>,
-    pub(crate) complete_multipart_upload: Option<Function>,
-    pub(crate) abort_multipart_upload: Option<Function>,
-    pub(crate) list_parts: Option<Function>,
-    pub(crate) sign_put: Option<Function>,
-    pub(crate) sign_post: Option<Function>,
-}
-
-impl CallbackBackend {
-    /// Whether multipart uploads are possible: create, sign and complete are all given.
-    pub(crate) fn supports_multipart(&self) -> bool {
-        self.create_multipart_upload.is_some()
-            && (self.sign_parts.is_some() || self.sign_part.is_some())
-            && self.complete_multipart_upload.is_some()
-    }
-
-    pub(crate) async fn call<A: DeserializeOwned>(
-        name: &str,
-        function: Option<&Function>,
-        argument: &impl Serialize,
-    ) -> Result<A, UploadError> {
+    /// Calls the callback `name`; what it returned, settled. Not generic, so its future is
+    /// compiled once.
+    async fn call_js(name: &str, function: Option<&Function>, argument: JsValue) -> Result<JsValue, UploadError> {
         let function = function.ok_or_else(|| {
             UploadError::new(
                 ErrorCode::InvalidOption,
                 format!("this upload needs the backend callback `{name}`, which was not given"),
             )
         })?;
-        let returned = function.call1(&JsValue::UNDEFINED, &to_js(argument)).map_err(|thrown| {
+        let returned = function.call1(&JsValue::UNDEFINED, &argument).map_err(|thrown| {
             backend_error(format!("the `{name}` callback threw: {}", js_message(&thrown))).with_cause(thrown)
         })?;
         let settled = within(BACKEND_TIMEOUT_MS, JsFuture::from(Promise::resolve(&returned))).await;
-        let value = match settled {
-            None => {
-                return Err(UploadError::new(
-                    ErrorCode::BackendUnreachable,
-                    format!("the `{name}` callback did not settle within {} s", BACKEND_TIMEOUT_MS / 1000),
-                )
-                .with_observed(Observed::TimedOut));
-            }
+        match settled {
+            None => Err(UploadError::new(
+                ErrorCode::BackendUnreachable,
+                format!("the `{name}` callback did not settle within {} s", BACKEND_TIMEOUT_MS / 1000),
+            )
+            .with_observed(Observed::TimedOut)),
             Some(Err(rejected)) => {
                 let mut error = backend_error(format!("the `{name}` callback rejected: {}", js_message(&rejected)));
                 error.observed = callback_observed(&rejected);
-                return Err(error.with_cause(rejected));
+                Err(error.with_cause(rejected))
             }
-            Some(Ok(value)) => value,
-        };
-        serde_wasm_bindgen::from_value(value)
-            .map_err(|e| backend_error(format!("the `{name}` callback returned something unexpected: {e}")))
+            Some(Ok(value)) => Ok(value),
+        }
     }
 }
 
-impl Backend for CallbackBackend {
+impl Backend for ContractBackend {
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
-        Self::call("createMultipartUpload", self.create_multipart_upload.as_ref(), file).await
+        self.ask(Op::CreateMultipart, file.to_js(), MultipartSession::from_js).await
     }
 
     async fn sign_parts(
@@ -260,22 +255,13 @@ impl Backend for CallbackBackend {
         checksums: Option<&[String]>,
         reason: SignReason,
     ) -> Result<Vec<SignedPart>, UploadError> {
-        if self.sign_parts.is_some() || self.sign_part.is_none() {
-            let request = SignPartsRequest::new(session, numbers, checksums, reason);
-            let answer: PartsAnswer<SignedPart> = Self::call("signParts", self.sign_parts.as_ref(), &request).await?;
-            return Ok(answer.into_parts());
+        if self.offers(Op::SignParts) || !self.offers(Op::SignPart) {
+            let request = SignPartsRequest::new(session, numbers, checksums, reason).to_js();
+            return self.ask(Op::SignParts, request, parts_from_js).await;
         }
         try_join_all(numbers.iter().enumerate().map(|(i, &part_number)| async move {
-            let checksum = checksums.map(|c| c[i].as_str());
-            let request = SignPartRequest {
-                key: &session.key,
-                upload_id: &session.upload_id,
-                part_number,
-                checksum_algorithm: session.checksum_algorithm,
-                checksum,
-                reason,
-            };
-            let signed: SignedRequest = Self::call("signPart", self.sign_part.as_ref(), &request).await?;
+            let request = sign_part_to_js(session, part_number, checksums.map(|c| c[i].as_str()), reason);
+            let signed = self.ask(Op::SignPart, request, SignedRequest::from_js).await?;
             Ok(SignedPart { part_number, request: signed })
         }))
         .await
@@ -287,36 +273,31 @@ impl Backend for CallbackBackend {
         parts: &[CompletedPart],
         checksum: Option<&ObjectChecksum>,
     ) -> Result<CompletedObject, UploadError> {
-        let request = CompleteRequest::new(session, parts, checksum);
-        let answer: Option<CompletedObject> =
-            Self::call("completeMultipartUpload", self.complete_multipart_upload.as_ref(), &request).await?;
-        Ok(answer.unwrap_or_default())
+        let request = CompleteRequest::new(session, parts, checksum).to_js();
+        self.ask(Op::Complete, request, CompletedObject::from_js).await
     }
 
     async fn abort_multipart(&self, session: &MultipartSession) -> Result<(), UploadError> {
-        if self.abort_multipart_upload.is_none() {
+        if !self.offers(Op::Abort) {
             return Err(UploadError::new(
                 ErrorCode::InvalidOption,
                 "no `abortMultipartUpload` callback was given, so the failed upload's parts stay in the \
                  bucket until a lifecycle rule removes them",
             ));
         }
-        Self::call::<Option<Ignored>>("abortMultipartUpload", self.abort_multipart_upload.as_ref(), session)
-            .await
-            .map(|_| ())
+        self.ask(Op::Abort, session.to_js(), |_| Ok(())).await
     }
 
     async fn list_parts(&self, session: &MultipartSession) -> Result<Vec<ListedPart>, UploadError> {
-        let answer: PartsAnswer<ListedPart> = Self::call("listParts", self.list_parts.as_ref(), session).await?;
-        Ok(answer.into_parts())
+        self.ask(Op::ListParts, session.to_js(), parts_from_js).await
     }
 
     async fn sign_put(&self, file: &FileInfo, _: SignReason) -> Result<SignedPut, UploadError> {
-        Self::call::<SignPutAnswer>("signPut", self.sign_put.as_ref(), file).await.map(|a| a.into_signed_put(file))
+        self.ask(Op::SignPut, file.to_js(), |answer| signed_put(answer, file)).await
     }
 
     async fn sign_post(&self, file: &FileInfo, _: SignReason) -> Result<SignedPost, UploadError> {
-        Self::call("signPost", self.sign_post.as_ref(), file).await
+        self.ask(Op::SignPost, file.to_js(), SignedPost::from_js).await
     }
 }
 

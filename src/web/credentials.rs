@@ -3,7 +3,8 @@
 //! backend round trip per part. Credentials are fetched again before they expire, after the store
 //! says they expired, and the clock is corrected from the store's when it says it is off.
 
-use super::backend::{CallbackBackend, HttpBackend, backend_error};
+use super::backend::{ContractBackend, Op, backend_error};
+use super::js_data::FromJs;
 use super::{BrowserRuntime, RequestGuard, StoreClock, StoreHeard, store_rejection};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum, digest, hex};
 use crate::error::UploadError;
@@ -18,22 +19,14 @@ use crate::upload::{
 };
 use futures::lock::Mutex;
 use gloo_net::http::{Method, RequestBuilder};
-use js_sys::Function;
+use js_sys::Object;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
-
-/// Where grants come from.
-pub(crate) enum GrantSource {
-    /// `POST {base}/credentials` of the JSON contract.
-    Http(HttpBackend),
-    /// The `getCredentials` callback.
-    Callback(Function),
-}
 
 /// A [`Backend`] that signs every request in the page with temporary credentials.
 pub(crate) struct CredentialsBackend {
-    source: GrantSource,
+    /// Where grants come from: `POST {base}/credentials`, or the `getCredentials` callback.
+    source: ContractBackend,
     grant: RefCell<Option<Rc<Grant>>>,
     /// One fetch of credentials at a time.
     fetching: Mutex<()>,
@@ -46,16 +39,13 @@ pub(crate) struct CredentialsBackend {
 impl CredentialsBackend {
     /// A backend getting its credentials from `source`, keeping the store's time in `clock` and
     /// whether it answered in `heard`.
-    pub(crate) fn new(source: GrantSource, clock: Rc<StoreClock>, heard: Rc<StoreHeard>) -> Self {
+    pub(crate) fn new(source: ContractBackend, clock: Rc<StoreClock>, heard: Rc<StoreHeard>) -> Self {
         CredentialsBackend { source, grant: RefCell::new(None), fetching: Mutex::new(()), clock, heard }
     }
 
     /// Names the source in resume fingerprints.
     pub(crate) fn identity(&self) -> String {
-        match &self.source {
-            GrantSource::Http(http) => format!("credentials:{}", http.base()),
-            GrantSource::Callback(_) => "credentials:callback".into(),
-        }
+        format!("credentials:{}", self.source.identity())
     }
 
     /// Now on the store's clock: this device's, corrected by what the store said of it.
@@ -78,10 +68,7 @@ impl CredentialsBackend {
         if let Some(grant) = current.filter(|g| (!refresh || replaced) && !g.is_expiring(self.now_ms())) {
             return Ok(grant);
         }
-        let answer: GrantAnswer = match &self.source {
-            GrantSource::Http(http) => http.post("/credentials", &BTreeMap::<String, String>::new()).await?,
-            GrantSource::Callback(get) => CallbackBackend::call("getCredentials", Some(get), &()).await?,
-        };
+        let answer = self.source.ask(Op::Credentials, Object::new().into(), GrantAnswer::from_js).await?;
         let grant = Grant::from_answer(answer, self.now_ms())
             .map_err(|what| backend_error(format!("the backend's credentials are unusable: {what}")))?;
         let grant = Rc::new(grant);

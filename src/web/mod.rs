@@ -5,11 +5,13 @@
 mod any_backend;
 mod backend;
 mod credentials;
+mod js_data;
 mod xhr;
 
 pub(crate) use any_backend::AnyBackend;
-pub(crate) use backend::{CallbackBackend, HttpBackend};
-pub(crate) use credentials::{CredentialsBackend, GrantSource};
+pub(crate) use backend::{ContractBackend, Op};
+pub(crate) use credentials::CredentialsBackend;
+pub(crate) use js_data::{Builder, Fields, ToJs, kind, number_text};
 pub(crate) use xhr::XhrTransport;
 
 use crate::error::{ErrorCode, UploadError};
@@ -19,8 +21,8 @@ use crate::s3_xml::{unescape, xml_text};
 use crate::upload::{Flag, Payload, PutOutcome, ResumeRecord, ResumeStore, Runtime, SignedRequest, Source, Transport};
 use futures::future::{Either, select};
 use gloo_net::http::Request;
+use js_data::FromJs;
 use js_sys::{Function, Promise, Reflect};
-use serde::Serialize;
 use std::cell::Cell;
 use std::future::Future;
 use std::ops::Range;
@@ -319,7 +321,7 @@ impl Transport for FetchTransport {
         let sending = builder.body(body).map_err(|e| failed(format!("could not build the request for {what}: {e}")))?;
         let response = sending.send().await.map_err(|_| {
             if guard.timed_out() {
-                failed(format!("{what} got no answer within {} s", (timeout_ms / 1000.0).round()))
+                failed(format!("{what} got no answer within {} s", (timeout_ms / 1000.0).round() as u64))
                     .with_observed(Observed::TimedOut)
             } else {
                 self.store_heard.unreachable(what, method)
@@ -443,12 +445,11 @@ impl LocalStorageResumeStore {
 impl ResumeStore for LocalStorageResumeStore {
     fn load(&self, fingerprint: &str) -> Option<ResumeRecord> {
         let text = Self::call("getItem", &[&Self::item_key(fingerprint)])?.as_string()?;
-        serde_wasm_bindgen::from_value(js_sys::JSON::parse(&text).ok()?).ok()
+        ResumeRecord::from_js(&js_sys::JSON::parse(&text).ok()?).ok()
     }
 
     fn save(&self, fingerprint: &str, record: &ResumeRecord) {
-        let value = record.serialize(&serde_wasm_bindgen::Serializer::json_compatible());
-        if let Some(text) = value.ok().and_then(|v| js_sys::JSON::stringify(&v).ok()).and_then(|t| t.as_string()) {
+        if let Some(text) = js_sys::JSON::stringify(&record.to_js()).ok().and_then(|t| t.as_string()) {
             Self::call("setItem", &[&Self::item_key(fingerprint), &text]);
         }
     }
