@@ -1,13 +1,22 @@
-// Amends wasm-bindgen's JS glue, the same way for the npm module and the drop-in script:
+// Amends wasm-bindgen's JS glue (the npm module's, which the drop-in script bundles):
 // * until init() has finished, using the library throws an S3DirectUploadError with code
 //   `not_initialized` that says what to do (the glue as generated fails with "Cannot read
 //   properties of undefined (reading 'uploader_new')");
 // * `isUploadError(value)`, the type guard declared in src/js/types.d.ts, in plain JS so that
 //   it works before init() too;
-// * (the module) when the .wasm URL answers with an HTML page (a dev server's fallback, as
+// * when the .wasm URL answers with an HTML page (a dev server's fallback, as
 //   Vite's gives for a pre-bundled dependency), init() says so and what to do, instead of
 //   "expected magic word 00 61 73 6d".
 // Every edit must find exactly what it expects, so a new wasm-bindgen fails the build, not a user.
+// `minify` then shrinks what ships (esbuild, from tools/; names kept, for stack traces).
+import { createRequire } from "node:module";
+
+const { transformSync } = createRequire(import.meta.url)("../tools/node_modules/esbuild");
+
+/** The ES module `code` minified, its exports kept (and `import.meta.url`, which bundlers follow). */
+export function minify(code) {
+  return transformSync(code, { minify: true, keepNames: true, format: "esm", target: "es2020" }).code;
+}
 
 const preamble = `
 function isUploadError(value) {
@@ -29,21 +38,18 @@ function replaceExactly(text, from, to, times) {
   return text.split(from).join(to);
 }
 
-/** The glue with the edits above; `exportLine` is how the glue exports (module or no-modules). */
-export function amendGlue(glue, { esModule }) {
+/** The ES module glue with the edits above. */
+export function amendGlue(glue) {
   let out = replaceExactly(glue, "let wasmModule, wasmInstance, wasm;", `${preamble}let wasmModule, wasmInstance, wasm = NOT_READY;`, 1);
   out = replaceExactly(out, "if (wasm !== undefined) return wasm;", "if (wasm !== NOT_READY) return wasm;", 2);
   if (/wasm [!=]== undefined/.test(out)) throw new Error("amend-glue: the glue still tests `wasm` against undefined");
-  if (esModule) {
-    out = replaceExactly(out, "        if (!module.ok) {\n", `        if (module.ok && (module.headers.get("Content-Type") ?? "").startsWith("text/html")) {
-            throw Object.assign(new Error(
-                \`s3-direct-upload could not load its .wasm: \${module.url} answered with an HTML page. With Vite's dev server, \` +
-                'add optimizeDeps: { exclude: ["s3-direct-upload"] } to vite.config.js; otherwise serve s3_direct_upload_bg.wasm ' +
-                "beside s3_direct_upload.js, or pass its URL to init()"), { name: "S3DirectUploadError", code: "not_initialized" });
-        }
-        if (!module.ok) {
+  out = replaceExactly(out, "        if (!module.ok) {\n", `        if (module.ok && (module.headers.get("Content-Type") ?? "").startsWith("text/html")) {
+          throw Object.assign(new Error(
+              \`s3-direct-upload could not load its .wasm: \${module.url} answered with an HTML page. With Vite's dev server, \` +
+              'add optimizeDeps: { exclude: ["s3-direct-upload"] } to vite.config.js; otherwise serve s3_direct_upload_bg.wasm ' +
+              "beside s3_direct_upload.js, or pass its URL to init()"), { name: "S3DirectUploadError", code: "not_initialized" });
+      }
+      if (!module.ok) {
 `, 1);
-    return replaceExactly(out, "export { initSync, __wbg_init as default };", "export { initSync, isUploadError, __wbg_init as default };", 1);
-  }
-  return replaceExactly(out, "return Object.assign(__wbg_init, { initSync }, exports);", "return Object.assign(__wbg_init, { initSync, isUploadError }, exports);", 1);
+  return replaceExactly(out, "export { initSync, __wbg_init as default };", "export { initSync, isUploadError, __wbg_init as default };", 1);
 }

@@ -1,27 +1,41 @@
-// Builds the drop-in script pkg/s3-direct-upload.global.js: wasm-bindgen's no-modules glue and
-// the .wasm (inlined as base64) in one classic script, for plain HTML pages with no bundler, no
-// module loader and no server MIME type to get right. It defines `S3DirectUpload`:
-// `await S3DirectUpload.ready`, then `new S3DirectUpload.Uploader({...})`.
-// Input: target/drop-in/ from `wasm-pack build --target no-modules` (scripts/common.sh).
+// Builds the drop-in script pkg/s3-direct-upload.global.js from the npm package in pkg/: its ES
+// module bundled by esbuild into one classic script with the .wasm inside, for plain HTML pages
+// with no bundler, no module loader and no server MIME type to get right. It defines
+// `S3DirectUpload`: `await S3DirectUpload.ready`, then `new S3DirectUpload.Uploader({...})`. The
+// .wasm is inlined deflated, then base64 (base64 of the raw bytes gzips badly: it was 40 KB of
+// the script's gzip size); the page inflates it with `DecompressionStream` (every current
+// browser). Run by scripts/common.sh after scripts/finish-package.mjs.
 import { readFile, writeFile } from "node:fs/promises";
-import { amendGlue } from "./amend-glue.mjs";
+import { createRequire } from "node:module";
+import { deflateRawSync } from "node:zlib";
 
-const from = (file) => new URL(`../target/drop-in/${file}`, import.meta.url);
-const glue = amendGlue(await readFile(from("s3_direct_upload.js"), "utf8"), { esModule: false });
-const wasm = await readFile(from("s3_direct_upload_bg.wasm"));
-const { version, license } = JSON.parse(await readFile(new URL("../pkg/package.json", import.meta.url), "utf8"));
+const { buildSync } = createRequire(import.meta.url)("../tools/node_modules/esbuild");
+const pkg = new URL("../pkg/", import.meta.url);
+const wasm = await readFile(new URL("s3_direct_upload_bg.wasm", pkg));
+const { version, license } = JSON.parse(await readFile(new URL("package.json", pkg), "utf8"));
 
-const script = `/*! s3-direct-upload ${version} (${license}): drop-in build, defines S3DirectUpload */
-(function () {
-${glue}
-const bytes = Uint8Array.from(atob("${wasm.toString("base64")}"), (c) => c.charCodeAt(0));
+const entry = `
+import init, { Uploader, Upload, isUploadError } from "./s3_direct_upload.js";
+const deflated = Uint8Array.from(atob("${deflateRawSync(wasm, { level: 9 }).toString("base64")}"), (c) => c.charCodeAt(0));
+const inflated = new Response(new Blob([deflated]).stream().pipeThrough(new DecompressionStream("deflate-raw")));
 globalThis.S3DirectUpload = {
   /** Resolves once the library is ready; create Uploaders after it. */
-  ready: wasm_bindgen({ module_or_path: bytes }).then(() => undefined),
-  Uploader: wasm_bindgen.Uploader,
-  Upload: wasm_bindgen.Upload,
-  isUploadError: wasm_bindgen.isUploadError,
+  ready: inflated.arrayBuffer().then((module_or_path) => init({ module_or_path })).then(() => undefined),
+  Uploader,
+  Upload,
+  isUploadError,
 };
-})();
 `;
-await writeFile(new URL("../pkg/s3-direct-upload.global.js", import.meta.url), script);
+const { outputFiles } = buildSync({
+  stdin: { contents: entry, resolveDir: new URL(".", pkg).pathname, loader: "js" },
+  bundle: true,
+  format: "iife",
+  minify: true,
+  keepNames: true,
+  target: "es2020",
+  write: false,
+  banner: { js: `/*! s3-direct-upload ${version} (${license}): drop-in build, defines S3DirectUpload */` },
+  // The glue's default .wasm URL (import.meta.url) is never used here: the bytes are given.
+  logOverride: { "empty-import-meta": "silent" },
+});
+await writeFile(new URL("s3-direct-upload.global.js", pkg), outputFiles[0].contents);

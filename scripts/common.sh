@@ -6,9 +6,7 @@
 build_pkg() {
   wasm-pack build --target web --release --out-dir pkg 2>&1 | grep -v '^\[INFO\]' || true
   test -f pkg/s3_direct_upload_bg.wasm
-  wasm-pack build --target no-modules --release --out-dir target/drop-in --no-pack 2>&1 | grep -v '^\[INFO\]' || true
   optimize_wasm pkg/s3_direct_upload_bg.wasm
-  optimize_wasm target/drop-in/s3_direct_upload_bg.wasm
   node scripts/finish-package.mjs
   node scripts/build-drop-in.mjs
 }

@@ -1,12 +1,12 @@
 // Completes the package.json that wasm-pack writes into pkg/: an `exports` map (the module, its
 // types, and the .wasm for tools that want the file itself) and `sideEffects: false`, so that
-// bundlers tree-shake it; and amends the module's glue (scripts/amend-glue.mjs). Run by
+// bundlers tree-shake it; and amends and minifies the module's glue (scripts/amend-glue.mjs). Run by
 // scripts/common.sh after every build. Also writes the package's README from docs/npm-readme.md.
 import { readFile, writeFile } from "node:fs/promises";
-import { amendGlue } from "./amend-glue.mjs";
+import { amendGlue, minify } from "./amend-glue.mjs";
 
 const gluePath = new URL("../pkg/s3_direct_upload.js", import.meta.url);
-await writeFile(gluePath, amendGlue(await readFile(gluePath, "utf8"), { esModule: true }));
+await writeFile(gluePath, minify(amendGlue(await readFile(gluePath, "utf8"))));
 
 const path = new URL("../pkg/package.json", import.meta.url);
 const manifest = JSON.parse(await readFile(path, "utf8"));

@@ -56,9 +56,10 @@ if [ ! -d e2e/node_modules/playwright-core ] || [ ! -x e2e/node_modules/.bin/tsc
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# wasm-opt, from npm's binaryen (a build of the current release; wasm-pack cannot download one).
-if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
-  log "installing binaryen (npm)"
+# wasm-opt, from npm's binaryen (a build of the current release; wasm-pack cannot download one),
+# and esbuild, which minifies the JS glue.
+if [ ! -x tools/node_modules/.bin/wasm-opt ] || [ ! -x tools/node_modules/.bin/esbuild ]; then
+  log "installing binaryen and esbuild (npm)"
   (cd tools && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

@@ -23,6 +23,11 @@
 //! - `web`: browser edges: `Blob` slicing, `fetch`, the JSON and callback backends.
 //! - `js`: the JS-facing `Uploader` class and its TypeScript definitions.
 
+/// The page's allocator. Safe as the `.wasm` runs single-threaded (no shared memory).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
+
 pub mod checksum;
 pub mod crc;
 pub mod endpoint;

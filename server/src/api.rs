@@ -139,7 +139,7 @@ impl AppState {
 
     /// The open upload `r` names, if it is one of ours, the caller's, and the key matches.
     fn open_upload(&self, r: &MultipartSession, caller: &Caller) -> Result<OpenUpload, ApiError> {
-        match self.open.get(&r.upload_id) {
+        match self.open.get(&r.upload_id)? {
             Some(upload) if upload.key == r.key && upload.owner == caller.user && caller.policy.owns(&r.key) => {
                 Ok(upload)
             }
@@ -201,7 +201,7 @@ pub async fn create(
 ) -> Result<Json<Value>, ApiError> {
     let key = caller.admit(&req)?;
     let plan = PartPlan::for_multipart(req.size, req.part_size).map_err(|e| bad_request(e.message))?;
-    let place = st.open.reserve(caller.user.as_deref()).ok_or_else(|| {
+    let place = st.open.reserve(caller.user.as_deref())?.ok_or_else(|| {
         ApiError(
             StatusCode::FORBIDDEN,
             format!("you have {} open uploads, the most allowed; complete or abort some", st.open.most_per_user()),
@@ -229,9 +229,15 @@ pub async fn create(
         size: req.size,
         part_size: Some(plan.part_size),
         checksum_algorithm,
-        owner: caller.user,
+        owner: caller.user.clone(),
     };
-    st.open.insert(place, upload_id.clone(), upload);
+    if let Err(refusal) = st.open.insert(place, upload_id.clone(), upload) {
+        // Unrecorded, it could never be signed for: abort it rather than leave it in the store.
+        let abort = st.s3.bucket.abort_multipart_upload(Some(&st.s3.credentials), &key, &upload_id);
+        let _ = send(st.s3.client.delete(abort.sign(URL_TTL)), "AbortMultipartUpload").await;
+        st.quotas.refund(caller.name(), req.size);
+        return Err(refusal.into());
+    }
     Ok(Json(json!({ "key": key, "uploadId": upload_id, "checksumAlgorithm": checksum_algorithm })))
 }
 
@@ -333,7 +339,7 @@ pub async fn complete(
     // S3 may answer 200 and still fail: the body then holds an <Error>.
     let parsed = CompleteMultipartUploadResponse::parse(&body)
         .map_err(|_| store_failed("CompleteMultipartUpload", error_code(&body).unwrap_or("unexpected answer")))?;
-    st.open.remove(&req.upload.upload_id);
+    st.open.remove(&req.upload.upload_id)?;
     // What the store says the object's checksum is, for the page to compare with its own.
     let checksum = upload.checksum_algorithm.and_then(|a| xml_text(&body, &format!("Checksum{}", a.as_str())));
 
@@ -369,7 +375,7 @@ pub async fn abort(
     let upload = st.open_upload(&req, &caller)?;
     let action = st.s3.bucket.abort_multipart_upload(Some(&st.s3.credentials), &upload.key, &req.upload_id);
     send(st.s3.client.delete(action.sign(URL_TTL)), "AbortMultipartUpload").await?;
-    st.open.remove(&req.upload_id);
+    st.open.remove(&req.upload_id)?;
     st.quotas.refund(caller.name(), upload.size);
     Ok(Json(json!({})))
 }

@@ -2,13 +2,15 @@
 //! tokens from a file, or HMAC-signed sessions that the application issues after its own login),
 //! and per-user quotas over a rolling 24 hours.
 
+use crate::database::{Database, unix_now};
 use crate::policy::Refusal;
 use axum::http::HeaderMap;
+use rusqlite::params;
 use s3_direct_upload::checksum::hex;
 use s3_direct_upload::sigv4::hmac_sha256;
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Proves who a request comes from.
 pub trait Authenticator: Send + Sync {
@@ -72,7 +74,7 @@ impl HmacSessions {
 
     /// A session token for `user`, valid for `lifetime`.
     pub fn issue(&self, user: &str, lifetime: Duration) -> String {
-        let expiry = unix_now() + lifetime.as_secs();
+        let expiry = unix_now() as u64 + lifetime.as_secs();
         format!("s3du1.{user}.{expiry}.{}", self.mac(user, expiry))
     }
 
@@ -98,7 +100,7 @@ impl Authenticator for HmacSessions {
         if !valid_user(user) || !constant_time_eq(mac.as_bytes(), self.mac(user, expiry).as_bytes()) {
             return Err(unauthorized());
         }
-        if expiry <= unix_now() {
+        if expiry <= unix_now() as u64 {
             return Err(Refusal { status: 401, message: "the session has expired; sign in again".into() });
         }
         Ok(Some(user.to_owned()))
@@ -129,60 +131,73 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// How much each user may upload in any 24 hours.
+/// How much each user may upload in any 24 hours, counted in the database (so a restart
+/// forgets nothing, and a check and its charge are one transaction).
 pub struct Quotas {
+    db: Arc<Database>,
     uploads_per_day: Option<u32>,
     bytes_per_day: Option<u64>,
-    /// `(when, bytes)` of each admitted upload in the last 24 hours, per user.
-    admitted: Mutex<HashMap<String, VecDeque<(Instant, u64)>>>,
 }
 
-const DAY: Duration = Duration::from_secs(24 * 3600);
+const DAY_S: i64 = 24 * 3600;
 
 impl Quotas {
-    /// Limits on uploads and bytes per user per 24 hours (`None`: no limit).
-    pub fn new(uploads_per_day: Option<u32>, bytes_per_day: Option<u64>) -> Self {
-        Quotas { uploads_per_day, bytes_per_day, admitted: Mutex::default() }
+    /// Limits on uploads and bytes per user per 24 hours (`None`: no limit), counted in `db`.
+    pub fn new(db: Arc<Database>, uploads_per_day: Option<u32>, bytes_per_day: Option<u64>) -> Self {
+        Quotas { db, uploads_per_day, bytes_per_day }
     }
 
     /// Counts an upload of `bytes` against `user`'s quota, or refuses it with 403 (not 429, which
     /// clients retry: a day's quota does not come back in seconds).
     pub fn charge(&self, user: &str, bytes: u64) -> Result<(), Refusal> {
-        let now = Instant::now();
-        let mut admitted = self.admitted.lock().expect("lock");
-        let recent = admitted.entry(user.to_owned()).or_default();
-        while recent.front().is_some_and(|(at, _)| now.duration_since(*at) >= DAY) {
-            recent.pop_front();
+        if self.uploads_per_day.is_none() && self.bytes_per_day.is_none() {
+            return Ok(());
         }
-        let (count, total) = (recent.len() as u64, recent.iter().map(|(_, b)| b).sum::<u64>());
-        if let Some(most) = self.uploads_per_day.filter(|&most| count >= u64::from(most)) {
-            return Err(Refusal { status: 403, message: format!("daily quota reached: {most} uploads in 24 hours") });
-        }
-        if let Some(most) = self.bytes_per_day.filter(|&most| total.saturating_add(bytes) > most) {
-            return Err(Refusal {
-                status: 403,
-                message: format!(
-                    "daily quota reached: {total} of {most} bytes used in 24 hours, and this file is {bytes}"
-                ),
-            });
-        }
-        recent.push_back((now, bytes));
-        Ok(())
+        let now = unix_now();
+        self.db.with(|c| {
+            // IMMEDIATE: the write lock first, so no other writer comes between count and charge.
+            let transaction = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            transaction
+                .execute("DELETE FROM quota_charges WHERE user = ?1 AND at <= ?2", params![user, now - DAY_S])?;
+            let (count, total): (i64, i64) = transaction.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM quota_charges WHERE user = ?1",
+                [user],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            let (count, total) = (count as u64, total as u64);
+            if let Some(most) = self.uploads_per_day.filter(|&most| count >= u64::from(most)) {
+                return Ok(Err(Refusal {
+                    status: 403,
+                    message: format!("daily quota reached: {most} uploads in 24 hours"),
+                }));
+            }
+            if let Some(most) = self.bytes_per_day.filter(|&most| total.saturating_add(bytes) > most) {
+                return Ok(Err(Refusal {
+                    status: 403,
+                    message: format!(
+                        "daily quota reached: {total} of {most} bytes used in 24 hours, and this file is {bytes}"
+                    ),
+                }));
+            }
+            transaction.execute(
+                "INSERT INTO quota_charges (user, at, bytes) VALUES (?1, ?2, ?3)",
+                params![user, now, bytes as i64],
+            )?;
+            transaction.commit()?;
+            Ok(Ok(()))
+        })?
     }
 
     /// Gives back what [`Quotas::charge`] counted for an upload that stored nothing (its creation
     /// failed, or it was aborted): quotas count what is stored.
     pub fn refund(&self, user: &str, bytes: u64) {
-        let mut admitted = self.admitted.lock().expect("lock");
-        if let Some(recent) = admitted.get_mut(user)
-            && let Some(at) = recent.iter().rposition(|&(_, b)| b == bytes)
-        {
-            recent.remove(at);
-        }
+        let _ = self.db.with(|c| {
+            c.execute(
+                "DELETE FROM quota_charges WHERE id =
+                 (SELECT id FROM quota_charges WHERE user = ?1 AND bytes = ?2 ORDER BY id DESC LIMIT 1)",
+                params![user, bytes as i64],
+            )
+        });
     }
 }
 
@@ -228,8 +243,11 @@ mod tests {
     }
 
     #[test]
-    fn quotas_count_uploads_and_bytes_per_user() {
-        let quotas = Quotas::new(Some(2), Some(100));
+    fn quotas_count_uploads_and_bytes_per_user_and_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("quotas-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = || Arc::new(Database::open(&dir.join("state.sqlite3")).unwrap());
+        let quotas = Quotas::new(db(), Some(2), Some(100));
         quotas.charge("alice", 60).unwrap();
         let err = quotas.charge("alice", 50).unwrap_err();
         assert_eq!(err.status, 403);
@@ -239,5 +257,10 @@ mod tests {
         quotas.charge("bob", 100).unwrap();
         quotas.refund("bob", 100);
         quotas.charge("bob", 100).expect("an aborted upload's bytes come back");
+        drop(quotas);
+        let restarted = Quotas::new(db(), Some(2), Some(100));
+        assert!(restarted.charge("alice", 0).unwrap_err().message.contains("2 uploads"), "a restart forgets nothing");
+        assert!(restarted.charge("bob", 1).unwrap_err().message.contains("100 of 100 bytes"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -4,6 +4,7 @@
 use crate::api::{self, AppState, S3Target};
 use crate::auth::{BearerTokens, Quotas};
 use crate::credentials::Issuer;
+use crate::database::Database;
 use crate::policy::UploadPolicy;
 use crate::registry::Registry;
 use crate::store::{self, CorsRule};
@@ -31,7 +32,8 @@ impl Drop for Api {
     }
 }
 
-async fn start(quotas: Quotas) -> Api {
+/// A server over a fresh store and database, with these daily quotas of uploads and bytes.
+async fn start(uploads_per_day: Option<u32>, bytes_per_day: Option<u64>) -> Api {
     let dir = std::env::temp_dir().join(format!("s3du-isolation-{}-{:x}", std::process::id(), rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
     let cors = CorsRule::for_uploads(vec!["*".into()], true);
@@ -40,6 +42,7 @@ async fn start(quotas: Quotas) -> Api {
             .await
             .unwrap();
     let bucket = Bucket::new(store.endpoint.parse().unwrap(), UrlStyle::Path, "bucket", "us-east-1").unwrap();
+    let db = Arc::new(Database::open(&dir.join("state.sqlite3")).unwrap());
     let state = AppState {
         s3: S3Target {
             bucket,
@@ -50,9 +53,9 @@ async fn start(quotas: Quotas) -> Api {
             issuer: Some(Issuer::Embedded(store.temporary.clone())),
         },
         policy: UploadPolicy { key_prefix: "uploads/".into(), max_size: 1 << 30, allowed_types: vec!["*/*".into()] },
-        open: Registry::open(dir.join("open-uploads.jsonl"), 1000),
+        open: Registry::open(db.clone(), 1000, &dir).unwrap(),
         auth: Box::new(BearerTokens::parse(&format!("alice {ALICE}\nbob {BOB}")).unwrap()),
-        quotas,
+        quotas: Quotas::new(db, uploads_per_day, bytes_per_day),
     };
     let app = Router::new().nest("/api/uploads", api::routes(Arc::new(state)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -84,7 +87,7 @@ fn file(size: u64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_reach_only_their_own_prefix_and_uploads() {
-    let api = start(Quotas::new(None, None)).await;
+    let api = start(None, None).await;
     assert_eq!(api.call(None, "/multipart", file(6 << 20)).await.0, 401, "no token, no upload");
     assert_eq!(api.call(Some("forged-token-0123456789"), "/put", file(1)).await.0, 401);
 
@@ -127,7 +130,7 @@ async fn users_reach_only_their_own_prefix_and_uploads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_refuse_uploads_past_the_daily_limit_per_user() {
-    let api = start(Quotas::new(Some(2), Some(1000))).await;
+    let api = start(Some(2), Some(1000)).await;
     assert_eq!(api.call(Some(ALICE), "/put", file(400)).await.0, 200);
     let (status, answer) = api.call(Some(ALICE), "/put", file(700)).await;
     assert_eq!(status, 403, "bytes: {answer}");
@@ -152,7 +155,7 @@ async fn post_form(signed: &Value, fields: &serde_json::Map<String, Value>, body
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_policies_hold_the_store_to_the_users_prefix_and_declared_size() {
-    let api = start(Quotas::new(None, None)).await;
+    let api = start(None, None).await;
     assert_eq!(api.call(None, "/post", file(10)).await.0, 401);
     let (status, signed) = api.call(Some(ALICE), "/post", file(10)).await;
     assert_eq!(status, 200, "{signed}");
@@ -198,7 +201,7 @@ async fn with_grant(api: &Api, grant: &Value, method: &str, key: &str, token: Op
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_credentials_reach_only_the_users_prefix_with_their_token_until_they_expire() {
-    let api = start(Quotas::new(None, None)).await;
+    let api = start(None, None).await;
     assert_eq!(api.call(None, "/credentials", json!({})).await.0, 401);
     let (status, grant) = api.call(Some(ALICE), "/credentials", json!({})).await;
     assert_eq!(status, 200, "{grant}");
@@ -238,7 +241,7 @@ async fn form_with_grant(grant: &Value, key: &str, body: &[u8], checksum: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_signed_with_temporary_credentials_need_the_prefix_and_the_checksum_and_expire() {
-    let api = start(Quotas::new(None, None)).await;
+    let api = start(None, None).await;
     let (_, grant) = api.call(Some(ALICE), "/credentials", json!({})).await;
     let body = b"signed in the page".to_vec();
     use s3_direct_upload::checksum::{ChecksumAlgorithm, base64, digest};

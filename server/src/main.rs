@@ -7,6 +7,7 @@
 mod api;
 mod auth;
 mod credentials;
+mod database;
 mod faults;
 #[cfg(test)]
 mod isolation_tests;
@@ -39,10 +40,11 @@ reference-server: the s3-direct-upload reference backend
   --store-listen ADDR     embedded S3 store (default 127.0.0.1:0)
   --store-public-url URL  the URL pages (and this server) reach the embedded store at, when not
                           its listening address (e.g. through a proxy that adds latency)
-  --data-dir DIR          the open-upload registry, and the embedded store's files in DIR/store
-                          (objects in DIR/store/BUCKET); reuse it
-                          so a restarted server still serves uploads begun before
-                          (default: a new temp dir)
+  --data-dir DIR          the server's state (DIR/state.sqlite3: open uploads and quotas), and
+                          the embedded store's files in DIR/store (objects in DIR/store/BUCKET);
+                          reuse it so a restarted server still serves uploads begun before and
+                          remembers quotas (default: a new temp dir)
+  --database FILE         the SQLite database instead of DIR/state.sqlite3
   --bucket NAME           bucket (default direct-uploads)
   --no-expose-etag        leave ETag out of the store's CORS ExposeHeaders (to test that mistake)
   --allowed-origins LIST  comma-separated origins for the store's CORS rule (default *)
@@ -103,6 +105,7 @@ struct Config {
     quota_uploads: Option<u32>,
     quota_bytes: Option<u64>,
     max_open_uploads: usize,
+    database: Option<PathBuf>,
     api_origins: Vec<String>,
     limits: listener::ConnectionLimits,
 }
@@ -134,6 +137,7 @@ fn parse_args() -> Result<Config, String> {
         quota_uploads: None,
         quota_bytes: None,
         max_open_uploads: 1000,
+        database: None,
         api_origins: Vec::new(),
         limits: listener::ConnectionLimits::default(),
     };
@@ -146,6 +150,7 @@ fn parse_args() -> Result<Config, String> {
             "--store-listen" => c.store_listen = value()?.parse().map_err(|e| format!("--store-listen: {e}"))?,
             "--store-public-url" => c.store_public_url = Some(value()?),
             "--data-dir" => c.data_dir = Some(value()?.into()),
+            "--database" => c.database = Some(value()?.into()),
             "--bucket" => c.bucket = value()?,
             "--no-expose-etag" => c.expose_etag = false,
             "--allowed-origins" => c.allowed_origins = list(value()?),
@@ -303,6 +308,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         (None, None, Some(embedded)) => Some(credentials::Issuer::Embedded(embedded.temporary.clone())),
         (None, None, None) => None,
     };
+    let db = Arc::new(database::Database::open(&c.database.clone().unwrap_or_else(|| data_dir.join("state.sqlite3")))?);
     let state = Arc::new(AppState {
         s3: S3Target {
             bucket,
@@ -313,9 +319,9 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
             issuer,
         },
         policy: c.policy.clone(),
-        open: registry::Registry::open(data_dir.join("open-uploads.jsonl"), c.max_open_uploads),
+        open: registry::Registry::open(db.clone(), c.max_open_uploads, &data_dir)?,
         auth: authenticator,
-        quotas: auth::Quotas::new(c.quota_uploads, c.quota_bytes),
+        quotas: auth::Quotas::new(db, c.quota_uploads, c.quota_bytes),
     });
 
     let mut app = Router::new().nest("/api/uploads", api::routes(state.clone()));
@@ -392,7 +398,7 @@ fn test_hooks(
             "/open-uploads",
             get(move || async move {
                 let in_store = store::open_multipart_uploads(&store_root).unwrap_or_default();
-                let in_backend = state.open.ids();
+                let in_backend = state.open.ids().unwrap_or_default();
                 Json(serde_json::json!({ "store": in_store, "backend": in_backend }))
             }),
         )

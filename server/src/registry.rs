@@ -1,14 +1,16 @@
 //! The multipart uploads this backend created and has not seen completed or aborted, with a
-//! limit per user, kept in a journal file (one JSON line per change, compacted at start) so
-//! that a restarted backend still signs the parts of uploads begun before.
+//! limit per user, kept in the database ([`Database`]) so that a restarted backend still signs
+//! the parts of uploads begun before. The journal file of earlier versions is imported once.
 
+use crate::database::{Database, unix_now};
+use crate::policy::Refusal;
+use rand::Rng;
+use rusqlite::{OptionalExtension, params};
 use s3_direct_upload::checksum::ChecksumAlgorithm;
 use s3_direct_upload::plan::PartPlan;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::Arc;
 
 /// An upload this backend created: the key it chose and the size it admitted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,93 +39,121 @@ impl OpenUpload {
     }
 }
 
-/// One line of the journal.
-#[derive(Serialize, Deserialize)]
+/// One line of the journal the previous version kept (`open-uploads.jsonl`).
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 enum Change {
     Opened { id: String, upload: OpenUpload },
     Closed { id: String },
 }
 
-#[derive(Default)]
-struct Uploads {
-    by_id: HashMap<String, OpenUpload>,
-    /// Open uploads plus admitted creations still on their way to the store, per owner.
-    held: HashMap<Option<String>, usize>,
-}
-
 /// Open uploads by upload id.
 pub struct Registry {
-    uploads: Mutex<Uploads>,
-    file: PathBuf,
+    db: Arc<Database>,
     most_per_user: usize,
 }
 
 /// A place for one more open upload of a user, taken before the store is asked to create it so
-/// that parallel creations cannot overshoot the limit; given back when dropped unless
-/// [`Registry::insert`] turned it into an open upload.
+/// that parallel creations cannot overshoot the limit: a `reserved` row, counted like an open
+/// upload. Given back when dropped unless [`Registry::insert`] turned it into the open upload.
 pub struct Reservation<'a> {
     registry: &'a Registry,
-    owner: Option<String>,
+    placeholder: String,
     used: bool,
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.used {
-            let mut uploads = self.registry.uploads.lock().expect("lock");
-            release(&mut uploads.held, &self.owner);
+            let _ = self
+                .registry
+                .db
+                .with(|c| c.execute("DELETE FROM open_uploads WHERE upload_id = ?1", [&self.placeholder]));
         }
-    }
-}
-
-fn release(held: &mut HashMap<Option<String>, usize>, owner: &Option<String>) {
-    if let Some(count) = held.get_mut(owner) {
-        *count = count.saturating_sub(1);
     }
 }
 
 impl Registry {
-    /// The registry kept in `file`, with what an earlier run left there, allowing each user
-    /// `most_per_user` open uploads. Unreadable lines are skipped (the worst case is that an old
-    /// upload can no longer be signed for); the file is rewritten with the open uploads alone.
-    pub fn open(file: PathBuf, most_per_user: usize) -> Self {
-        let mut uploads = Uploads::default();
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        for change in text.lines().filter_map(|line| serde_json::from_str::<Change>(line).ok()) {
-            match change {
-                Change::Opened { id, upload } => uploads.by_id.insert(id, upload),
-                Change::Closed { id } => uploads.by_id.remove(&id),
-            };
+    /// The registry in `db`, allowing each user `most_per_user` open uploads. Reservations a
+    /// stopped server left are dropped. The registry files of earlier versions in `data_dir`
+    /// (`open-uploads.json`, one JSON object of uploads by id; then `open-uploads.jsonl`, a
+    /// journal of changes) are imported, unreadable parts skipped, and renamed `*.imported`, so
+    /// each is read once.
+    pub fn open(db: Arc<Database>, most_per_user: usize, data_dir: &Path) -> Result<Self, String> {
+        let registry = Registry { db, most_per_user };
+        let failed = |r: Refusal| r.message;
+        registry.db.with(|c| c.execute("DELETE FROM open_uploads WHERE reserved = 1", [])).map_err(failed)?;
+        for (name, journal) in [("open-uploads.json", false), ("open-uploads.jsonl", true)] {
+            let file = data_dir.join(name);
+            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            let mut open: std::collections::BTreeMap<String, OpenUpload> =
+                if journal { Default::default() } else { serde_json::from_str(&text).unwrap_or_default() };
+            for change in text.lines().filter(|_| journal).filter_map(|line| serde_json::from_str::<Change>(line).ok())
+            {
+                match change {
+                    Change::Opened { id, upload } => open.insert(id, upload),
+                    Change::Closed { id } => open.remove(&id),
+                };
+            }
+            registry
+                .db
+                .with(|c| {
+                    let transaction = c.transaction()?;
+                    for (id, upload) in &open {
+                        insert_row(&transaction, id, false, upload)?;
+                    }
+                    transaction.commit()
+                })
+                .map_err(failed)?;
+            let imported = data_dir.join(format!("{name}.imported"));
+            std::fs::rename(&file, &imported).map_err(|e| format!("renaming {}: {e}", file.display()))?;
+            eprintln!("reference-server: imported {} open uploads from {}", open.len(), file.display());
         }
-        for upload in uploads.by_id.values() {
-            *uploads.held.entry(upload.owner.clone()).or_default() += 1;
-        }
-        let registry = Registry { uploads: Mutex::new(uploads), file, most_per_user };
-        registry.compact();
-        registry
+        Ok(registry)
     }
 
     /// The upload with this id.
-    pub fn get(&self, upload_id: &str) -> Option<OpenUpload> {
-        self.uploads.lock().expect("lock").by_id.get(upload_id).cloned()
+    pub fn get(&self, upload_id: &str) -> Result<Option<OpenUpload>, Refusal> {
+        self.db.with(|c| {
+            c.query_row(
+                "SELECT object_key, size, part_size, checksum_algorithm, owner FROM open_uploads
+                 WHERE upload_id = ?1 AND reserved = 0",
+                [upload_id],
+                |row| {
+                    Ok(OpenUpload {
+                        key: row.get(0)?,
+                        size: row.get::<_, i64>(1)? as u64,
+                        part_size: row.get::<_, Option<i64>>(2)?.map(|s| s as u64),
+                        checksum_algorithm: row.get::<_, Option<String>>(3)?.and_then(|a| ChecksumAlgorithm::parse(&a)),
+                        owner: row.get(4)?,
+                    })
+                },
+            )
+            .optional()
+        })
     }
 
     /// Upload ids, for the test hooks.
-    pub fn ids(&self) -> Vec<String> {
-        self.uploads.lock().expect("lock").by_id.keys().cloned().collect()
+    pub fn ids(&self) -> Result<Vec<String>, Refusal> {
+        self.db.with(|c| {
+            let mut statement = c.prepare("SELECT upload_id FROM open_uploads WHERE reserved = 0")?;
+            statement.query_map([], |row| row.get(0))?.collect()
+        })
     }
 
-    /// A place for one more upload of `owner`, or `None` when they hold their limit.
-    pub fn reserve(&self, owner: Option<&str>) -> Option<Reservation<'_>> {
-        let owner = owner.map(str::to_owned);
-        let mut uploads = self.uploads.lock().expect("lock");
-        let held = uploads.held.entry(owner.clone()).or_default();
-        if *held >= self.most_per_user {
-            return None;
-        }
-        *held += 1;
-        Some(Reservation { registry: self, owner, used: false })
+    /// A place for one more upload of `owner`, or `None` when they hold their limit. One
+    /// statement: the count and the insert cannot be split by a parallel creation.
+    pub fn reserve(&self, owner: Option<&str>) -> Result<Option<Reservation<'_>>, Refusal> {
+        let placeholder = format!("reserved:{:032x}", rand::rng().random::<u128>());
+        let taken = self.db.with(|c| {
+            c.execute(
+                "INSERT INTO open_uploads (upload_id, reserved, object_key, size, owner, created)
+                 SELECT ?1, 1, '', 0, ?2, ?3
+                 WHERE (SELECT COUNT(*) FROM open_uploads WHERE owner IS ?2) < ?4",
+                params![placeholder, owner, unix_now(), self.most_per_user as i64],
+            )
+        })?;
+        Ok((taken == 1).then(|| Reservation { registry: self, placeholder, used: false }))
     }
 
     /// The most open uploads a user may hold.
@@ -132,52 +162,44 @@ impl Registry {
     }
 
     /// Records a new upload in the place `reservation` kept for it.
-    pub fn insert(&self, mut reservation: Reservation<'_>, upload_id: String, upload: OpenUpload) {
+    pub fn insert(
+        &self,
+        mut reservation: Reservation<'_>,
+        upload_id: String,
+        upload: OpenUpload,
+    ) -> Result<(), Refusal> {
+        self.db.with(|c| {
+            let transaction = c.transaction()?;
+            transaction.execute("DELETE FROM open_uploads WHERE upload_id = ?1", [&reservation.placeholder])?;
+            insert_row(&transaction, &upload_id, false, &upload)?;
+            transaction.commit()
+        })?;
         reservation.used = true;
-        let line = Change::Opened { id: upload_id.clone(), upload: upload.clone() };
-        self.uploads.lock().expect("lock").by_id.insert(upload_id, upload);
-        self.append(&line);
+        Ok(())
     }
 
     /// Forgets a completed or aborted upload.
-    pub fn remove(&self, upload_id: &str) {
-        let mut uploads = self.uploads.lock().expect("lock");
-        if let Some(upload) = uploads.by_id.remove(upload_id) {
-            release(&mut uploads.held, &upload.owner);
-            drop(uploads);
-            self.append(&Change::Closed { id: upload_id.to_owned() });
-        }
+    pub fn remove(&self, upload_id: &str) -> Result<(), Refusal> {
+        self.db.with(|c| c.execute("DELETE FROM open_uploads WHERE upload_id = ?1", [upload_id])).map(|_| ())
     }
+}
 
-    /// Appends one change to the journal: one short write, whatever the number of open uploads.
-    /// A failed write is reported and otherwise ignored: the registry in memory stays right for
-    /// this run.
-    fn append(&self, change: &Change) {
-        let mut line = serde_json::to_vec(change).expect("plain data");
-        line.push(b'\n');
-        let written =
-            std::fs::OpenOptions::new().create(true).append(true).open(&self.file).and_then(|mut f| f.write_all(&line));
-        if let Err(e) = written {
-            eprintln!("reference-server: could not write the open-upload registry {}: {e}", self.file.display());
-        }
-    }
-
-    /// Rewrites the journal with the open uploads alone (a temporary file renamed over the old
-    /// one, so a crash never leaves half of it).
-    fn compact(&self) {
-        let uploads = self.uploads.lock().expect("lock");
-        let mut text = Vec::new();
-        for (id, upload) in &uploads.by_id {
-            let change = Change::Opened { id: id.clone(), upload: upload.clone() };
-            text.extend(serde_json::to_vec(&change).expect("plain data"));
-            text.push(b'\n');
-        }
-        let temporary = self.file.with_extension("tmp");
-        let written = std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, &self.file));
-        if let Err(e) = written {
-            eprintln!("reference-server: could not rewrite the open-upload registry {}: {e}", self.file.display());
-        }
-    }
+fn insert_row(c: &rusqlite::Connection, id: &str, reserved: bool, upload: &OpenUpload) -> rusqlite::Result<usize> {
+    c.execute(
+        "INSERT OR REPLACE INTO open_uploads
+         (upload_id, reserved, object_key, size, part_size, checksum_algorithm, owner, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id,
+            reserved,
+            upload.key,
+            upload.size as i64,
+            upload.part_size.map(|s| s as i64),
+            upload.checksum_algorithm.map(ChecksumAlgorithm::as_str),
+            upload.owner,
+            unix_now()
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -194,43 +216,88 @@ mod tests {
         }
     }
 
-    #[test]
-    fn open_uploads_survive_a_restart() {
-        let dir = std::env::temp_dir().join(format!("registry-test-{}", std::process::id()));
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("{name}-{}-{:x}", std::process::id(), rand::rng().random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("open-uploads.jsonl");
-        let first = Registry::open(file.clone(), 10);
-        first.insert(first.reserve(None).unwrap(), "u1".into(), upload("uploads/a", None));
-        first.insert(first.reserve(Some("bob")).unwrap(), "u2".into(), upload("uploads/b", Some("bob")));
-        first.remove("u2");
+        dir
+    }
+
+    fn open(dir: &Path, most: usize) -> Registry {
+        let db = Arc::new(Database::open(&dir.join("state.sqlite3")).unwrap());
+        Registry::open(db, most, dir).unwrap()
+    }
+
+    #[test]
+    fn open_uploads_survive_a_restart_and_an_old_journal_is_imported_once() {
+        let dir = temp_dir("registry-restart");
+        let journal = [
+            r#"{"opened":{"id":"old1","upload":{"key":"uploads/old","size":7,"part_size":5242880,"checksum_algorithm":"CRC32C","owner":null}}}"#,
+            r#"{"opened":{"id":"old2","upload":{"key":"uploads/gone","size":7}}}"#,
+            r#"{"closed":{"id":"old2"}}"#,
+            "not json",
+        ];
+        std::fs::write(dir.join("open-uploads.jsonl"), journal.join("\n")).unwrap();
+        let oldest = r#"{"old0":{"key":"uploads/oldest","size":7,"part_size":5242880,"checksum_algorithm":"CRC32C"}}"#;
+        std::fs::write(dir.join("open-uploads.json"), oldest).unwrap();
+        let first = open(&dir, 10);
+        assert_eq!(first.get("old1").unwrap(), Some(upload("uploads/old", None)), "imported from the journal");
+        assert_eq!(first.get("old0").unwrap(), Some(upload("uploads/oldest", None)), "and from the older file");
+        assert_eq!(first.get("old2").unwrap(), None, "closed in the journal");
+        for name in ["open-uploads.json", "open-uploads.jsonl"] {
+            assert!(!dir.join(name).exists() && dir.join(format!("{name}.imported")).exists(), "{name} renamed");
+        }
+        first
+            .insert(first.reserve(Some("bob")).unwrap().unwrap(), "u2".into(), upload("uploads/b", Some("bob")))
+            .unwrap();
+        std::mem::forget(first.reserve(Some("bob")).unwrap().unwrap()); // as a killed server leaves it
         drop(first);
-        let journal = std::fs::read_to_string(&file).unwrap();
-        assert_eq!(journal.lines().count(), 3, "one line per change: {journal}");
-        let restarted = Registry::open(file.clone(), 10);
-        assert_eq!(restarted.get("u1"), Some(upload("uploads/a", None)));
-        assert_eq!((restarted.get("u2"), restarted.ids().len()), (None, 1));
-        assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 1, "compacted at start");
-        std::fs::write(&file, b"not json\n").unwrap();
-        assert_eq!(Registry::open(file, 10).ids().len(), 0, "a damaged line is skipped");
+        let restarted = open(&dir, 10);
+        assert_eq!(restarted.get("u2").unwrap(), Some(upload("uploads/b", Some("bob"))));
+        let mut ids = restarted.ids().unwrap();
+        ids.sort();
+        assert_eq!(
+            ids,
+            ["old0", "old1", "u2"],
+            "a reservation the stopped server left is dropped; nothing imported twice"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn each_user_holds_at_most_their_limit_and_dropped_reservations_come_back() {
-        let dir = std::env::temp_dir().join(format!("registry-limit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let registry = Registry::open(dir.join("open.jsonl"), 2);
-        let first = registry.reserve(Some("alice")).unwrap();
-        let second = registry.reserve(Some("alice")).unwrap();
-        assert!(registry.reserve(Some("alice")).is_none(), "two creations on their way fill the limit");
-        assert!(registry.reserve(Some("bob")).is_some(), "another user has their own");
+        let dir = temp_dir("registry-limit");
+        let registry = open(&dir, 2);
+        let first = registry.reserve(Some("alice")).unwrap().unwrap();
+        let second = registry.reserve(Some("alice")).unwrap().unwrap();
+        assert!(registry.reserve(Some("alice")).unwrap().is_none(), "two creations on their way fill the limit");
+        assert!(registry.reserve(Some("bob")).unwrap().is_some(), "another user has their own");
+        assert!(registry.reserve(None).unwrap().is_some(), "and so has the anonymous user");
         drop(second);
-        registry.insert(first, "a1".into(), upload("uploads/alice/a", Some("alice")));
-        let third = registry.reserve(Some("alice")).unwrap();
-        registry.insert(third, "a2".into(), upload("uploads/alice/b", Some("alice")));
-        assert!(registry.reserve(Some("alice")).is_none());
-        registry.remove("a1");
-        assert!(registry.reserve(Some("alice")).is_some(), "a completed upload frees its place");
+        registry.insert(first, "a1".into(), upload("uploads/alice/a", Some("alice"))).unwrap();
+        let third = registry.reserve(Some("alice")).unwrap().unwrap();
+        registry.insert(third, "a2".into(), upload("uploads/alice/b", Some("alice"))).unwrap();
+        assert!(registry.reserve(Some("alice")).unwrap().is_none());
+        registry.remove("a1").unwrap();
+        assert!(registry.reserve(Some("alice")).unwrap().is_some(), "a completed upload frees its place");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn parallel_reservations_cannot_overshoot_the_limit() {
+        let dir = temp_dir("registry-parallel");
+        let registry = open(&dir, 3);
+        let taken = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..12 {
+                s.spawn(|| {
+                    if let Some(place) = registry.reserve(Some("carol")).unwrap() {
+                        taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::mem::forget(place);
+                    }
+                });
+            }
+        });
+        assert_eq!(taken.into_inner(), 3);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

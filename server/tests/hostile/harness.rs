@@ -188,13 +188,15 @@ impl Server {
         assert_eq!(stored, BOBS_REPORT, "bob's report was changed");
     }
 
-    /// Every file in the data directory is the registry, the store's own bookkeeping (dot files
-    /// at its root), or an object under `uploads/alice/` or `uploads/bob/`.
+    /// Every file in the data directory is the server's database (`state.sqlite3`, with SQLite's
+    /// `-wal` and `-shm` files), the store's own bookkeeping (dot files at its root), or an
+    /// object under `uploads/alice/` or `uploads/bob/`.
     pub fn assert_nothing_outside_prefixes(&self) {
         let store_root = self.bucket_dir.parent().unwrap();
         for path in files_under(&self.data_dir) {
-            let allowed = path == self.data_dir.join("open-uploads.jsonl")
-                || (path.parent() == Some(store_root) && path.file_name().unwrap().to_string_lossy().starts_with('.'))
+            let name = path.file_name().unwrap().to_string_lossy();
+            let allowed = (path.parent() == Some(self.data_dir.as_path()) && name.starts_with("state.sqlite3"))
+                || (path.parent() == Some(store_root) && name.starts_with('.'))
                 || path.starts_with(self.bucket_dir.join("uploads/alice"))
                 || path.starts_with(self.bucket_dir.join("uploads/bob"));
             assert!(allowed, "a file outside every prefix: {}", path.display());
