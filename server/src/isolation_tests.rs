@@ -37,10 +37,17 @@ async fn start(uploads_per_day: Option<u32>, bytes_per_day: Option<u64>) -> Api 
     let dir = std::env::temp_dir().join(format!("s3du-isolation-{}-{:x}", std::process::id(), rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
     let cors = CorsRule::for_uploads(vec!["*".into()], true);
-    let store =
-        store::start("127.0.0.1:0".parse().unwrap(), &dir.join("store"), "bucket", cors, None, Default::default())
-            .await
-            .unwrap();
+    let store = store::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &dir.join("store"),
+        &dir.join("keys"),
+        "bucket",
+        cors,
+        None,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let bucket = Bucket::new(store.endpoint.parse().unwrap(), UrlStyle::Path, "bucket", "us-east-1").unwrap();
     let db = Arc::new(Database::open(&dir.join("state.sqlite3")).unwrap());
     let state = AppState {

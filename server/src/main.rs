@@ -295,7 +295,9 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(methods) = &c.allowed_methods {
                 cors.allowed_methods = methods.clone();
             }
-            let embedded = store::start(c.store_listen, &store_root, &c.bucket, cors, faults.clone(), c.limits).await?;
+            let keys = data_dir.join("store-keys");
+            let embedded =
+                store::start(c.store_listen, &store_root, &keys, &c.bucket, cors, faults.clone(), c.limits).await?;
             let credentials = Credentials::new(embedded.access_key.clone(), embedded.secret_key.clone());
             let endpoint = c.store_public_url.clone().unwrap_or_else(|| embedded.endpoint.clone());
             (endpoint, credentials, UrlStyle::Path, Some(embedded))

@@ -325,9 +325,9 @@ delegate! {
 pub struct EmbeddedStore {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
-    /// Access key id (random per run).
+    /// Access key id (random, kept in the keys file).
     pub access_key: String,
-    /// Secret key (random per run; never leaves this process).
+    /// Secret key (random, kept in the keys file; never leaves this process).
     pub secret_key: String,
     /// Stops the store for the given time (closing every connection), then starts it again on
     /// the same port: a real outage, for the tests.
@@ -336,20 +336,39 @@ pub struct EmbeddedStore {
     pub temporary: Arc<TemporaryKeys>,
 }
 
+/// The store's key pair, from `file` (`ACCESS_KEY SECRET_KEY`), made and written there (readable
+/// by this user alone) on the first run. Kept across restarts: s3s-fs lets only the key that
+/// created a multipart upload add its parts, so a new pair would orphan every open upload.
+fn own_keys(file: &Path) -> std::io::Result<(String, String)> {
+    if let Ok(text) = std::fs::read_to_string(file)
+        && let Some((access, secret)) = text.trim().split_once(' ')
+    {
+        return Ok((access.to_owned(), secret.to_owned()));
+    }
+    let access_key = format!("AK{:016X}", rand::random::<u64>());
+    let secret_key = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(file)?, format!("{access_key} {secret_key}\n").as_bytes())?;
+    Ok((access_key, secret_key))
+}
+
 /// Starts the store on `listen`, keeping its files under `root` (a folder for the store alone,
-/// objects in `root/bucket`, s3s-fs's bookkeeping beside them). With `faults`, part
-/// PUTs go through fault injection first.
+/// objects in `root/bucket`, s3s-fs's bookkeeping beside them) and its key pair in `keys_file`
+/// (outside `root`). With `faults`, part PUTs go through fault injection first.
 pub async fn start(
     listen: SocketAddr,
     root: &Path,
+    keys_file: &Path,
     bucket: &str,
     cors: CorsRule,
     faults: Option<Arc<Faults>>,
     limits: ConnectionLimits,
 ) -> std::io::Result<EmbeddedStore> {
     std::fs::create_dir_all(root.join(bucket))?;
-    let access_key = format!("AK{:016X}", rand::random::<u64>());
-    let secret_key = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+    let (access_key, secret_key) = own_keys(keys_file)?;
     let fs = s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     let own =
         s3s::auth::Credentials { access_key: access_key.clone(), secret_key: SecretKey::from(secret_key.clone()) };

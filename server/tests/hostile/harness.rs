@@ -39,6 +39,7 @@ pub struct Outcome {
 /// store, in a directory of its own; stopped by PID and removed when dropped.
 pub struct Server {
     child: Child,
+    extra: Vec<String>,
     root: PathBuf,
     pub data_dir: PathBuf,
     pub bucket_dir: PathBuf,
@@ -62,7 +63,35 @@ impl Server {
             std::env::temp_dir().join(format!("s3du-hostile-{}-{:x}", std::process::id(), rand::random::<u64>()));
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(root.join("tokens"), format!("alice {ALICE}\nbob {BOB}\n")).unwrap();
+        let extra: Vec<String> = extra.iter().map(|&a| a.to_owned()).collect();
+        let (child, info) = Self::spawn(&root, &extra).await;
+        Server {
+            child,
+            extra,
+            data_dir: root.join("data"),
+            root,
+            bucket_dir: PathBuf::from(info["bucketDir"].as_str().unwrap()),
+            app: info["app"].as_str().unwrap().to_owned(),
+            store: info["store"].as_str().unwrap().to_owned(),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+        }
+    }
+
+    /// Kills the server (SIGKILL, as a crash would) and starts it again on the same data
+    /// directory, with the same flags (on new ports).
+    pub async fn crash_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let (child, info) = Self::spawn(&self.root, &self.extra).await;
+        self.child = child;
+        self.app = info["app"].as_str().unwrap().to_owned();
+        self.store = info["store"].as_str().unwrap().to_owned();
+    }
+
+    /// The server process on `root` (tokens, data directory), and its ready file once listening.
+    async fn spawn(root: &Path, extra: &[String]) -> (Child, Value) {
         let (ready, data_dir) = (root.join("ready.json"), root.join("data"));
+        let _ = std::fs::remove_file(&ready);
         let child = Command::new(env!("CARGO_BIN_EXE_reference-server"))
             .args(["--listen", "127.0.0.1:0", "--auth", "tokens"])
             .arg("--tokens-file")
@@ -76,23 +105,19 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("the reference server starts");
+        let mut child = child;
         let started = Instant::now();
-        let info: Value = loop {
+        loop {
             let text = std::fs::read_to_string(&ready).unwrap_or_default();
             if let Ok(info) = serde_json::from_str(&text) {
-                break info;
+                return (child, info);
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "the server did not start");
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not start");
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        Server {
-            child,
-            root,
-            data_dir,
-            bucket_dir: PathBuf::from(info["bucketDir"].as_str().unwrap()),
-            app: info["app"].as_str().unwrap().to_owned(),
-            store: info["store"].as_str().unwrap().to_owned(),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
         }
     }
 
@@ -189,13 +214,14 @@ impl Server {
     }
 
     /// Every file in the data directory is the server's database (`state.sqlite3`, with SQLite's
-    /// `-wal` and `-shm` files), the store's own bookkeeping (dot files at its root), or an
-    /// object under `uploads/alice/` or `uploads/bob/`.
+    /// `-wal` and `-shm` files), the store's key pair (`store-keys`), the store's own bookkeeping
+    /// (dot files at its root), or an object under `uploads/alice/` or `uploads/bob/`.
     pub fn assert_nothing_outside_prefixes(&self) {
         let store_root = self.bucket_dir.parent().unwrap();
         for path in files_under(&self.data_dir) {
             let name = path.file_name().unwrap().to_string_lossy();
-            let allowed = (path.parent() == Some(self.data_dir.as_path()) && name.starts_with("state.sqlite3"))
+            let in_data_dir = path.parent() == Some(self.data_dir.as_path());
+            let allowed = (in_data_dir && (name.starts_with("state.sqlite3") || name == "store-keys"))
                 || (path.parent() == Some(store_root) && name.starts_with('.'))
                 || path.starts_with(self.bucket_dir.join("uploads/alice"))
                 || path.starts_with(self.bucket_dir.join("uploads/bob"));

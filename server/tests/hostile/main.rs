@@ -4,6 +4,8 @@
 //! should be, and after each the data directory is checked: nothing stored, read or deleted
 //! outside the caller's prefix. Grows with every finding (see the README's security section).
 
+// Shared with tests/restart.rs; each test binary uses part of it.
+#[allow(dead_code)]
 mod harness;
 
 use harness::{ALICE, BOB, Server, file};
