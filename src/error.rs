@@ -90,6 +90,11 @@ impl UploadError {
         classify(self.observed.as_ref())
     }
 
+    /// Whether the failure asks for fewer requests at once ([`crate::retry::asks_to_slow_down`]).
+    pub fn asks_to_slow_down(&self) -> bool {
+        crate::retry::asks_to_slow_down(self.observed.as_ref())
+    }
+
     /// Keeps the original JS value (what a callback threw) as the cause.
     pub fn with_cause(mut self, cause: wasm_bindgen::JsValue) -> Self {
         self.cause = Some(cause);

@@ -86,6 +86,18 @@ pub fn classify(observed: Option<&Observed>) -> RetryAction {
     }
 }
 
+/// Whether a failure asks for fewer requests at once: the store's throttling (503, 429,
+/// `SlowDown`) or a request that stalled. The request budget halves on it.
+pub fn asks_to_slow_down(observed: Option<&Observed>) -> bool {
+    match observed {
+        Some(Observed::TimedOut) => true,
+        Some(Observed::Status { status, code, .. }) => {
+            matches!(status, 429 | 503) || code.as_deref() == Some("SlowDown")
+        }
+        _ => false,
+    }
+}
+
 /// How hard to try. Defaults follow object_store's proven ones, with a shorter time bound that
 /// stays well inside the usual presigned-URL lifetime (15 min to 1 h).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -56,6 +56,30 @@ async fn a_large_file_survives_one_part_request_in_five_failing_in_mixed_ways() 
 }
 
 #[wasm_bindgen_test]
+async fn a_store_that_throttles_gets_fewer_requests_at_once_and_the_whole_file() {
+    let app = faults_app();
+    // The store answers 503 SlowDown to every part PUT beyond 2 at once.
+    set_faults(&app, r#"{"kinds": [], "slowDownAbove": 2}"#).await;
+    let log = ProgressLog::default();
+    let listener = log.listener();
+    let up = uploader(quick_options(&listener));
+    let file = file_of(60 * MIB, 23, "throttled.bin", "");
+    let result = upload(&up, &file, JsValue::UNDEFINED).await.expect("a throttling store still gets the file");
+    let report = fault_report(&app).await;
+    set_faults(&app, "null").await;
+
+    assert_stored(&result, &file).await;
+    let budgets: Vec<f64> = log.0.borrow().iter().map(|r| r.budget).collect();
+    let lowest = budgets.iter().copied().fold(f64::INFINITY, f64::min);
+    let refused = get(&get(&report, "injected"), "slowdown").as_f64().unwrap_or(0.0);
+    console_log!("budget over the upload: {budgets:?}; SlowDown answers: {refused}");
+    assert_eq!(budgets[0], 6.0, "the budget starts at the concurrency option");
+    assert!(lowest <= 3.0, "the budget came down near what the store takes: {budgets:?}");
+    // 12 parts: a fixed budget of 6 would have four of every six requests refused, round after round.
+    assert!(refused < 12.0, "{refused} part requests refused with SlowDown");
+}
+
+#[wasm_bindgen_test]
 async fn expired_urls_are_signed_again_and_the_upload_finishes() {
     let app = faults_app();
     set_faults(&app, r#"{"rate": 0.5, "kinds": ["expired"], "seed": 3}"#).await;

@@ -71,6 +71,10 @@ pub struct FaultPlan {
     /// Seed of the dice, so a run can be repeated.
     #[serde(default)]
     pub seed: u64,
+    /// Part PUTs beyond this many in flight at once are answered 503 `SlowDown`, as a store
+    /// that throttles does (whatever `kinds` says).
+    #[serde(default)]
+    pub slow_down_above: Option<u32>,
 }
 
 fn default_stall_ms() -> u64 {
@@ -86,6 +90,8 @@ struct State {
     stored_parts: HashMap<String, u32>,
     /// Part PUTs that arrived at the store, by upload id.
     part_requests: HashMap<String, u32>,
+    /// Part PUTs the store is receiving or answering now.
+    in_flight: u32,
     /// Connections refused by a store restart, and when the store came back.
     restarts: u32,
     down_until: Option<Instant>,
@@ -104,10 +110,16 @@ impl Faults {
     }
 
     /// Decides the fate of a part PUT of `upload_id`: a fault, or `None` to let it through.
+    /// Every call is to be followed by [`Faults::on_part_done`] once it is answered.
     pub fn on_part_request(&self, upload_id: &str) -> Option<(Fault, Duration)> {
         let mut state = self.0.lock().expect("lock");
         *state.part_requests.entry(upload_id.to_owned()).or_default() += 1;
+        state.in_flight += 1;
         let plan = state.plan.clone()?;
+        if plan.slow_down_above.is_some_and(|most| state.in_flight > most) {
+            *state.injected.entry(Fault::SlowDown.name()).or_default() += 1;
+            return Some((Fault::SlowDown, Duration::ZERO));
+        }
         let injected: u32 = state.injected.values().sum();
         let requests: u32 = state.part_requests.values().sum();
         if requests <= plan.skip {
@@ -133,6 +145,12 @@ impl Faults {
         };
         *state.injected.entry(fault.name()).or_default() += 1;
         Some((fault, Duration::from_millis(plan.stall_ms)))
+    }
+
+    /// A part PUT was answered.
+    pub fn on_part_done(&self) {
+        let mut state = self.0.lock().expect("lock");
+        state.in_flight = state.in_flight.saturating_sub(1);
     }
 
     /// Counts a part the store accepted.

@@ -446,6 +446,8 @@ impl Store {
         let upload_id = part_upload_id(&req);
         let part_of = self.faults.as_ref().zip(upload_id.as_deref());
         let fault = part_of.as_ref().and_then(|(faults, id)| faults.on_part_request(id));
+        // However the request ends (an answer, a reset, an error), it is no longer in flight.
+        let _answered = part_of.as_ref().map(|(faults, _)| PartAnswered(faults));
         let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let mut req = req;
         if matches!(fault, Some((Fault::Corrupt, _))) {
@@ -535,6 +537,15 @@ fn part_upload_id(req: &Request<Incoming>) -> Option<String> {
     let has_part_number = query.split('&').any(|pair| pair.starts_with("partNumber="));
     let upload_id = pairs.find(|(name, _)| *name == "uploadId").map(|(_, id)| id.to_owned());
     upload_id.filter(|_| has_part_number)
+}
+
+/// Tells the fault switchboard, when dropped, that a part PUT is no longer in flight.
+struct PartAnswered<'a>(&'a Faults);
+
+impl Drop for PartAnswered<'_> {
+    fn drop(&mut self) {
+        self.0.on_part_done();
+    }
 }
 
 /// Answers a request with `fault`: after reading the body as a store would, or, for a reset,

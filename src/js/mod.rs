@@ -7,11 +7,10 @@ use crate::checksum::{ChecksumAlgorithm, Hasher, base64};
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
-use crate::upload::{FileInfo, PostForms, ProgressReporter, Resume, UploadContext, UploadControl, upload_file};
+use crate::upload::{Budget, FileInfo, PostForms, ProgressReporter, Resume, UploadContext, UploadControl, upload_file};
 use crate::web::{
     AnyBackend, AnyTransport, BlobSource, BrowserRuntime, Builder, LocalStorageResumeStore, NetworkWatch, ToJs, kind,
 };
-use async_lock::Semaphore;
 use js_sys::{Function, Promise, Reflect};
 pub use options::{UploadOptionsJs, UploaderOptionsJs};
 use std::rc::Rc;
@@ -48,7 +47,7 @@ pub struct Uploader {
 struct UploaderInner {
     backend: AnyBackend,
     transport: AnyTransport,
-    budget: Semaphore,
+    budget: Budget,
     concurrency: usize,
     plan_options: crate::plan::PlanOptions,
     retry: RetryPolicy,
@@ -69,7 +68,7 @@ impl Uploader {
             inner: Rc::new(UploaderInner {
                 backend: parsed.backend,
                 transport: parsed.transport,
-                budget: Semaphore::new(parsed.concurrency),
+                budget: Budget::new(parsed.concurrency),
                 concurrency: parsed.concurrency,
                 plan_options: parsed.plan_options,
                 retry: parsed.retry,
@@ -147,7 +146,7 @@ async fn run_upload(
         if listeners.is_empty() {
             return;
         }
-        let report = progress_object(&blob, key, snapshot);
+        let report = progress_object(&blob, key, snapshot, inner.budget.limit());
         for listener in &listeners {
             // A throwing progress listener must not break the upload: it goes on, and the
             // developer is told once (with what was thrown, its stack included).
@@ -208,7 +207,7 @@ fn resume_fingerprint(inner: &UploaderInner, blob: &Blob, info: &FileInfo) -> Op
     ))
 }
 
-fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot) -> JsValue {
+fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot, budget: usize) -> JsValue {
     Builder::new()
         .set("file", file)
         .or_null("key", key)
@@ -219,6 +218,7 @@ fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot) -> JsVa
         .set("state", p.state.as_str())
         .set("restarted", p.restarted)
         .set("hashed", p.hashed as f64)
+        .set("budget", budget as u32)
         .build()
 }
 

@@ -58,6 +58,12 @@ export interface UploadProgress {
    * sending; while it is the slower of the two, this is what moves.
    */
   hashed: number;
+  /**
+   * The uploader's request budget now: how many store requests may be in flight for all files
+   * together, from 1 to `concurrency`. It halves when the store asks to slow down (503
+   * `SlowDown`, 429) or a request stalls, and grows back by one after as many successes.
+   */
+  budget: number;
 }
 
 /** A checksum algorithm, as S3 names it. */

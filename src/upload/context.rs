@@ -1,11 +1,11 @@
 //! What one upload needs from the uploader that runs it.
 
+use super::budget::Budget;
 use super::resume::Resume;
 use super::wait::{Flag, UploadControl};
 use crate::checksum::ChecksumAlgorithm;
 use crate::plan::PlanOptions;
 use crate::retry::RetryPolicy;
-use async_lock::Semaphore;
 
 /// What one upload needs from the uploader that runs it.
 pub struct UploadContext<'a, B, T, C> {
@@ -13,8 +13,8 @@ pub struct UploadContext<'a, B, T, C> {
     pub backend: &'a B,
     /// Who sends.
     pub transport: &'a T,
-    /// The uploader-wide request budget, shared by all files.
-    pub budget: &'a Semaphore,
+    /// The uploader-wide request budget, shared by all files, adapted to the store.
+    pub budget: &'a Budget,
     /// Most requests this one file may have in flight.
     pub concurrency: usize,
     /// Part size and threshold.

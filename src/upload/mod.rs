@@ -7,12 +7,14 @@
 //!
 //! - `wire`: the backend contract's requests and answers; `ports`: the traits above;
 //!   `resume`: resume records.
-//! - `context`: what one upload needs from its uploader; `wait`: switches and counts to wait on; `reporter`: progress reports; `attempt`: one
-//!   request's retries, pauses and abort.
+//! - `context`: what one upload needs from its uploader; `budget`: the uploader-wide request
+//!   budget, adapted to the store; `wait`: switches and counts to wait on; `reporter`: progress
+//!   reports; `attempt`: one request's retries, pauses and abort.
 //! - `whole_file`: files sent in one request; `multipart`: the multipart flow, around `part`,
 //!   one record per part; `hashing`: reading and hashing, and the whole-object check.
 
 mod attempt;
+mod budget;
 mod context;
 mod hashing;
 mod multipart;
@@ -24,6 +26,7 @@ mod wait;
 mod whole_file;
 mod wire;
 
+pub use budget::{Budget, Slot};
 pub use context::{PostForms, UploadContext};
 pub use ports::{Backend, Payload, PutOutcome, Runtime, Source, Transport};
 pub use reporter::ProgressReporter;

@@ -202,10 +202,11 @@ where
             // A pause may have cut the last attempt short: take back what it had counted.
             progress.restart(number);
             let request = signer.request_for(number, resign).await?;
-            let _slot = cx.budget.acquire().await;
+            let slot = cx.budget.acquire().await;
             progress.set_state(UploadState::Uploading);
             let sent = |bytes| progress.sending(number, bytes);
             let outcome = cx.transport.send(&request, Payload::Put(source.slice(range)), what, &sent).await;
+            slot.learn(&outcome);
             if outcome.is_err() {
                 progress.restart(number);
             }

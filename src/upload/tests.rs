@@ -9,7 +9,6 @@ use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::Observed;
 use crate::retry::RetryPolicy;
 use crate::string_map::StringMap;
-use async_lock::Semaphore;
 use futures::executor::block_on;
 use futures::future::join;
 use std::cell::Cell;
@@ -215,6 +214,10 @@ struct FakeTransport {
     md5_etags: bool,
     /// This part arrives with a byte flipped, and the store (which checks no checksum) keeps it.
     corrupt_part: Option<u32>,
+    /// Requests beyond this many at once are answered 503 `SlowDown`, as a throttling store does.
+    slow_down_above: Option<usize>,
+    /// `SlowDown` answers given.
+    slow_downs: Cell<u32>,
 }
 
 impl FakeTransport {
@@ -231,6 +234,8 @@ impl FakeTransport {
             sent_headers: RefCell::default(),
             md5_etags: false,
             corrupt_part: None,
+            slow_down_above: None,
+            slow_downs: Cell::new(0),
         }
     }
 }
@@ -256,10 +261,16 @@ impl Transport for FakeTransport {
         self.attempts.set(self.attempts.get() + 1);
         self.in_flight.set(self.in_flight.get() + 1);
         self.max_in_flight.set(self.max_in_flight.get().max(self.in_flight.get()));
+        let throttled = self.slow_down_above.is_some_and(|most| self.in_flight.get() > most);
         for _ in 0..3 {
             yield_now().await;
         }
         self.in_flight.set(self.in_flight.get() - 1);
+        if throttled {
+            self.slow_downs.set(self.slow_downs.get() + 1);
+            let observed = Observed::Status { status: 503, code: Some("SlowDown".into()), expired: false };
+            return Err(UploadError::new(ErrorCode::PartUploadFailed, "SlowDown").with_observed(observed));
+        }
         let part = request.url.split("part").nth(1).and_then(|s| s.split('?').next()).and_then(|s| s.parse().ok());
         match (self.behaviour, part) {
             (StoreBehaviour::RejectPart(n), Some(p)) if n == p => {
@@ -348,7 +359,7 @@ fn file(name: &str, size: u64) -> FileInfo {
 struct Harness {
     backend: FakeBackend,
     transport: FakeTransport,
-    budget: Semaphore,
+    budget: Budget,
     runtime: FakeRuntime,
     control: UploadControl,
     offline: Rc<Flag>,
@@ -362,7 +373,7 @@ impl Harness {
         Harness {
             backend: FakeBackend::default(),
             transport: FakeTransport::new(behaviour),
-            budget: Semaphore::new(budget),
+            budget: Budget::new(budget),
             runtime: FakeRuntime { now: Cell::new(0.0), slept_ms: Cell::new(0.0) },
             control: UploadControl::default(),
             offline: Rc::default(),
@@ -422,6 +433,17 @@ fn parts_are_signed_in_batches_not_one_by_one() {
     let signed: Vec<u32> = calls.iter().flatten().copied().collect();
     assert_eq!(signed, (1..=40).collect::<Vec<_>>(), "every part signed exactly once");
     assert!(calls.len() <= 4, "{} signing requests for 40 parts", calls.len());
+}
+
+#[test]
+fn a_store_that_asks_to_slow_down_gets_fewer_requests_at_once() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 8);
+    h.transport.slow_down_above = Some(2);
+    h.run(200 * MIB).expect("a throttling store still gets the whole file");
+    let (limit, slow_downs) = (h.budget.limit(), h.transport.slow_downs.get());
+    assert!((2..=3).contains(&limit), "the budget settled near what the store takes: {limit}");
+    // 40 parts: without adapting, 6 of every 8 requests would be refused.
+    assert!(slow_downs < 20, "{slow_downs} requests refused with SlowDown");
 }
 
 #[test]

@@ -10,18 +10,18 @@ use std::task::{Poll, Waker};
 
 /// The wakers of futures waiting for a condition on some shared value.
 #[derive(Debug, Default)]
-struct Waiters(RefCell<Vec<Waker>>);
+pub(super) struct Waiters(RefCell<Vec<Waker>>);
 
 impl Waiters {
     /// Wakes every waiter, to check its condition again.
-    fn wake_all(&self) {
+    pub(super) fn wake_all(&self) {
         for waker in self.0.take() {
             waker.wake();
         }
     }
 
     /// Resolves once `ready()` holds; it is checked again after each `wake_all`.
-    async fn until(&self, ready: impl Fn() -> bool) {
+    pub(super) async fn until(&self, ready: impl Fn() -> bool) {
         poll_fn(|cx| {
             if ready() {
                 return Poll::Ready(());

@@ -118,7 +118,7 @@ where
                 }
             };
             progress.restart(1);
-            let _slot = cx.budget.acquire().await;
+            let slot = cx.budget.acquire().await;
             progress.set_state(UploadState::Uploading);
             let body = source.slice(0..size);
             let (request, payload) = match &chosen {
@@ -130,6 +130,7 @@ where
             };
             let sent = |bytes| progress.sending(1, bytes);
             let outcome = cx.transport.send(&request, payload, "the file", &sent).await;
+            slot.learn(&outcome);
             if outcome.is_err() {
                 progress.restart(1);
             }

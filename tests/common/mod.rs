@@ -286,6 +286,8 @@ pub struct Report {
     pub state: String,
     pub restarted: bool,
     pub hashed: f64,
+    /// The uploader's request budget at that report.
+    pub budget: f64,
 }
 
 /// Progress reports of one upload, in order.
@@ -301,7 +303,8 @@ impl ProgressLog {
             let restarted = get(&p, "restarted").as_bool().expect("every report says whether it restarted");
             let (loaded, total) = (get(&p, "loaded").as_f64().unwrap(), get(&p, "total").as_f64().unwrap());
             let hashed = get(&p, "hashed").as_f64().expect("every report says how much is hashed");
-            log.borrow_mut().push(Report { loaded, total, state, restarted, hashed });
+            let budget = get(&p, "budget").as_f64().expect("every report gives the request budget");
+            log.borrow_mut().push(Report { loaded, total, state, restarted, hashed, budget });
         })
     }
 
