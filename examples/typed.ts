@@ -24,15 +24,17 @@ export async function uploadWithJsonBackend(): Promise<UploadResult> {
     stallTimeoutMs: 20_000,
     resume: true,
     transport: "xhr",
+    maxBytesPerSecond: 10_000_000,
     onProgress: (p) => {
       const fraction: number = p.total ? p.loaded / p.total : 1;
       const eta: number | null = p.etaSeconds;
-      if (p.state === "waiting_for_network" || p.restarted || fraction > 0.5 || eta === 0) render(p);
+      const budget: number = p.budget;
+      if (p.state === "waiting_for_network" || p.restarted || fraction > 0.5 || eta === 0 || budget < 6) render(p);
     },
   });
   // @ts-expect-error upload() takes a Blob (or File), not a file name
   uploader.upload("a.mp4");
-  const upload = uploader.upload(file, { key: "videos/a.mp4", contentType: "video/mp4", metadata: { owner: "42" } });
+  const upload = uploader.upload(file, { key: "videos/a.mp4", contentType: "video/mp4", metadata: { owner: "42" }, priority: 1 });
   upload.pause();
   upload.resume();
   try {

@@ -131,6 +131,22 @@ async fn an_empty_content_type_is_not_given_and_the_files_own_is_used() {
 }
 
 #[wasm_bindgen_test]
+async fn a_bandwidth_cap_holds_the_average_within_fifteen_percent() {
+    const CAP: f64 = 8.0 * MIB as f64; // bytes a second, for all files together
+    let up = uploader(object(&[("backend", api().into()), ("maxBytesPerSecond", CAP.into())]));
+    let (a, b) = (file_of(20 * MIB, 82, "capped-a.bin", ""), file_of(12 * MIB, 83, "capped-b.bin", ""));
+    let started = js_sys::Date::now();
+    let (ra, rb) = futures::join!(upload(&up, &a, JsValue::UNDEFINED), upload(&up, &b, JsValue::UNDEFINED));
+    let seconds = (js_sys::Date::now() - started) / 1000.0;
+    let (ra, rb) = (ra.expect("stored"), rb.expect("stored"));
+    assert_stored(&ra, &a).await;
+    assert_stored(&rb, &b).await;
+    let average = (a.size() + b.size()) / seconds;
+    console_log!("32 MiB under a cap of 8 MiB/s: {:.2} s, {:.2} MiB/s", seconds, average / MIB as f64);
+    assert!((average / CAP - 1.0).abs() <= 0.15, "the average was {average} bytes a second against a cap of {CAP}");
+}
+
+#[wasm_bindgen_test]
 async fn a_hidden_etag_fails_fast_with_its_own_code_and_leaves_no_upload() {
     let app = server(option_env!("S3DU_TEST_APP_NO_ETAG"));
     let up = uploader(object(&[("backend", format!("{app}/api/uploads").into())]));

@@ -7,7 +7,9 @@ use crate::checksum::{ChecksumAlgorithm, Hasher, base64};
 use crate::error::{ErrorCode, UploadError};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
-use crate::upload::{Budget, FileInfo, PostForms, ProgressReporter, Resume, UploadContext, UploadControl, upload_file};
+use crate::upload::{
+    Budget, FileInfo, Pacer, PostForms, ProgressReporter, Resume, UploadContext, UploadControl, upload_file,
+};
 use crate::web::{
     AnyBackend, AnyTransport, BlobSource, BrowserRuntime, Builder, LocalStorageResumeStore, NetworkWatch, ToJs, kind,
 };
@@ -48,6 +50,7 @@ struct UploaderInner {
     backend: AnyBackend,
     transport: AnyTransport,
     budget: Budget,
+    pacer: Pacer,
     concurrency: usize,
     plan_options: crate::plan::PlanOptions,
     retry: RetryPolicy,
@@ -69,6 +72,7 @@ impl Uploader {
                 backend: parsed.backend,
                 transport: parsed.transport,
                 budget: Budget::new(parsed.concurrency),
+                pacer: Pacer::new(parsed.max_bytes_per_second),
                 concurrency: parsed.concurrency,
                 plan_options: parsed.plan_options,
                 retry: parsed.retry,
@@ -127,8 +131,14 @@ impl Uploader {
             )));
         }
         let control = Rc::new(UploadControl::default());
-        let done =
-            future_to_promise(run_upload(self.inner.clone(), blob.clone(), info, options.on_progress, control.clone()));
+        let done = future_to_promise(run_upload(
+            self.inner.clone(),
+            blob.clone(),
+            info,
+            options.on_progress,
+            options.priority,
+            control.clone(),
+        ));
         Ok(Upload { done, control, file: blob })
     }
 }
@@ -138,6 +148,7 @@ async fn run_upload(
     blob: Blob,
     info: FileInfo,
     on_progress: Option<Function>,
+    priority: i32,
     control: Rc<UploadControl>,
 ) -> Result<JsValue, JsValue> {
     let listeners: Vec<Function> = inner.on_progress.iter().chain(on_progress.iter()).cloned().collect();
@@ -165,6 +176,8 @@ async fn run_upload(
         backend: &inner.backend,
         transport: &inner.transport,
         budget: &inner.budget,
+        priority,
+        pacer: &inner.pacer,
         concurrency: inner.concurrency,
         plan_options: inner.plan_options,
         runtime: &runtime,

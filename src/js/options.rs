@@ -42,6 +42,7 @@ pub(crate) struct UploaderOptions {
     pub(crate) checksum: Option<ChecksumAlgorithm>,
     pub(crate) post_forms: PostForms,
     pub(crate) on_progress: Option<Function>,
+    pub(crate) max_bytes_per_second: Option<u64>,
 }
 
 /// Checked `upload()` options.
@@ -51,6 +52,7 @@ pub(crate) struct UploadOptions {
     pub(crate) content_type: Option<String>,
     pub(crate) metadata: StringMap,
     pub(crate) on_progress: Option<Function>,
+    pub(crate) priority: i32,
 }
 
 fn invalid(message: String) -> UploadError {
@@ -96,6 +98,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             "checksum",
             "mode",
             "onProgress",
+            "maxBytesPerSecond",
         ],
         "Uploader",
     )?;
@@ -171,6 +174,10 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             Mode::Post => PostForms::Always,
         },
         on_progress: optional_function(f.value("onProgress"), "onProgress")?,
+        max_bytes_per_second: match f.opt_whole("maxBytesPerSecond", 1 << 53).map_err(invalid)? {
+            Some(0) => return Err(invalid("`maxBytesPerSecond` must be at least 1 (leave it out for no cap)".into())),
+            cap => cap,
+        },
     })
 }
 
@@ -283,7 +290,7 @@ pub(crate) fn parse_upload_options(options: Option<JsValue>) -> Result<UploadOpt
     let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else {
         return Ok(UploadOptions::default());
     };
-    reject_unknown_keys(&options, &["key", "contentType", "metadata", "onProgress"], "upload()")?;
+    reject_unknown_keys(&options, &["key", "contentType", "metadata", "onProgress", "priority"], "upload()")?;
     let f = Fields::of(&options).map_err(|e| invalid(format!("upload options: {e}")))?;
     let metadata = f.string_map("metadata").map_err(invalid)?;
     crate::object_rules::check_metadata(&metadata).map_err(|e| invalid(e.0))?;
@@ -292,5 +299,15 @@ pub(crate) fn parse_upload_options(options: Option<JsValue>) -> Result<UploadOpt
         content_type: f.opt_string("contentType").map_err(invalid)?,
         metadata,
         on_progress: optional_function(f.value("onProgress"), "onProgress")?,
+        priority: match f.opt_number("priority").map_err(invalid)? {
+            None => 0,
+            Some(p) if p.fract() == 0.0 && (-1000.0..=1000.0).contains(&p) => p as i32,
+            Some(p) => {
+                return Err(invalid(format!(
+                    "`priority` is {}; use a whole number from -1000 to 1000",
+                    number_text(p)
+                )));
+            }
+        },
     })
 }

@@ -295,6 +295,12 @@ export interface UploaderOptions {
   checksum?: "crc32c" | "crc32" | "sha256" | "sha1" | "md5" | false;
   /** Called with the progress of every file. */
   onProgress?: (progress: UploadProgress) => void;
+  /**
+   * A bandwidth cap for all files together, in bytes per second (no cap when left out). Each
+   * request starts once the cap allows the bytes before it, so the average keeps to the cap,
+   * with bursts of one request at most (a request itself goes at the link's speed).
+   */
+  maxBytesPerSecond?: number;
 }
 
 export interface UploadOptions {
@@ -306,4 +312,9 @@ export interface UploadOptions {
   metadata?: Record<string, string>;
   /** Called with the progress of this file. */
   onProgress?: (progress: UploadProgress) => void;
+  /**
+   * Whole number, default 0: requests of a higher priority get the uploader's request budget
+   * first, so a small file can go ahead of a large one already under way.
+   */
+  priority?: number;
 }

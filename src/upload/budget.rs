@@ -2,10 +2,12 @@
 //! adapted to the store as TCP adapts to a link (AIMD). A request the store asks to slow down
 //! (503 `SlowDown`, 429) or that stalls halves the budget, once per round of requests; a
 //! budget's worth of successes grows it by one; it stays between 1 and the `concurrency` option.
+//! Places go to the waiting request of the highest priority first. Beside it, the [`Pacer`]
+//! holds the uploader to a bandwidth cap.
 
 use super::wait::Waiters;
 use crate::error::UploadError;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 /// How many store requests may be in flight, now.
 #[derive(Debug)]
@@ -19,6 +21,8 @@ pub struct Budget {
     /// Counts decreases: a request started before the last one cannot decrease it again (its
     /// refusal belongs to the round that was already answered).
     round: Cell<u64>,
+    /// The priorities of the requests waiting for a place (one entry each).
+    queued: RefCell<Vec<i32>>,
     waiting: Waiters,
 }
 
@@ -38,6 +42,7 @@ impl Budget {
             in_flight: Cell::new(0),
             successes: Cell::new(0),
             round: Cell::new(0),
+            queued: RefCell::default(),
             waiting: Waiters::default(),
         }
     }
@@ -47,11 +52,63 @@ impl Budget {
         self.limit.get()
     }
 
-    /// Waits for a place, and takes it.
-    pub async fn acquire(&self) -> Slot<'_> {
-        self.waiting.until(|| self.in_flight.get() < self.limit.get()).await;
+    /// Waits for a place, behind every waiting request of a higher `priority`, and takes it.
+    pub async fn acquire(&self, priority: i32) -> Slot<'_> {
+        self.queued.borrow_mut().push(priority);
+        let queued = Queued { budget: self, priority };
+        self.waiting
+            .until(|| {
+                let first = self.queued.borrow().iter().all(|&other| other <= priority);
+                first && self.in_flight.get() < self.limit.get()
+            })
+            .await;
+        drop(queued);
         self.in_flight.set(self.in_flight.get() + 1);
         Slot { budget: self, round: self.round.get() }
+    }
+}
+
+/// A request's place in the queue, left when it gets a place or gives up waiting.
+struct Queued<'a> {
+    budget: &'a Budget,
+    priority: i32,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        let mut queued = self.budget.queued.borrow_mut();
+        if let Some(at) = queued.iter().position(|&p| p == self.priority) {
+            queued.swap_remove(at);
+        }
+        drop(queued);
+        // Requests of a lower priority may be first now.
+        self.budget.waiting.wake_all();
+    }
+}
+
+/// Holds an uploader to `maxBytesPerSecond` on average: each request's bytes are booked on a
+/// timeline running at the cap, after those of the requests before it, and the request starts
+/// when its booking begins, so the bytes sent by any time exceed the cap's worth by one request
+/// at most.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    bytes_per_second: Option<f64>,
+    /// Where the timeline's bookings end (ms, the runtime's clock).
+    booked_until_ms: Cell<f64>,
+}
+
+impl Pacer {
+    /// A pacer for `bytes_per_second`, `None` for no cap.
+    pub fn new(bytes_per_second: Option<u64>) -> Self {
+        Pacer { bytes_per_second: bytes_per_second.map(|b| b as f64), booked_until_ms: Cell::new(0.0) }
+    }
+
+    /// Books `bytes` at `now_ms`: how long to wait before sending them.
+    pub fn book(&self, bytes: u64, now_ms: f64) -> f64 {
+        let Some(rate) = self.bytes_per_second else { return 0.0 };
+        let starts = self.booked_until_ms.get().max(now_ms);
+        self.booked_until_ms.set(starts + bytes as f64 / rate * 1000.0);
+        starts - now_ms
     }
 }
 
@@ -105,28 +162,54 @@ mod tests {
     use futures::executor::block_on;
 
     #[test]
+    fn the_pacer_books_bytes_at_the_cap() {
+        let pacer = Pacer::new(Some(1000));
+        assert_eq!(pacer.book(500, 0.0), 0.0, "the first request goes at once");
+        assert_eq!(pacer.book(1000, 100.0), 400.0, "the next once the first's half second is over");
+        assert_eq!(pacer.book(1000, 200.0), 1300.0, "and the one after it a second later");
+        assert_eq!(pacer.book(1000, 10_000.0), 0.0, "an idle pacer saves nothing up");
+        assert_eq!(pacer.book(1, 10_000.0), 1000.0);
+        assert_eq!(Pacer::new(None).book(u64::MAX, 0.0), 0.0);
+    }
+
+    #[test]
+    fn places_go_to_the_highest_priority_waiting() {
+        use futures::FutureExt;
+        let budget = Budget::new(1);
+        let held = block_on(budget.acquire(0));
+        let mut low = Box::pin(budget.acquire(0));
+        let mut high = Box::pin(budget.acquire(5));
+        assert!(low.as_mut().now_or_never().is_none() && high.as_mut().now_or_never().is_none());
+        drop(held);
+        assert!(low.as_mut().now_or_never().is_none(), "the low priority waits behind the high one");
+        let high_slot = high.as_mut().now_or_never().expect("the high priority goes first");
+        drop(high_slot);
+        assert!(low.as_mut().now_or_never().is_some(), "then the low one");
+    }
+
+    #[test]
     fn the_budget_halves_once_per_round_and_grows_back_one_by_one() {
         let budget = Budget::new(8);
-        let slots: Vec<_> = (0..8).map(|_| block_on(budget.acquire())).collect();
+        let slots: Vec<_> = (0..8).map(|_| block_on(budget.acquire(0))).collect();
         for slot in &slots {
             slot.slowed_down(); // a whole round refused: one halving, not eight
         }
         assert_eq!(budget.limit(), 4);
         drop(slots);
-        let later = block_on(budget.acquire());
+        let later = block_on(budget.acquire(0));
         later.slowed_down();
         assert_eq!(budget.limit(), 2, "a request of the next round halves it again");
         drop(later);
         for _ in 0..2 + 3 {
-            block_on(budget.acquire()).succeeded();
+            block_on(budget.acquire(0)).succeeded();
         }
         assert_eq!(budget.limit(), 4, "2 successes grow it to 3, 3 more to 4");
         for _ in 0..100 {
-            block_on(budget.acquire()).succeeded();
+            block_on(budget.acquire(0)).succeeded();
         }
         assert_eq!(budget.limit(), 8, "never above the concurrency option");
         let floor = Budget::new(1);
-        block_on(floor.acquire()).slowed_down();
+        block_on(floor.acquire(0)).slowed_down();
         assert_eq!(floor.limit(), 1, "never below one");
     }
 }

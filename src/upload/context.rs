@@ -1,6 +1,7 @@
 //! What one upload needs from the uploader that runs it.
 
-use super::budget::Budget;
+use super::budget::{Budget, Pacer};
+use super::ports::Runtime;
 use super::resume::Resume;
 use super::wait::{Flag, UploadControl};
 use crate::checksum::ChecksumAlgorithm;
@@ -15,6 +16,10 @@ pub struct UploadContext<'a, B, T, C> {
     pub transport: &'a T,
     /// The uploader-wide request budget, shared by all files, adapted to the store.
     pub budget: &'a Budget,
+    /// This upload's place in the budget's queue: higher goes first.
+    pub priority: i32,
+    /// The uploader-wide bandwidth cap.
+    pub pacer: &'a Pacer,
     /// Most requests this one file may have in flight.
     pub concurrency: usize,
     /// Part size and threshold.
@@ -33,6 +38,16 @@ pub struct UploadContext<'a, B, T, C> {
     pub checksum: Option<ChecksumAlgorithm>,
     /// Which files go up as one HTML-form POST under a signed policy instead of presigned PUTs.
     pub post_forms: PostForms,
+}
+
+impl<B, T, C: Runtime> UploadContext<'_, B, T, C> {
+    /// Waits until `bytes` may be sent under the bandwidth cap (at once without one).
+    pub(super) async fn pace(&self, bytes: u64) {
+        let wait_ms = self.pacer.book(bytes, self.runtime.now_ms());
+        if wait_ms > 0.0 {
+            self.runtime.sleep(wait_ms).await;
+        }
+    }
 }
 
 /// Which files are sent as HTML-form POSTs.

@@ -26,7 +26,7 @@ mod wait;
 mod whole_file;
 mod wire;
 
-pub use budget::{Budget, Slot};
+pub use budget::{Budget, Pacer, Slot};
 pub use context::{PostForms, UploadContext};
 pub use ports::{Backend, Payload, PutOutcome, Runtime, Source, Transport};
 pub use reporter::ProgressReporter;

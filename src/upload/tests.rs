@@ -360,6 +360,7 @@ struct Harness {
     backend: FakeBackend,
     transport: FakeTransport,
     budget: Budget,
+    pacer: Pacer,
     runtime: FakeRuntime,
     control: UploadControl,
     offline: Rc<Flag>,
@@ -374,6 +375,7 @@ impl Harness {
             backend: FakeBackend::default(),
             transport: FakeTransport::new(behaviour),
             budget: Budget::new(budget),
+            pacer: Pacer::default(),
             runtime: FakeRuntime { now: Cell::new(0.0), slept_ms: Cell::new(0.0) },
             control: UploadControl::default(),
             offline: Rc::default(),
@@ -388,6 +390,8 @@ impl Harness {
             backend: &self.backend,
             transport: &self.transport,
             budget: &self.budget,
+            priority: 0,
+            pacer: &self.pacer,
             concurrency,
             plan_options: PlanOptions::default(),
             runtime: &self.runtime,
@@ -444,6 +448,27 @@ fn a_store_that_asks_to_slow_down_gets_fewer_requests_at_once() {
     assert!((2..=3).contains(&limit), "the budget settled near what the store takes: {limit}");
     // 40 parts: without adapting, 6 of every 8 requests would be refused.
     assert!(slow_downs < 20, "{slow_downs} requests refused with SlowDown");
+}
+
+#[test]
+fn a_file_of_higher_priority_goes_ahead_of_a_large_one_under_way() {
+    let h = Harness::new(StoreBehaviour::Accept, 1);
+    let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
+    let (large, small) = (FakeSource(60 * MIB), FakeSource(10));
+    let (pl, ps) =
+        (ProgressReporter::new(large.0, &h.runtime, &sink), ProgressReporter::new(small.0, &h.runtime, &sink));
+    let (cx_large, mut cx_small) = (h.cx(6), h.cx(6));
+    cx_small.priority = 5;
+    // The small file is picked once the large one is under way, its parts queued for the budget.
+    let small_later = async {
+        eventually(|| h.transport.attempts.get() >= 2).await;
+        upload_file(&cx_small, &small, &file("small", small.0), &ps).await
+    };
+    let (rl, rs) = block_on(join(upload_file(&cx_large, &large, &file("large", large.0), &pl), small_later));
+    assert!(rl.is_ok() && rs.is_ok());
+    let bodies = h.transport.bodies.borrow();
+    let small_at = bodies.iter().position(|b| *b == (0..10)).expect("the small file was sent");
+    assert!(small_at <= 3, "sent {small_at}th of {}, not behind the large file's 12 parts", bodies.len());
 }
 
 #[test]

@@ -118,7 +118,8 @@ where
                 }
             };
             progress.restart(1);
-            let slot = cx.budget.acquire().await;
+            cx.pace(size).await;
+            let slot = cx.budget.acquire(cx.priority).await;
             progress.set_state(UploadState::Uploading);
             let body = source.slice(0..size);
             let (request, payload) = match &chosen {
