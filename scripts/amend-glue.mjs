@@ -13,6 +13,51 @@ import { createRequire } from "node:module";
 
 const { transformSync } = createRequire(import.meta.url)("../tools/node_modules/esbuild");
 
+/** The module name every import of `wasm` (bytes) has: one, after binaryen's renaming. */
+function importModule(wasm) {
+  const leb = (at) => {
+    let [value, shift] = [0, 0];
+    for (;;) {
+      const byte = wasm[at++];
+      value += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (byte < 0x80) return [value, at];
+    }
+  };
+  const text = (at) => {
+    const [length, start] = leb(at);
+    return [new TextDecoder().decode(wasm.subarray(start, start + length)), start + length];
+  };
+  for (let at = 8; at < wasm.length; ) {
+    const id = wasm[at];
+    const [size, start] = leb(at + 1);
+    if (id === 2) {
+      const [, first] = leb(start);
+      return text(first)[0];
+    }
+    at = start + size;
+  }
+  throw new Error("amend-glue: the .wasm has no import section");
+}
+
+/**
+ * The glue (and the .wasm's type declarations, `dts`) with the import and export names that
+ * binaryen's `--minify-imports-and-exports-and-modules` gave `wasm` (bytes), from its `map`.
+ */
+export function renameWasmNames(glue, dts, map, wasm) {
+  const module = importModule(wasm);
+  let out = replaceExactly(glue, `"./s3_direct_upload_bg.js": import0`, `${JSON.stringify(module)}: import0`, 1);
+  for (const [, from, to] of map.imports) {
+    out = replaceExactly(out, `\n        ${from}: function(`, `\n        ${to}: function(`, 1);
+  }
+  for (const [from, to] of map.exports) {
+    out = out.replace(new RegExp(`\\bwasm\\.${from}\\b`, "g"), `wasm.${to}`);
+    // (Exports binaryen adds, such as `__abort_handler`, are not declared.)
+    dts = dts.replace(`export const ${from}:`, `export const ${to}:`);
+  }
+  return [out, dts];
+}
+
 /** The ES module `code` minified, its exports kept (and `import.meta.url`, which bundlers follow). */
 export function minify(code) {
   return transformSync(code, { minify: true, keepNames: true, format: "esm", target: "es2020" }).code;

@@ -7,6 +7,9 @@ build_pkg() {
   wasm-pack build --target web --release --out-dir pkg 2>&1 | grep -v '^\[INFO\]' || true
   test -f pkg/s3_direct_upload_bg.wasm
   optimize_wasm pkg/s3_direct_upload_bg.wasm
+  # One- and two-letter import and export names; the map is applied to the glue.
+  tools/node_modules/.bin/wasm-opt pkg/s3_direct_upload_bg.wasm --minify-imports-and-exports-and-modules \
+    -o pkg/s3_direct_upload_bg.wasm > target/wasm-names.json
   node scripts/finish-package.mjs
   node scripts/build-drop-in.mjs
 }

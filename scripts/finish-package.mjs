@@ -3,10 +3,18 @@
 // bundlers tree-shake it; and amends and minifies the module's glue (scripts/amend-glue.mjs). Run by
 // scripts/common.sh after every build. Also writes the package's README from docs/npm-readme.md.
 import { readFile, writeFile } from "node:fs/promises";
-import { amendGlue, minify } from "./amend-glue.mjs";
+import { amendGlue, minify, renameWasmNames } from "./amend-glue.mjs";
 
-const gluePath = new URL("../pkg/s3_direct_upload.js", import.meta.url);
-await writeFile(gluePath, minify(amendGlue(await readFile(gluePath, "utf8"))));
+const at = (file) => new URL(`../pkg/${file}`, import.meta.url);
+const names = JSON.parse(await readFile(new URL("../target/wasm-names.json", import.meta.url), "utf8"));
+const [glue, dts] = renameWasmNames(
+  await readFile(at("s3_direct_upload.js"), "utf8"),
+  await readFile(at("s3_direct_upload_bg.wasm.d.ts"), "utf8"),
+  names,
+  await readFile(at("s3_direct_upload_bg.wasm")),
+);
+await writeFile(at("s3_direct_upload.js"), minify(amendGlue(glue)));
+await writeFile(at("s3_direct_upload_bg.wasm.d.ts"), dts);
 
 const path = new URL("../pkg/package.json", import.meta.url);
 const manifest = JSON.parse(await readFile(path, "utf8"));
