@@ -17,10 +17,17 @@ const { version, license } = JSON.parse(await readFile(new URL("package.json", p
 const entry = `
 import init, { Uploader, Upload, isUploadError } from "./s3_direct_upload.js";
 const deflated = Uint8Array.from(atob("${deflateRawSync(wasm, { level: 9 }).toString("base64")}"), (c) => c.charCodeAt(0));
-const inflated = new Response(new Blob([deflated]).stream().pipeThrough(new DecompressionStream("deflate-raw")));
+const inflate = () => {
+  if (typeof DecompressionStream !== "function") {
+    const message = "s3-direct-upload needs DecompressionStream (Chrome 80, Firefox 113, Safari 16.4 or later)";
+    return Promise.reject(Object.assign(new Error(message), { name: "S3DirectUploadError", code: "not_initialized" }));
+  }
+  const stream = new Blob([deflated]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+  return new Response(stream).arrayBuffer();
+};
 globalThis.S3DirectUpload = {
   /** Resolves once the library is ready; create Uploaders after it. */
-  ready: inflated.arrayBuffer().then((module_or_path) => init({ module_or_path })).then(() => undefined),
+  ready: inflate().then((module_or_path) => init({ module_or_path })).then(() => undefined),
   Uploader,
   Upload,
   isUploadError,
