@@ -40,22 +40,73 @@ function importModule(wasm) {
   throw new Error("amend-glue: the .wasm has no import section");
 }
 
+/** `wasm` (bytes) with the export `from` named `to`: the export section rebuilt. */
+function renameExport(wasm, from, to) {
+  const leb = (at) => {
+    let [value, shift] = [0, 0];
+    for (;;) {
+      const byte = wasm[at++];
+      value += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (byte < 0x80) return [value, at];
+    }
+  };
+  const encode = (n) => {
+    const bytes = [];
+    do {
+      bytes.push((n & 0x7f) | (n >= 0x80 ? 0x80 : 0));
+      n = Math.floor(n / 128);
+    } while (n > 0);
+    return bytes;
+  };
+  const name = (text) => [...encode(Buffer.byteLength(text)), ...Buffer.from(text)];
+  for (let at = 8; at < wasm.length; ) {
+    const id = wasm[at];
+    const [size, start] = leb(at + 1);
+    if (id === 7) {
+      let [count, cursor] = leb(start);
+      const body = [...encode(count)];
+      let renamed = 0;
+      while (count--) {
+        const [length, textAt] = leb(cursor);
+        const text = new TextDecoder().decode(wasm.subarray(textAt, textAt + length));
+        const [, afterIndex] = leb(textAt + length + 1); // kind, then index
+        renamed += text === from;
+        body.push(...name(text === from ? to : text), ...wasm.subarray(textAt + length, afterIndex));
+        cursor = afterIndex;
+      }
+      if (renamed !== 1) throw new Error(`amend-glue: the .wasm exports ${from} ${renamed} times`);
+      const section = Buffer.from([7, ...encode(body.length), ...body]);
+      return Buffer.concat([wasm.subarray(0, at), section, wasm.subarray(start + size)]);
+    }
+    at = start + size;
+  }
+  throw new Error("amend-glue: the .wasm has no export section");
+}
+
 /**
- * The glue (and the .wasm's type declarations, `dts`) with the import and export names that
- * binaryen's `--minify-imports-and-exports-and-modules` gave `wasm` (bytes), from its `map`.
+ * The glue, the type declarations (`dts`: the module's, `wasmDts`: the .wasm's) and the .wasm
+ * (bytes) with the import and export names binaryen's `--minify-imports-and-exports-and-modules`
+ * gave it, from its `map`. `memory` keeps its name: `init()` resolves to the exports, and
+ * `(await init()).memory` is how a page measures the library's memory.
  */
-export function renameWasmNames(glue, dts, map, wasm) {
+export function renameWasmNames({ glue, dts, wasmDts, wasm }, map) {
   const module = importModule(wasm);
   let out = replaceExactly(glue, `"./s3_direct_upload_bg.js": import0`, `${JSON.stringify(module)}: import0`, 1);
   for (const [, from, to] of map.imports) {
     out = replaceExactly(out, `\n        ${from}: function(`, `\n        ${to}: function(`, 1);
   }
   for (const [from, to] of map.exports) {
+    if (from === "memory") {
+      wasm = renameExport(wasm, to, "memory");
+      continue;
+    }
     out = out.replace(new RegExp(`\\bwasm\\.${from}\\b`, "g"), `wasm.${to}`);
     // (Exports binaryen adds, such as `__abort_handler`, are not declared.)
-    dts = dts.replace(`export const ${from}:`, `export const ${to}:`);
+    wasmDts = wasmDts.replace(`export const ${from}:`, `export const ${to}:`);
+    dts = dts.replace(`    readonly ${from}:`, `    readonly ${to}:`);
   }
-  return [out, dts];
+  return { glue: out, dts, wasmDts, wasm };
 }
 
 /** The ES module `code` minified, its exports kept (and `import.meta.url`, which bundlers follow). */

@@ -7,14 +7,19 @@ import { amendGlue, minify, renameWasmNames } from "./amend-glue.mjs";
 
 const at = (file) => new URL(`../pkg/${file}`, import.meta.url);
 const names = JSON.parse(await readFile(new URL("../target/wasm-names.json", import.meta.url), "utf8"));
-const [glue, dts] = renameWasmNames(
-  await readFile(at("s3_direct_upload.js"), "utf8"),
-  await readFile(at("s3_direct_upload_bg.wasm.d.ts"), "utf8"),
+const renamed = renameWasmNames(
+  {
+    glue: await readFile(at("s3_direct_upload.js"), "utf8"),
+    dts: await readFile(at("s3_direct_upload.d.ts"), "utf8"),
+    wasmDts: await readFile(at("s3_direct_upload_bg.wasm.d.ts"), "utf8"),
+    wasm: await readFile(at("s3_direct_upload_bg.wasm")),
+  },
   names,
-  await readFile(at("s3_direct_upload_bg.wasm")),
 );
-await writeFile(at("s3_direct_upload.js"), minify(amendGlue(glue)));
-await writeFile(at("s3_direct_upload_bg.wasm.d.ts"), dts);
+await writeFile(at("s3_direct_upload.js"), minify(amendGlue(renamed.glue)));
+await writeFile(at("s3_direct_upload.d.ts"), renamed.dts);
+await writeFile(at("s3_direct_upload_bg.wasm.d.ts"), renamed.wasmDts);
+await writeFile(at("s3_direct_upload_bg.wasm"), renamed.wasm);
 
 const path = new URL("../pkg/package.json", import.meta.url);
 const manifest = JSON.parse(await readFile(path, "utf8"));
