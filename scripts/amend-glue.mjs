@@ -13,44 +13,42 @@ import { createRequire } from "node:module";
 
 const { transformSync } = createRequire(import.meta.url)("../tools/node_modules/esbuild");
 
-/** The module name every import of `wasm` (bytes) has: one, after binaryen's renaming. */
-function importModule(wasm) {
-  const leb = (at) => {
-    let [value, shift] = [0, 0];
-    for (;;) {
-      const byte = wasm[at++];
-      value += (byte & 0x7f) * 2 ** shift;
-      shift += 7;
-      if (byte < 0x80) return [value, at];
-    }
-  };
-  const text = (at) => {
-    const [length, start] = leb(at);
-    return [new TextDecoder().decode(wasm.subarray(start, start + length)), start + length];
-  };
+/** The unsigned LEB128 number at `at` in `bytes`, and where it ends. */
+function readLeb(bytes, at) {
+  let [value, shift] = [0, 0];
+  for (;;) {
+    const byte = bytes[at++];
+    value += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (byte < 0x80) return [value, at];
+  }
+}
+
+/** The length-prefixed name at `at` in `bytes`, and where it ends. */
+function readName(bytes, at) {
+  const [length, start] = readLeb(bytes, at);
+  return [new TextDecoder().decode(bytes.subarray(start, start + length)), start + length];
+}
+
+/** Where section `id` of `wasm` (bytes) is: its first byte, its contents' start, their size. */
+function findSection(wasm, id) {
   for (let at = 8; at < wasm.length; ) {
-    const id = wasm[at];
-    const [size, start] = leb(at + 1);
-    if (id === 2) {
-      const [, first] = leb(start);
-      return text(first)[0];
-    }
+    const [size, start] = readLeb(wasm, at + 1);
+    if (wasm[at] === id) return { at, start, size };
     at = start + size;
   }
-  throw new Error("amend-glue: the .wasm has no import section");
+  throw new Error(`amend-glue: the .wasm has no section ${id}`);
+}
+
+/** The module name every import of `wasm` (bytes) has: one, after binaryen's renaming. */
+function importModule(wasm) {
+  const imports = findSection(wasm, 2);
+  const [, first] = readLeb(wasm, imports.start);
+  return readName(wasm, first)[0];
 }
 
 /** `wasm` (bytes) with the export `from` named `to`: the export section rebuilt. */
 function renameExport(wasm, from, to) {
-  const leb = (at) => {
-    let [value, shift] = [0, 0];
-    for (;;) {
-      const byte = wasm[at++];
-      value += (byte & 0x7f) * 2 ** shift;
-      shift += 7;
-      if (byte < 0x80) return [value, at];
-    }
-  };
   const encode = (n) => {
     const bytes = [];
     do {
@@ -59,29 +57,21 @@ function renameExport(wasm, from, to) {
     } while (n > 0);
     return bytes;
   };
-  const name = (text) => [...encode(Buffer.byteLength(text)), ...Buffer.from(text)];
-  for (let at = 8; at < wasm.length; ) {
-    const id = wasm[at];
-    const [size, start] = leb(at + 1);
-    if (id === 7) {
-      let [count, cursor] = leb(start);
-      const body = [...encode(count)];
-      let renamed = 0;
-      while (count--) {
-        const [length, textAt] = leb(cursor);
-        const text = new TextDecoder().decode(wasm.subarray(textAt, textAt + length));
-        const [, afterIndex] = leb(textAt + length + 1); // kind, then index
-        renamed += text === from;
-        body.push(...name(text === from ? to : text), ...wasm.subarray(textAt + length, afterIndex));
-        cursor = afterIndex;
-      }
-      if (renamed !== 1) throw new Error(`amend-glue: the .wasm exports ${from} ${renamed} times`);
-      const section = Buffer.from([7, ...encode(body.length), ...body]);
-      return Buffer.concat([wasm.subarray(0, at), section, wasm.subarray(start + size)]);
-    }
-    at = start + size;
+  const exports = findSection(wasm, 7);
+  let [count, cursor] = readLeb(wasm, exports.start);
+  const body = [...encode(count)];
+  let renamed = 0;
+  while (count--) {
+    const [text, nameEnd] = readName(wasm, cursor);
+    const [, entryEnd] = readLeb(wasm, nameEnd + 1); // the kind, then the index
+    renamed += text === from;
+    const name = Buffer.from(text === from ? to : text);
+    body.push(...encode(name.length), ...name, ...wasm.subarray(nameEnd, entryEnd));
+    cursor = entryEnd;
   }
-  throw new Error("amend-glue: the .wasm has no export section");
+  if (renamed !== 1) throw new Error(`amend-glue: the .wasm exports ${from} ${renamed} times`);
+  const section = Buffer.from([7, ...encode(body.length), ...body]);
+  return Buffer.concat([wasm.subarray(0, exports.at), section, wasm.subarray(exports.start + exports.size)]);
 }
 
 /**

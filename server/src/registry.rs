@@ -100,7 +100,7 @@ impl Registry {
                 .with(|c| {
                     let transaction = c.transaction()?;
                     for (id, upload) in &open {
-                        insert_row(&transaction, id, false, upload)?;
+                        insert_row(&transaction, id, upload)?;
                     }
                     transaction.commit()
                 })
@@ -171,7 +171,7 @@ impl Registry {
         self.db.with(|c| {
             let transaction = c.transaction()?;
             transaction.execute("DELETE FROM open_uploads WHERE upload_id = ?1", [&reservation.placeholder])?;
-            insert_row(&transaction, &upload_id, false, &upload)?;
+            insert_row(&transaction, &upload_id, &upload)?;
             transaction.commit()
         })?;
         reservation.used = true;
@@ -184,14 +184,14 @@ impl Registry {
     }
 }
 
-fn insert_row(c: &rusqlite::Connection, id: &str, reserved: bool, upload: &OpenUpload) -> rusqlite::Result<usize> {
+/// Records `upload` as open under `id` (not a reservation).
+fn insert_row(c: &rusqlite::Connection, id: &str, upload: &OpenUpload) -> rusqlite::Result<usize> {
     c.execute(
         "INSERT OR REPLACE INTO open_uploads
          (upload_id, reserved, object_key, size, part_size, checksum_algorithm, owner, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             id,
-            reserved,
             upload.key,
             upload.size as i64,
             upload.part_size.map(|s| s as i64),
