@@ -14,6 +14,7 @@ const expected = [
   "s3_direct_upload_bg.wasm",
   "s3_direct_upload_bg.wasm.d.ts",
   "s3-direct-upload.global.js",
+  "worker.js",
 ].sort();
 const manifest = JSON.parse(await readFile(new URL("package.json", pkg), "utf8"));
 const named = [manifest.main, manifest.module, manifest.types, ...Object.values(manifest.exports).flatMap((e) =>
@@ -24,8 +25,8 @@ for (const path of named) if (!shipped.includes(path)) failures.push(`package.js
 for (const field of ["name", "version", "description", "license", "repository", "types", "exports"]) {
   if (!manifest[field]) failures.push(`package.json lacks ${field}`);
 }
-if (JSON.stringify(manifest.sideEffects) !== '["./s3-direct-upload.global.js"]') {
-  failures.push("sideEffects must name only the drop-in script");
+if (JSON.stringify(manifest.sideEffects) !== '["./s3-direct-upload.global.js","./worker.js"]') {
+  failures.push("sideEffects must name only the drop-in script and the worker's script");
 }
 if (manifest.type !== "module") failures.push("not an ES module package");
 const readme = await readFile(new URL("README.md", pkg), "utf8");

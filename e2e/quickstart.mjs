@@ -55,6 +55,8 @@ async function uploadThrough(browser, name, url, storeDir, shot) {
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));
+  // The Vite example asks for the worker engine: a bundle that cannot start it falls back, warning.
+  page.on("console", (m) => m.type() === "warning" && m.text().includes("worker engine") && errors.push(m.text()));
   page.on("response", (r) => r.status() >= 400 && !r.url().endsWith("/favicon.ico") && errors.push(`HTTP ${r.status()} for ${r.url()}`));
   try {
     await page.goto(url);

@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
 
-const BUDGETS = { "npm package (wasm + glue)": 130_000, "drop-in script": 132_000 };
+const BUDGETS = { "npm package (wasm + glue)": 131_500, "drop-in script": 134_000 };
 const gzipped = async (file) => gzipSync(await readFile(new URL(`../pkg/${file}`, import.meta.url)), { level: 9 }).length;
 const sizes = {
   "npm package (wasm + glue)": (await gzipped("s3_direct_upload_bg.wasm")) + (await gzipped("s3_direct_upload.js")),

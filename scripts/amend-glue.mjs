@@ -124,8 +124,23 @@ function replaceExactly(text, from, to, times) {
   return text.split(from).join(to);
 }
 
-/** The ES module glue with the edits above. */
-export function amendGlue(glue) {
+/**
+ * The glue with src/js/bridge.js (`bridge`, its text) in place of its import of it: one module,
+ * in which the bridge's worker engine reaches the glue's `Uploader`, `initSync` and `wasmModule`,
+ * and which exports what the worker script and the drop-in script call.
+ */
+function inlineBridge(glue, bridge) {
+  const imported = glue.match(/^import \{[^}]*\} from '\.\/snippets\/[^']*\/src\/js\/bridge\.js';\n/m);
+  if (!imported) throw new Error("amend-glue: the glue does not import src/js/bridge.js");
+  const body = bridge.replace(/^export function /gm, "function ");
+  if (/^export /m.test(body)) throw new Error("amend-glue: src/js/bridge.js exports something other than functions");
+  if (glue.includes("./snippets/", imported.index + imported[0].length)) throw new Error("amend-glue: the glue imports another snippet");
+  return glue.replace(imported[0], `${body}\n`);
+}
+
+/** The ES module glue with the edits above; `bridge` is src/js/bridge.js's text. */
+export function amendGlue(glue, bridge) {
+  glue = inlineBridge(glue, bridge);
   let out = replaceExactly(glue, "let wasmModule, wasmInstance, wasm;", `${preamble}let wasmModule, wasmInstance, wasm = NOT_READY;`, 1);
   out = replaceExactly(out, "if (wasm !== undefined) return wasm;", "if (wasm !== NOT_READY) return wasm;", 2);
   if (/wasm [!=]== undefined/.test(out)) throw new Error("amend-glue: the glue still tests `wasm` against undefined");
@@ -137,5 +152,10 @@ export function amendGlue(glue) {
       }
       if (!module.ok) {
 `, 1);
-  return replaceExactly(out, "export { initSync, __wbg_init as default };", "export { initSync, isUploadError, __wbg_init as default };", 1);
+  return replaceExactly(
+    out,
+    "export { initSync, __wbg_init as default };",
+    "export { initSync, isUploadError, serveWorker, workerFrom, __wbg_init as default };",
+    1,
+  );
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the browser tests (tests/browser.rs, tests/reliability.rs, tests/integrity.rs) in headless
-# Chromium and then in headless Firefox, each against fresh reference servers: a normal one, one whose store
+# Chromium and then in headless Firefox, each on a page and in a dedicated worker, each against fresh reference servers: a normal one, one whose store
 # hides ETag, one for fault injection, one whose store's CORS rule lacks DELETE, one whose store's CORS rule does not allow the test page's origin, and one that wants a token. Extra arguments go to the test binaries (e.g. a test
 # name). Called by scripts/test.sh; run it alone, after one scripts/test.sh, to iterate.
 set -euo pipefail
@@ -32,15 +32,30 @@ run_in() {
     S3DU_TEST_APP_WRONG_ORIGIN="$(ready_field wrong-origin app)" \
     S3DU_TEST_APP_AUTH="$(ready_field auth app)" S3DU_TEST_ALICE_TOKEN="$S3DU_TEST_ALICE_TOKEN" \
     WASM_BINDGEN_TEST_TIMEOUT=600 \
-    cargo test -p s3-direct-upload --target wasm32-unknown-unknown --test browser --test reliability --test integrity --test checksum_vectors --test modes -- "${@:3}"
+    cargo test -p s3-direct-upload --target wasm32-unknown-unknown $3 \
+    --test browser --test reliability --test integrity --test checksum_vectors --test modes -- "${@:4}"
+}
+
+# in_both DRIVER_VARIABLE DRIVER_PATH: the browser tests on a page, then in a dedicated worker
+# (where the worker engine runs the library: no window, no localStorage).
+# S3DU_PLACES=page (or worker) runs one of them only.
+in_both() {
+  if [[ " ${S3DU_PLACES:-page worker} " == *" page "* ]]; then
+    printf '\n--- on a page\n'
+    run_in "$1" "$2" "" "${@:3}"
+  fi
+  if [[ " ${S3DU_PLACES:-page worker} " == *" worker "* ]]; then
+    printf '\n--- in a dedicated worker\n'
+    run_in "$1" "$2" "--features test-in-worker" "${@:3}"
+  fi
 }
 
 # S3DU_BROWSERS=chromium (or firefox) runs one engine only, to iterate faster.
 if [[ " ${S3DU_BROWSERS:-chromium firefox} " == *" chromium "* ]]; then
   printf '\n-- in Chromium\n'
-  run_in CHROMEDRIVER /usr/bin/chromedriver "$@"
+  in_both CHROMEDRIVER /usr/bin/chromedriver "$@"
 fi
 if [[ " ${S3DU_BROWSERS:-chromium firefox} " == *" firefox "* ]]; then
   printf '\n-- in Firefox\n'
-  run_in GECKODRIVER "$(command -v geckodriver)" "$@"
+  in_both GECKODRIVER "$(command -v geckodriver)" "$@"
 fi

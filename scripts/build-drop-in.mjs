@@ -14,24 +14,35 @@ const pkg = new URL("../pkg/", import.meta.url);
 const wasm = await readFile(new URL("s3_direct_upload_bg.wasm", pkg));
 const { version, license } = JSON.parse(await readFile(new URL("package.json", pkg), "utf8"));
 
+// The script is wrapped in a function named s3DirectUpload (below), whose own text starts the
+// worker engine's worker (`worker: true`): no second file to serve. In that worker it serves.
 const entry = `
-import init, { Uploader, Upload, isUploadError } from "./s3_direct_upload.js";
-const deflated = Uint8Array.from(atob("${deflateRawSync(wasm, { level: 9 }).toString("base64")}"), (c) => c.charCodeAt(0));
+import init, { Uploader, Upload, isUploadError, serveWorker, workerFrom } from "./s3_direct_upload.js";
 const inflate = () => {
   if (typeof DecompressionStream !== "function") {
     const message = "s3-direct-upload needs DecompressionStream (Chrome 80, Firefox 113, Safari 16.4 or later)";
     return Promise.reject(Object.assign(new Error(message), { name: "S3DirectUploadError", code: "not_initialized" }));
   }
+  const deflated = Uint8Array.from(atob("${deflateRawSync(wasm, { level: 9 }).toString("base64")}"), (c) => c.charCodeAt(0));
   const stream = new Blob([deflated]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
   return new Response(stream).arrayBuffer();
 };
-globalThis.S3DirectUpload = {
-  /** Resolves once the library is ready; create Uploaders after it. */
-  ready: inflate().then((module_or_path) => init({ module_or_path })).then(() => undefined),
-  Uploader,
-  Upload,
-  isUploadError,
-};
+if (typeof WorkerGlobalScope === "function" && self instanceof WorkerGlobalScope) {
+  serveWorker();
+} else {
+  let source;
+  workerFrom(() => {
+    source ??= URL.createObjectURL(new Blob(["(" + s3DirectUpload + ")()"], { type: "text/javascript" }));
+    return new Worker(source);
+  });
+  globalThis.S3DirectUpload = {
+    /** Resolves once the library is ready; create Uploaders after it. */
+    ready: inflate().then((module_or_path) => init({ module_or_path })).then(() => undefined),
+    Uploader,
+    Upload,
+    isUploadError,
+  };
+}
 `;
 const { outputFiles } = buildSync({
   stdin: { contents: entry, resolveDir: new URL(".", pkg).pathname, loader: "js" },
@@ -45,4 +56,5 @@ const { outputFiles } = buildSync({
   // The glue's default .wasm URL (import.meta.url) is never used here: the bytes are given.
   logOverride: { "empty-import-meta": "silent" },
 });
-await writeFile(new URL("s3-direct-upload.global.js", pkg), outputFiles[0].contents);
+const [banner, ...code] = outputFiles[0].text.split("\n");
+await writeFile(new URL("s3-direct-upload.global.js", pkg), `${banner}\n(function s3DirectUpload(){${code.join("\n")}})();\n`);

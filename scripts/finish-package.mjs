@@ -2,7 +2,7 @@
 // types, and the .wasm for tools that want the file itself) and `sideEffects: false`, so that
 // bundlers tree-shake it; and amends and minifies the module's glue (scripts/amend-glue.mjs). Run by
 // scripts/common.sh after every build. Also writes the package's README from docs/npm-readme.md.
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { amendGlue, minify, renameWasmNames } from "./amend-glue.mjs";
 
 const at = (file) => new URL(`../pkg/${file}`, import.meta.url);
@@ -16,7 +16,11 @@ const renamed = renameWasmNames(
   },
   names,
 );
-await writeFile(at("s3_direct_upload.js"), minify(amendGlue(renamed.glue)));
+const bridge = await readFile(new URL("../src/js/bridge.js", import.meta.url), "utf8");
+await writeFile(at("s3_direct_upload.js"), minify(amendGlue(renamed.glue, bridge)));
+await rm(at("snippets"), { recursive: true, force: true }); // inlined into the glue
+// The worker engine's script (`worker: true`): the glue again, serving the page's Uploader.
+await writeFile(at("worker.js"), 'import { serveWorker } from "./s3_direct_upload.js";\nserveWorker();\n');
 await writeFile(at("s3_direct_upload.d.ts"), renamed.dts);
 await writeFile(at("s3_direct_upload_bg.wasm.d.ts"), renamed.wasmDts);
 await writeFile(at("s3_direct_upload_bg.wasm"), renamed.wasm);
@@ -30,10 +34,17 @@ manifest.exports = {
   "./package.json": "./package.json",
 };
 manifest.module = manifest.main;
-// The drop-in script defines a global when loaded; the ES module has no side effects.
-manifest.sideEffects = ["./s3-direct-upload.global.js"];
+// The drop-in script defines a global when loaded, and the worker's script serves its page; the
+// ES module has no side effects.
+manifest.sideEffects = ["./s3-direct-upload.global.js", "./worker.js"];
 manifest.files = [
-  ...new Set([...manifest.files, "s3_direct_upload_bg.wasm.d.ts", "s3-direct-upload.global.js", "README.md"]),
+  ...new Set([
+    ...manifest.files.filter((f) => f !== "snippets"),
+    "s3_direct_upload_bg.wasm.d.ts",
+    "worker.js",
+    "s3-direct-upload.global.js",
+    "README.md",
+  ]),
 ];
 await writeFile(path, JSON.stringify(manifest, null, 2) + "\n");
 // The package's own short README (wasm-pack copies the repository's, written for GitHub).

@@ -63,6 +63,7 @@ trap stop_servers EXIT
 start_server main
 start_server examples --www examples
 start_server vite --www target/vite-app/dist
+start_server worker --www e2e/pages
 step "end-to-end: the demo page (drop-in script) uploads ${E2E_SIZE_MIB:=1024} MiB"
 head -c $((E2E_SIZE_MIB * 1024 * 1024)) /dev/urandom > .tmp/e2e-upload.bin
 APP=$(ready_field main app) STORE_DIR="$(ready_field main bucketDir)" \
@@ -75,7 +76,12 @@ APP=$(ready_field examples app) STORE_DIR="$(ready_field examples bucketDir)" \
 VITE_BUILT_APP=$(ready_field vite app) VITE_BUILT_STORE_DIR="$(ready_field vite bucketDir)" \
 VITE_APP_DIR=target/vite-app FILE=.tmp/e2e-quickstart.bin ARTIFACTS=e2e/artifacts \
   timeout 600 node e2e/quickstart.mjs
-rm -f .tmp/e2e-upload.bin .tmp/e2e-quickstart.bin .tmp/e2e-quickstart.bin.empty
+
+step "end-to-end: the worker engine through the npm module and the drop-in script: the API, callbacks, fallback, resume, long tasks"
+head -c $((256 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-worker-big.bin
+APP=$(ready_field worker app) STORE_DIR="$(ready_field worker bucketDir)" FILE=.tmp/e2e-quickstart.bin \
+BIG_FILE=.tmp/e2e-worker-big.bin timeout 600 node e2e/worker.mjs
+rm -f .tmp/e2e-upload.bin .tmp/e2e-quickstart.bin .tmp/e2e-quickstart.bin.empty .tmp/e2e-worker-big.bin
 
 step "the work tree is as the run found it"
 if [ "$(git status --porcelain 2>/dev/null || true)" != "$tree_before" ]; then

@@ -13,7 +13,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
-wasm_bindgen_test_configure!(run_in_browser);
+#[wasm_bindgen_test]
+fn the_tests_run_on_a_page_or_in_a_dedicated_worker_as_built() {
+    let has_document = js_sys::Reflect::has(&js_sys::global(), &"document".into()).unwrap();
+    assert_eq!(has_document, cfg!(not(feature = "test-in-worker")), "on a page exactly when not built for a worker");
+}
 
 #[wasm_bindgen_test]
 async fn an_empty_file_is_stored_with_a_single_put() {
@@ -106,8 +110,10 @@ async fn callbacks_drive_any_backend_batch_or_per_part() {
         assert_eq!(get(&result, "key").as_string().unwrap(), "uploads/callbacks/cb.bin");
         assert_stored(&result, &file).await;
         let signs = get(&get(&cb, "calls"), "sign").as_f64().unwrap();
-        let expected = if options.contains("perPart") { 4.0 } else { 1.0 };
-        assert_eq!(signs, expected, "signing calls for 4 parts with {options}");
+        // signParts: part 1 is signed as soon as it is hashed, the others with what is hashed by
+        // then (one by one while hashing is the slower; the orchestrator's tests check batches).
+        let batched = if options.contains("perPart") { signs == 4.0 } else { (1.0..=4.0).contains(&signs) };
+        assert!(batched, "{signs} signing calls for 4 parts with {options}");
     }
     // Small files go through signPut, with the content type as signed.
     let cb = callbacks(&api(), &json("{}"));
@@ -115,6 +121,18 @@ async fn callbacks_drive_any_backend_batch_or_per_part() {
     let file = file_of(1000, 8, "note.txt", "text/plain");
     let result = upload(&up, &file, JsValue::UNDEFINED).await.unwrap();
     assert_stored(&result, &file).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_class_instances_methods_are_called_on_it() {
+    let backend = class_backend(&api());
+    let up = uploader(object(&[("backend", backend.clone())]));
+    for (size, seed) in [(17 * MIB, 12), (1000, 13)] {
+        let file = file_of(size, seed, "classy.bin", "");
+        let result = upload(&up, &file, JsValue::UNDEFINED).await.expect("methods see `this`");
+        assert_stored(&result, &file).await;
+    }
+    assert!(get(&backend, "calls").as_f64().unwrap() >= 4.0, "create, sign, complete, then signPut");
 }
 
 #[wasm_bindgen_test]

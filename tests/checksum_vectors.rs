@@ -3,8 +3,11 @@
 
 use s3_direct_upload::checksum::{ChecksumAlgorithm, base64, digest, hex};
 
-#[cfg(target_arch = "wasm32")]
+// On a page, or in a dedicated worker with the `test-in-worker` feature (as tests/common has it).
+#[cfg(all(target_arch = "wasm32", not(feature = "test-in-worker")))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+#[cfg(all(target_arch = "wasm32", feature = "test-in-worker"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]

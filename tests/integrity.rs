@@ -12,8 +12,6 @@ use s3_direct_upload::checksum::{ChecksumAlgorithm, PartDigest, digest, object_c
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 
-wasm_bindgen_test_configure!(run_in_browser);
-
 const PART: usize = 5 * MIB;
 
 /// An uploader on the fault server hashing with `checksum` (a name, or `false`).

@@ -10,8 +10,6 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 
-wasm_bindgen_test_configure!(run_in_browser);
-
 fn post_uploader(backend: JsValue, transport: &str) -> s3_direct_upload::Uploader {
     uploader(object(&[("backend", backend), ("mode", "post".into()), ("transport", transport.into())]))
 }

@@ -11,7 +11,8 @@ use crate::upload::{
     Budget, FileInfo, Pacer, PostForms, ProgressReporter, Resume, UploadContext, UploadControl, upload_file,
 };
 use crate::web::{
-    AnyBackend, AnyTransport, BlobSource, BrowserRuntime, Builder, LocalStorageResumeStore, NetworkWatch, ToJs, kind,
+    AnyBackend, AnyTransport, BlobSource, BrowserResumeStore, BrowserRuntime, Builder, NetworkWatch, ToJs, kind,
+    start_worker,
 };
 use js_sys::{Function, Promise, Reflect};
 pub use options::{UploadOptionsJs, UploaderOptionsJs};
@@ -59,6 +60,25 @@ struct UploaderInner {
     checksum: Option<ChecksumAlgorithm>,
     post_forms: PostForms,
     on_progress: Option<Function>,
+    /// The worker engine uploads go to, with `worker: true` (src/js/bridge.js's `startWorker`).
+    worker: Option<JsValue>,
+}
+
+impl Drop for UploaderInner {
+    fn drop(&mut self) {
+        if let Some(worker) = &self.worker {
+            call_method(worker, "terminate", &[]);
+        }
+    }
+}
+
+/// Calls `object[name](...args)`; what it returned (undefined when it is no function or threw).
+fn call_method(object: &JsValue, name: &str, args: &[&JsValue]) -> JsValue {
+    let args: js_sys::Array = args.iter().copied().collect();
+    Reflect::get(object, &name.into())
+        .and_then(|f| f.dyn_into::<Function>())
+        .and_then(|f| f.apply(object, &args))
+        .unwrap_or_default()
 }
 
 #[wasm_bindgen]
@@ -66,7 +86,9 @@ impl Uploader {
     /// Creates an uploader. Throws an `Error` with code `invalid_option` when an option is wrong.
     #[wasm_bindgen(constructor)]
     pub fn new(options: UploaderOptionsJs) -> Result<Uploader, JsValue> {
-        let parsed = options::parse_uploader_options(options.into()).map_err(to_js_error)?;
+        let options = JsValue::from(options);
+        let parsed = options::parse_uploader_options(options.clone()).map_err(to_js_error)?;
+        let worker = if parsed.worker { Some(start_worker(&options)?) } else { None };
         Ok(Uploader {
             inner: Rc::new(UploaderInner {
                 backend: parsed.backend,
@@ -81,6 +103,7 @@ impl Uploader {
                 checksum: parsed.checksum,
                 post_forms: parsed.post_forms,
                 on_progress: parsed.on_progress,
+                worker,
             }),
         })
     }
@@ -98,7 +121,8 @@ impl Uploader {
                 format!("upload() takes a File or Blob, and was given {}", describe(&value)),
             ))
         })?;
-        let options = options::parse_upload_options(options.map(Into::into)).map_err(to_js_error)?;
+        let given: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
+        let options = options::parse_upload_options(Some(given.clone())).map_err(to_js_error)?;
         let info = FileInfo {
             filename: blob.dyn_ref::<File>().map_or_else(|| "blob".to_owned(), File::name),
             size: blob.size() as u64,
@@ -130,6 +154,11 @@ impl Uploader {
                 ),
             )));
         }
+        if let Some(worker) = &self.inner.worker {
+            let remote = call_method(worker, "upload", &[&blob, &given]);
+            let done = Reflect::get(&remote, &"done".into())?.unchecked_into();
+            return Ok(Upload { done, control: Control::Worker(remote), file: blob });
+        }
         let control = Rc::new(UploadControl::default());
         let done = future_to_promise(run_upload(
             self.inner.clone(),
@@ -139,7 +168,7 @@ impl Uploader {
             options.priority,
             control.clone(),
         ));
-        Ok(Upload { done, control, file: blob })
+        Ok(Upload { done, control: Control::Page(control), file: blob })
     }
 }
 
@@ -170,8 +199,13 @@ async fn run_upload(
     };
     let runtime = BrowserRuntime;
     let progress = ProgressReporter::new(info.size, &runtime, &sink);
-    let resume = resume_fingerprint(&inner, &blob, &info)
-        .map(|fingerprint| Resume { store: &LocalStorageResumeStore, fingerprint });
+    let resume = match resume_fingerprint(&inner, &blob, &info) {
+        Some(fingerprint) => {
+            let found = BrowserResumeStore::load(&fingerprint).await;
+            Some(Resume { store: &BrowserResumeStore, fingerprint, found })
+        }
+        None => None,
+    };
     let cx = UploadContext {
         backend: &inner.backend,
         transport: &inner.transport,
@@ -188,7 +222,7 @@ async fn run_upload(
         checksum: inner.checksum,
         post_forms: inner.post_forms,
     };
-    let result = upload_file(&cx, &BlobSource(blob.clone()), &info, &progress).await;
+    let result = upload_file(&cx, &BlobSource::new(blob.clone()), &info, &progress).await;
     progress.set_state(match &result {
         Ok(_) => UploadState::Done,
         Err(e) if e.code == ErrorCode::Aborted => UploadState::Aborted,
@@ -247,8 +281,15 @@ fn describe(value: &JsValue) -> String {
 #[wasm_bindgen]
 pub struct Upload {
     done: Promise,
-    control: Rc<UploadControl>,
+    control: Control,
     file: Blob,
+}
+
+/// Who runs an upload: this page's engine, through its switches, or the worker engine, through
+/// its handle (src/js/bridge.js).
+enum Control {
+    Page(Rc<UploadControl>),
+    Worker(JsValue),
 }
 
 #[wasm_bindgen]
@@ -268,12 +309,18 @@ impl Upload {
     /// Pauses: part requests in flight are cancelled (their bytes will be sent again) and no new
     /// ones start. Parts already stored stay stored.
     pub fn pause(&self) {
-        self.control.paused.set(true);
+        match &self.control {
+            Control::Page(control) => control.paused.set(true),
+            Control::Worker(remote) => drop(call_method(remote, "pause", &[])),
+        }
     }
 
     /// Continues a paused upload from the parts already stored.
     pub fn resume(&self) {
-        self.control.paused.set(false);
+        match &self.control {
+            Control::Page(control) => control.paused.set(false),
+            Control::Worker(remote) => drop(call_method(remote, "resume", &[])),
+        }
     }
 
     /// Cancels every request of this upload and asks the backend to abort the multipart upload.
@@ -281,7 +328,10 @@ impl Upload {
     /// already finished).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn abort(&self) -> Promise {
-        self.control.aborted.set(true);
+        match &self.control {
+            Control::Page(control) => control.aborted.set(true),
+            Control::Worker(remote) => return call_method(remote, "abort", &[]).unchecked_into(),
+        }
         let done = JsFuture::from(self.done.clone());
         future_to_promise(async move {
             let _ = done.await;

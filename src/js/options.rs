@@ -43,6 +43,8 @@ pub(crate) struct UploaderOptions {
     pub(crate) post_forms: PostForms,
     pub(crate) on_progress: Option<Function>,
     pub(crate) max_bytes_per_second: Option<u64>,
+    /// Run the engine in a Web Worker (`worker: true`).
+    pub(crate) worker: bool,
 }
 
 /// Checked `upload()` options.
@@ -99,6 +101,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             "mode",
             "onProgress",
             "maxBytesPerSecond",
+            "worker",
         ],
         "Uploader",
     )?;
@@ -166,6 +169,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             }
         },
         resume: f.opt_bool("resume").map_err(invalid)?.unwrap_or(true),
+        worker: f.opt_bool("worker").map_err(invalid)?.unwrap_or(false),
         checksum: parse_checksum(&f.value("checksum"))?,
         post_forms: match mode {
             Mode::Presigned => PostForms::Never,
@@ -259,7 +263,7 @@ fn parse_backend(
             let value = Reflect::get(&backend, &name.into()).unwrap_or(JsValue::UNDEFINED);
             *function = optional_function(value, &format!("backend.{name}"))?;
         }
-        ContractBackend::Callbacks(functions)
+        ContractBackend::Callbacks { owner: backend, functions }
     } else {
         return Err(invalid(
             "`backend` must be the base URL of the upload API (a string) or an object of callbacks".into(),

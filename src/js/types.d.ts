@@ -284,10 +284,18 @@ export interface UploaderOptions {
    */
   transport?: "fetch" | "xhr";
   /**
-   * Remember multipart uploads of `File`s in localStorage so that the same file, given again
-   * after a reload, sends only its missing parts. Needs a backend that lists parts. Default true.
+   * Remember multipart uploads of `File`s (in localStorage; in IndexedDB with `worker: true`)
+   * so that the same file, given again after a reload, sends only its missing parts. Needs a
+   * backend that lists parts. Default true.
    */
   resume?: boolean;
+  /**
+   * Run the engine (hashing, signing, every store request) in a Web Worker, off the page's main
+   * thread. The API is the same; backend callbacks and `onProgress` still run on the page.
+   * Where workers are refused (a CSP without `worker-src 'self'`, or `blob:` for the drop-in
+   * script), uploads run on the page, with a console warning. Default false.
+   */
+  worker?: boolean;
   /**
    * The checksum each part carries, computed in wasm and checked by the store: "crc32c"
    * (default), "crc32", "sha256", "sha1", "md5" (sent as Content-MD5), or false for none.

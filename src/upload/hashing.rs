@@ -18,9 +18,13 @@ use std::ops::Range;
 /// one being hashed and the next, read meanwhile.
 pub(super) const HASH_CHUNK: u64 = 8 << 20;
 
+/// Bytes hashed in one task: about 1 ms of CRC32C, 3 ms of SHA-256. Between them the page's
+/// main thread runs whatever else is queued (input, rendering, the upload's own requests).
+const HASH_SLICE: usize = 1 << 20;
+
 /// Hashes the byte ranges of `parts` in order, a chunk at a time, reading the next chunk while
-/// the current one is hashed, and waiting between chunks while the upload is paused. Calls
-/// `hashed` with each part's digest as soon as it is complete.
+/// the current one is hashed (a slice a task), and waiting between chunks while the upload is
+/// paused. Calls `hashed` with each part's digest as soon as it is complete.
 pub(super) async fn hash_parts<B, T, S: Source, C: Runtime>(
     cx: &UploadContext<'_, B, T, C>,
     source: &S,
@@ -48,7 +52,10 @@ pub(super) async fn hash_parts<B, T, S: Source, C: Runtime>(
     for (i, (number, range, last)) in chunks.iter().enumerate() {
         cx.control.paused.until(false).await;
         let hash = async {
-            hasher.update(&current);
+            for slice in current.chunks(HASH_SLICE) {
+                cx.runtime.next_task().await;
+                hasher.update(slice);
+            }
             progress.hashed(range.end - range.start);
         };
         match chunks.get(i + 1) {

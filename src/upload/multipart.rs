@@ -89,7 +89,7 @@ where
     C: Runtime,
 {
     let Some(resume) = &cx.resume else { return Ok(None) };
-    let Some(record) = resume.store.load(&resume.fingerprint) else { return Ok(None) };
+    let Some(record) = resume.found.clone() else { return Ok(None) };
     let fresh = cx.runtime.now_ms() - record.created_ms < RESUME_RECORD_MAX_AGE_MS;
     if !fresh || record.part_size != plan.part_size {
         resume.store.remove(&resume.fingerprint);
@@ -253,17 +253,19 @@ impl<B: Backend, T, C: Runtime> PartSigner<'_, '_, B, T, C> {
         }
         let reason = if resign || expiring { SignReason::Expired } else { SignReason::First };
         let position = self.order.iter().position(|&n| n == number);
+        // With checksums, a part is signed once it is hashed, with the parts after it that are
+        // hashed by then: the first is sent as soon as it is hashed, and later batches fill up
+        // as hashing runs ahead of sending.
+        let checksum = self.parts.checksum(number).await;
+        let hashed = if checksum.is_some() { self.parts.hashed() } else { self.order.len() };
         // The next batch of never-signed parts, or this part alone when it was signed before.
         let (numbers, signed_after) = match position {
             Some(at) if at >= *signed => {
-                let end = (*signed + self.batch as usize).max(at + 1).min(self.order.len());
+                let end = (*signed + self.batch as usize).min(hashed).max(at + 1).min(self.order.len());
                 (self.order[*signed..end].to_vec(), end)
             }
             _ => (vec![number], *signed),
         };
-        // With checksums, the batch is signed once all of it is hashed: hashing runs ahead in
-        // the same order, so this costs the first batch a short wait and later ones none, and
-        // keeps one signing request per batch however slow hashing is.
         let mut checksums = Vec::new();
         for &n in &numbers {
             checksums.extend(self.parts.checksum(n).await);

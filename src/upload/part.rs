@@ -104,6 +104,11 @@ impl Parts {
         self.parts.borrow()[number as usize - 1].digest.as_ref().map(PartDigest::base64)
     }
 
+    /// How many parts are hashed: the first this many of the order they are hashed in.
+    pub(super) fn hashed(&self) -> usize {
+        self.hashed.get()
+    }
+
     /// The request signed for part `number`, if any.
     pub(super) fn signed(&self, number: u32) -> Option<SignedRequest> {
         self.parts.borrow()[number as usize - 1].signed.clone()

@@ -103,4 +103,7 @@ pub trait Runtime {
     async fn sleep(&self, ms: f64);
     /// A number uniform in `[0, 1)`, for backoff jitter.
     fn random(&self) -> f64;
+    /// Resolves in a task of its own, after what else is queued: long work (hashing) awaits it
+    /// between pieces, so that a page's main thread never runs one long task.
+    async fn next_task(&self);
 }

@@ -22,20 +22,22 @@ pub struct ResumeRecord {
 pub const RESUME_RECORD_MAX_AGE_MS: f64 = 7.0 * 24.0 * 3600.0 * 1000.0;
 
 /// Where resume records are kept (browser storage). Failures are swallowed by implementations:
-/// a full or forbidden storage must never break an upload.
+/// a full or forbidden storage must never break an upload. Reading is done before the upload
+/// starts (browser storage may answer asynchronously), into [`Resume::found`].
 pub trait ResumeStore {
-    /// The record kept under `fingerprint`, if any.
-    fn load(&self, fingerprint: &str) -> Option<ResumeRecord>;
     /// Keeps `record` under `fingerprint`.
     fn save(&self, fingerprint: &str, record: &ResumeRecord);
     /// Forgets the record under `fingerprint`.
     fn remove(&self, fingerprint: &str);
 }
 
-/// Resumption for one upload: where records live, and the file's fingerprint.
+/// Resumption for one upload: where records live, the file's fingerprint, and the record found
+/// under it when the upload started.
 pub struct Resume<'a> {
     /// The record store.
     pub store: &'a dyn ResumeStore,
     /// Identifies the file (and backend) across page loads.
     pub fingerprint: String,
+    /// The record kept under `fingerprint` when the upload started, if any.
+    pub found: Option<ResumeRecord>,
 }

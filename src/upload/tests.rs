@@ -218,6 +218,8 @@ struct FakeTransport {
     slow_down_above: Option<usize>,
     /// `SlowDown` answers given.
     slow_downs: Cell<u32>,
+    /// How many times each request yields before it is answered.
+    delay_yields: Cell<u32>,
 }
 
 impl FakeTransport {
@@ -236,6 +238,7 @@ impl FakeTransport {
             corrupt_part: None,
             slow_down_above: None,
             slow_downs: Cell::new(0),
+            delay_yields: Cell::new(3),
         }
     }
 }
@@ -262,7 +265,7 @@ impl Transport for FakeTransport {
         self.in_flight.set(self.in_flight.get() + 1);
         self.max_in_flight.set(self.max_in_flight.get().max(self.in_flight.get()));
         let throttled = self.slow_down_above.is_some_and(|most| self.in_flight.get() > most);
-        for _ in 0..3 {
+        for _ in 0..self.delay_yields.get() {
             yield_now().await;
         }
         self.in_flight.set(self.in_flight.get() - 1);
@@ -326,6 +329,8 @@ fn source_byte(i: u64) -> u8 {
 struct FakeRuntime {
     now: Cell<f64>,
     slept_ms: Cell<f64>,
+    /// How many times work waited for a task of its own.
+    tasks: Cell<u32>,
 }
 
 impl Runtime for FakeRuntime {
@@ -340,6 +345,10 @@ impl Runtime for FakeRuntime {
     }
     fn random(&self) -> f64 {
         0.5
+    }
+    async fn next_task(&self) {
+        self.tasks.set(self.tasks.get() + 1);
+        yield_now().await;
     }
 }
 
@@ -376,7 +385,7 @@ impl Harness {
             transport: FakeTransport::new(behaviour),
             budget: Budget::new(budget),
             pacer: Pacer::default(),
-            runtime: FakeRuntime { now: Cell::new(0.0), slept_ms: Cell::new(0.0) },
+            runtime: FakeRuntime { now: Cell::new(0.0), slept_ms: Cell::new(0.0), tasks: Cell::new(0) },
             control: UploadControl::default(),
             offline: Rc::default(),
             retry: RetryPolicy::default(),
@@ -675,10 +684,13 @@ fn pause_cancels_parts_in_flight_and_resume_sends_them_again() {
 #[derive(Default)]
 struct MemoryResumeStore(RefCell<HashMap<String, ResumeRecord>>);
 
-impl ResumeStore for MemoryResumeStore {
+impl MemoryResumeStore {
     fn load(&self, fingerprint: &str) -> Option<ResumeRecord> {
         self.0.borrow().get(fingerprint).cloned()
     }
+}
+
+impl ResumeStore for MemoryResumeStore {
     fn save(&self, fingerprint: &str, record: &ResumeRecord) {
         self.0.borrow_mut().insert(fingerprint.to_owned(), record.clone());
     }
@@ -708,7 +720,7 @@ fn run_resumable(h: &Harness, store: &MemoryResumeStore) -> (Result<StoredObject
     let sink = |s: &ProgressSnapshot, _: Option<&str>| seen.borrow_mut().push(s.loaded);
     let progress = ProgressReporter::new(size, &h.runtime, &sink);
     let mut cx = h.cx(6);
-    cx.resume = Some(Resume { store, fingerprint: "a.bin".into() });
+    cx.resume = Some(Resume { store, fingerprint: "a.bin".into(), found: store.load("a.bin") });
     let result = block_on(upload_file(&cx, &FakeSource(size), &file("a.bin", size), &progress));
     (result, seen.into_inner())
 }
@@ -756,7 +768,7 @@ fn a_fresh_upload_keeps_a_record_until_it_ends() {
     let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
     let progress = ProgressReporter::new(size, &h.runtime, &sink);
     let mut cx = h.cx(6);
-    cx.resume = Some(Resume { store: &store, fingerprint: "a.bin".into() });
+    cx.resume = Some(Resume { store: &store, fingerprint: "a.bin".into(), found: store.load("a.bin") });
     let check = async {
         for _ in 0..50 {
             yield_now().await;
@@ -946,11 +958,34 @@ fn hashing_waits_while_paused() {
 }
 
 #[test]
-fn checksummed_parts_are_signed_in_batches_however_slow_hashing_is() {
-    // The fake source yields once per 1 MiB chunk: hashing is slower than signing here.
+fn a_checksummed_part_is_signed_and_sent_once_hashed_not_after_its_batch() {
+    // The fake source yields once per chunk: hashing is slower than signing here.
     let h = with_checksums(ChecksumAlgorithm::Crc32c);
-    h.run(60 * MIB).unwrap(); // 12 parts, batches of 12 at concurrency 6
-    assert_eq!(h.backend.sign_calls.borrow().clone(), vec![(1..=12).collect::<Vec<u32>>()]);
+    h.run(60 * MIB).unwrap(); // 12 parts
+    let calls = h.backend.sign_calls.borrow();
+    assert_eq!(calls[0], vec![1], "part 1 is signed as soon as it is hashed: {calls:?}");
+    let mut signed: Vec<u32> = calls.iter().flatten().copied().collect();
+    signed.sort_unstable();
+    assert_eq!(signed, (1..=12).collect::<Vec<u32>>(), "each part signed once");
+    assert!(calls.len() < 12, "later parts are signed in batches of what is hashed: {calls:?}");
+}
+
+#[test]
+fn hashing_leaves_the_thread_between_slices_of_a_mebibyte() {
+    let h = with_checksums(ChecksumAlgorithm::Sha256);
+    h.run(20 * MIB + 1).unwrap();
+    assert!(h.runtime.tasks.get() >= 21, "{} tasks for 20 MiB and a byte", h.runtime.tasks.get());
+}
+
+#[test]
+fn when_hashing_is_ahead_checksummed_parts_are_signed_in_full_batches() {
+    let h = with_checksums(ChecksumAlgorithm::Crc32c);
+    h.transport.delay_yields.set(400); // sending is slow: hashing runs far ahead
+    h.run(200 * MIB).unwrap(); // 40 parts, batches of 12 at concurrency 6
+    let calls = h.backend.sign_calls.borrow();
+    // The first batches are what is hashed by then; once hashing is ahead they are full.
+    assert!(calls.iter().filter(|c| c.len() == 12).count() >= 2, "{calls:?}");
+    assert!(calls.len() <= 12, "40 parts in a few signing requests: {calls:?}");
 }
 
 #[test]

@@ -76,6 +76,11 @@ impl Count {
         self.waiting.wake_all();
     }
 
+    /// The count now.
+    pub fn get(&self) -> usize {
+        self.value.get()
+    }
+
     /// Resolves once the count is at least `n`.
     pub async fn at_least(&self, n: usize) {
         self.waiting.until(|| self.value.get() >= n).await;

@@ -94,21 +94,22 @@ pub(crate) enum ContractBackend {
     /// `POST {base}{path}` with JSON bodies, with `headers` (for example `Authorization`).
     Http { base: String, headers: Vec<(String, String)> },
     /// The caller's functions, by operation ([`Op::ALL`] order), each taking one object and
-    /// returning a value or a Promise of one.
-    Callbacks([Option<Function>; 9]),
+    /// returning a value or a Promise of one; called as methods of `owner`, the object they were
+    /// given on (a class instance's methods may use `this`).
+    Callbacks { owner: JsValue, functions: [Option<Function>; 9] },
 }
 
 impl ContractBackend {
     /// The contract over HTTP at `base` (no trailing slash needed).
     pub(crate) fn http(base: &str, headers: Vec<(String, String)>) -> Self {
-        ContractBackend::Http { base: base.trim_end_matches('/').to_owned(), headers }
+        ContractBackend::Http { base: super::resolve_url(base).trim_end_matches('/').to_owned(), headers }
     }
 
     /// The callback for `op`, if given.
     pub(crate) fn callback(&self, op: Op) -> Option<&Function> {
         match self {
             ContractBackend::Http { .. } => None,
-            ContractBackend::Callbacks(functions) => functions[op as usize].as_ref(),
+            ContractBackend::Callbacks { functions, .. } => functions[op as usize].as_ref(),
         }
     }
 
@@ -128,7 +129,7 @@ impl ContractBackend {
     pub(crate) fn identity(&self) -> String {
         match self {
             ContractBackend::Http { base, .. } => base.clone(),
-            ContractBackend::Callbacks(_) => "callbacks".into(),
+            ContractBackend::Callbacks { .. } => "callbacks".into(),
         }
     }
 
@@ -145,7 +146,7 @@ impl ContractBackend {
                 ContractBackend::Http { base, .. } => {
                     format!("the backend's answer to POST {base}{} is not as expected: {e}", op.path())
                 }
-                ContractBackend::Callbacks(_) => {
+                ContractBackend::Callbacks { .. } => {
                     format!("the `{}` callback returned something unexpected: {e}", op.callback())
                 }
             })
@@ -157,7 +158,9 @@ impl ContractBackend {
     async fn carry(&self, op: Op, request: JsValue) -> Result<JsValue, UploadError> {
         match self {
             ContractBackend::Http { base, headers } => Self::post_json(base, headers, op.path(), request).await,
-            ContractBackend::Callbacks(_) => Self::call_js(op.callback(), self.callback(op), request).await,
+            ContractBackend::Callbacks { owner, .. } => {
+                Self::call_js(op.callback(), owner, self.callback(op), request).await
+            }
         }
     }
 
@@ -216,14 +219,19 @@ impl ContractBackend {
 
     /// Calls the callback `name`; what it returned, settled. Not generic, so its future is
     /// compiled once.
-    async fn call_js(name: &str, function: Option<&Function>, argument: JsValue) -> Result<JsValue, UploadError> {
+    async fn call_js(
+        name: &str,
+        owner: &JsValue,
+        function: Option<&Function>,
+        argument: JsValue,
+    ) -> Result<JsValue, UploadError> {
         let function = function.ok_or_else(|| {
             UploadError::new(
                 ErrorCode::InvalidOption,
                 format!("this upload needs the backend callback `{name}`, which was not given"),
             )
         })?;
-        let returned = function.call1(&JsValue::UNDEFINED, &argument).map_err(|thrown| {
+        let returned = function.call1(owner, &argument).map_err(|thrown| {
             backend_error(format!("the `{name}` callback threw: {}", js_message(&thrown))).with_cause(thrown)
         })?;
         let settled = within(BACKEND_TIMEOUT_MS, JsFuture::from(Promise::resolve(&returned))).await;

@@ -1,5 +1,5 @@
 //! Browser edges of the orchestrator: the file as a `Blob`, the `fetch` and XHR transports,
-//! the backends (JSON, callbacks, and temporary credentials signing in the page), the runtime (time, timers, chance), online/offline tracking, localStorage
+//! the backends (JSON, callbacks, and temporary credentials signing in the page), the runtime (time, timers, chance), online/offline tracking,
 //! resume records, and request guards that cancel by drop.
 
 mod any_backend;
@@ -23,7 +23,7 @@ use futures::future::{Either, select};
 use gloo_net::http::Request;
 use js_data::FromJs;
 use js_sys::{Function, Promise, Reflect};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::ops::Range;
 use std::pin::pin;
@@ -182,24 +182,65 @@ pub(crate) fn js_message(value: &JsValue) -> String {
 
 /// The file: a `Blob` (or `File`), cut with `Blob.slice` so bytes enter wasm memory only to be
 /// hashed, a chunk at a time.
-pub(crate) struct BlobSource(pub(crate) Blob);
+pub(crate) struct BlobSource {
+    blob: Blob,
+    /// Buffers the reads fill, reused: reading allocates nothing the garbage collector must
+    /// free, so the memory held for hashing is these (two, as hashing reads one chunk ahead).
+    buffers: RefCell<Vec<js_sys::ArrayBuffer>>,
+}
+
+impl BlobSource {
+    pub(crate) fn new(blob: Blob) -> Self {
+        BlobSource { blob, buffers: RefCell::default() }
+    }
+}
+
+// What reading a `Blob` into a buffer of one's own takes, declared here: web-sys's versions
+// bring more glue.
+#[wasm_bindgen]
+extern "C" {
+    /// A `Blob`, seen for its `stream()`.
+    type StreamedBlob;
+    #[wasm_bindgen(method)]
+    fn stream(blob: &StreamedBlob) -> ByteStream;
+    /// The `ReadableStream` of a blob's bytes.
+    type ByteStream;
+    #[wasm_bindgen(method, catch, js_name = getReader)]
+    fn byob_reader(stream: &ByteStream, options: &JsValue) -> Result<ByobReader, JsValue>;
+    /// A `ReadableStreamBYOBReader`.
+    type ByobReader;
+    #[wasm_bindgen(method)]
+    fn read(reader: &ByobReader, into: &js_sys::Uint8Array) -> Promise;
+    #[wasm_bindgen(method, js_name = releaseLock)]
+    fn release_lock(reader: &ByobReader);
+}
 
 impl Source for BlobSource {
     type Body = Blob;
 
     fn size(&self) -> u64 {
-        self.0.size() as u64
+        self.blob.size() as u64
     }
 
     fn slice(&self, range: Range<u64>) -> Blob {
-        self.0
+        self.blob
             .slice_with_f64_and_f64(range.start as f64, range.end as f64)
             .expect("Blob.slice with in-range offsets does not throw")
     }
 
+    /// Reads with a BYOB reader into a reused buffer, then copies into `into`: one copy, no
+    /// garbage.
     async fn read(&self, range: Range<u64>, into: &mut Vec<u8>) -> Result<(), UploadError> {
         let (start, end) = (range.start, range.end);
-        let buffer = JsFuture::from(self.slice(range).array_buffer()).await.map_err(|e| {
+        let want = (end - start) as u32;
+        let pooled = self.buffers.borrow_mut().pop().filter(|b| b.byte_length() >= want);
+        let mut buffer = pooled.unwrap_or_else(|| js_sys::ArrayBuffer::new(want.max(1)));
+        let filled = fill(&self.slice(range), &mut buffer, want).await;
+        // A read that failed part-way leaves its buffer detached: only a whole one goes back.
+        if buffer.byte_length() >= want {
+            self.buffers.borrow_mut().push(buffer.clone());
+        }
+        let filled = filled.map_err(|e| {
             UploadError::new(
                 ErrorCode::InvalidFile,
                 format!(
@@ -210,11 +251,33 @@ impl Source for BlobSource {
             )
             .with_cause(e)
         })?;
-        let bytes = js_sys::Uint8Array::new(&buffer);
-        into.resize(bytes.length() as usize, 0);
-        bytes.copy_to(into);
+        into.resize(filled as usize, 0);
+        js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, 0, filled).copy_to(into);
         Ok(())
     }
+}
+
+/// Reads `blob` into the start of `buffer`, up to `want` bytes, and says how many came. Each
+/// read hands the buffer to the stream and gets it back (as a new `ArrayBuffer` over the same
+/// memory), which `buffer` then holds.
+async fn fill(blob: &Blob, buffer: &mut js_sys::ArrayBuffer, want: u32) -> Result<u32, JsValue> {
+    let options = Builder::new().set("mode", "byob").build();
+    let reader = blob.unchecked_ref::<StreamedBlob>().stream().byob_reader(&options)?;
+    let mut filled = 0;
+    while filled < want {
+        let view = js_sys::Uint8Array::new_with_byte_offset_and_length(buffer, filled, want - filled);
+        let result = JsFuture::from(reader.read(&view)).await?;
+        let value: js_sys::Uint8Array = Reflect::get(&result, &"value".into())?.unchecked_into();
+        if !value.is_undefined() {
+            *buffer = value.buffer();
+            filled += value.byte_length();
+        }
+        if Reflect::get(&result, &"done".into())?.is_truthy() {
+            break;
+        }
+    }
+    reader.release_lock();
+    Ok(filled)
 }
 
 /// Sends bodies with `fetch`. Progress is per request: `fetch` cannot report upload bytes, so a
@@ -245,10 +308,11 @@ impl StoreHeard {
     /// The error for a request to the store that got no answer at all: a network failure, or a
     /// CORS refusal.
     pub(crate) fn unreachable(&self, what: &str, method: &str) -> UploadError {
-        let origin = js_sys::global()
-            .dyn_into::<web_sys::Window>()
+        // `location.origin`, on a page and in a worker alike.
+        let origin = Reflect::get(&js_sys::global(), &"location".into())
+            .and_then(|location| Reflect::get(&location, &"origin".into()))
             .ok()
-            .and_then(|w| w.location().origin().ok())
+            .and_then(|origin| origin.as_string())
             .unwrap_or_default();
         let (message, observed) = if self.0.get() {
             (
@@ -420,42 +484,49 @@ impl Transport for AnyTransport {
     }
 }
 
-/// Resume records in `localStorage`, as JSON under `s3-direct-upload:<fingerprint>`. Every
-/// storage failure (none in workers, private mode, quota, blocked) is ignored: without the
-/// record the upload simply starts afresh.
-pub(crate) struct LocalStorageResumeStore;
+#[wasm_bindgen(module = "/src/js/bridge.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = recordGet)]
+    fn record_get(key: &str) -> Promise;
+    #[wasm_bindgen(js_name = recordSet)]
+    fn record_set(key: &str, text: &str);
+    #[wasm_bindgen(js_name = recordDelete)]
+    fn record_delete(key: &str);
+    /// Starts the worker engine for an Uploader's (checked) options: src/js/bridge.js.
+    /// A Promise that resolves in a task of its own (a `MessageChannel` message). (`catch`
+    /// gives it a shim in the glue: imports straight from the snippet would keep a module name
+    /// of their own, which the name minification renames.)
+    #[wasm_bindgen(catch, js_name = nextTask)]
+    fn next_task() -> Result<Promise, JsValue>;
+    /// `url` made absolute against the page's address.
+    #[wasm_bindgen(js_name = resolveUrl)]
+    pub(crate) fn resolve_url(url: &str) -> String;
+    #[wasm_bindgen(catch, js_name = startWorker)] // `catch`: see next_task
+    pub(crate) fn start_worker(options: &JsValue) -> Result<JsValue, JsValue>;
+}
 
-impl LocalStorageResumeStore {
-    fn storage() -> Option<JsValue> {
-        Reflect::get(&js_sys::global(), &"localStorage".into()).ok().filter(|s| s.is_object())
-    }
+/// Resume records as JSON, in `localStorage` on a page and in IndexedDB in a worker
+/// (src/js/bridge.js). Every storage failure (private mode, quota, blocked) is ignored: without
+/// the record the upload simply starts afresh.
+pub(crate) struct BrowserResumeStore;
 
-    fn call(method: &str, args: &[&str]) -> Option<JsValue> {
-        let storage = Self::storage()?;
-        let function: Function = Reflect::get(&storage, &method.into()).ok()?.dyn_into().ok()?;
-        let args: js_sys::Array = args.iter().map(|a| JsValue::from_str(a)).collect();
-        function.apply(&storage, &args).ok()
-    }
-
-    fn item_key(fingerprint: &str) -> String {
-        format!("s3-direct-upload:{fingerprint}")
+impl BrowserResumeStore {
+    /// The record kept under `fingerprint`, if any.
+    pub(crate) async fn load(fingerprint: &str) -> Option<ResumeRecord> {
+        let text = JsFuture::from(record_get(fingerprint)).await.ok()?.as_string()?;
+        ResumeRecord::from_js(&js_sys::JSON::parse(&text).ok()?).ok()
     }
 }
 
-impl ResumeStore for LocalStorageResumeStore {
-    fn load(&self, fingerprint: &str) -> Option<ResumeRecord> {
-        let text = Self::call("getItem", &[&Self::item_key(fingerprint)])?.as_string()?;
-        ResumeRecord::from_js(&js_sys::JSON::parse(&text).ok()?).ok()
-    }
-
+impl ResumeStore for BrowserResumeStore {
     fn save(&self, fingerprint: &str, record: &ResumeRecord) {
         if let Some(text) = js_sys::JSON::stringify(&record.to_js()).ok().and_then(|t| t.as_string()) {
-            Self::call("setItem", &[&Self::item_key(fingerprint), &text]);
+            record_set(fingerprint, &text);
         }
     }
 
     fn remove(&self, fingerprint: &str) {
-        Self::call("removeItem", &[&Self::item_key(fingerprint)]);
+        record_delete(fingerprint);
     }
 }
 
@@ -473,5 +544,11 @@ impl Runtime for BrowserRuntime {
 
     fn random(&self) -> f64 {
         js_sys::Math::random()
+    }
+
+    async fn next_task(&self) {
+        if let Ok(task) = next_task() {
+            let _ = JsFuture::from(task).await;
+        }
     }
 }

@@ -9,6 +9,13 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, File, FilePropertyBag};
 
+// Every test runs on a page, and again in a dedicated worker (`--features test-in-worker`,
+// scripts/browser-tests.sh): where the worker engine runs it, without window or localStorage.
+#[cfg(not(feature = "test-in-worker"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+#[cfg(feature = "test-in-worker")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
 pub const MIB: usize = 1024 * 1024;
 
 /// A server URL that scripts/test.sh passes at compile time.
@@ -47,6 +54,17 @@ export function fetch_bytes(url) {
 }
 export function get_json(url) { return fetch(url).then(r => r.json()); }
 export function sleep(ms) { return new Promise(resolve => setTimeout(resolve, ms)); }
+// How many resume records the library keeps: in localStorage on a page, in IndexedDB in a worker.
+export async function resume_records() {
+  if (typeof localStorage === "object") return Object.keys(localStorage).filter(k => k.startsWith("s3-direct-upload:")).length;
+  const done = r => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+  const open = indexedDB.open("s3-direct-upload", 1);
+  open.onupgradeneeded = () => open.result.createObjectStore("resume");
+  const db = await done(open);
+  const count = await done(db.transaction("resume").objectStore("resume").count());
+  db.close();
+  return count;
+}
 // How many times AbortController.abort was called since the first call (which starts counting).
 export function abort_calls() {
   if (globalThis.__aborts === undefined) {
@@ -87,12 +105,25 @@ export function shift_clock(ms) {
   const real = Date.now.__real ?? Date.now;
   Date.now = ms ? Object.assign(() => real.call(Date) + ms, { __real: real }) : real;
 }
+// An app's backend as a class instance: its methods use `this`.
+export function class_backend(api) {
+  class AppBackend {
+    constructor() { this.api = api; this.calls = 0; }
+    post(path, body) { this.calls += 1; return post_json(this.api + path, body); }
+    createMultipartUpload(f) { return this.post("/multipart", f); }
+    signParts(r) { return this.post("/multipart/sign", r); }
+    completeMultipartUpload(r) { return this.post("/multipart/complete", r); }
+    abortMultipartUpload(r) { return this.post("/multipart/abort", r); }
+    signPut(f) { return this.post("/put", f); }
+  }
+  return new AppBackend();
+}
 export function callbacks(api, options) {
   const post = (path, body) => post_json(api + path, body).then(a => {
     if (a.error) throw new Error(a.error);
     return a;
   });
-  const calls = { abort: 0, sign: 0, credentials: 0 };
+  const calls = { abort: 0, sign: 0, resign: 0, credentials: 0 };
   const backend = {
     createMultipartUpload: f => post("/multipart", f),
     completeMultipartUpload: r => post("/multipart/complete", r),
@@ -122,6 +153,7 @@ export function callbacks(api, options) {
   } else {
     backend.signParts = r => {
       calls.sign += 1;
+      if (r.reason === "expired") calls.resign += 1;
       return post("/multipart/sign", r).then(a => {
         // Change the signature's first digit (to another digit: one already "0" must change too).
         const tampered = (m, digit) => "X-Amz-Signature=" + (digit === "0" ? "1" : "0");
@@ -147,7 +179,10 @@ extern "C" {
     pub fn fetch_bytes(url: &str) -> Promise;
     pub fn get_json(url: &str) -> Promise;
     pub fn callbacks(api: &str, options: &JsValue) -> JsValue;
+    pub fn class_backend(api: &str) -> JsValue;
     pub fn sleep(ms: u32) -> Promise;
+    #[wasm_bindgen(js_name = resume_records)]
+    fn resume_records_promise() -> Promise;
     /// How many times `AbortController.abort` was called since the first call.
     pub fn abort_calls() -> u32;
     /// What `console.error` was given since the first call, one string a call.
@@ -265,6 +300,11 @@ pub async fn open_uploads(app: &str) -> (u32, u32) {
 }
 
 /// Waits `ms` milliseconds.
+/// How many resume records the library keeps (localStorage on a page, IndexedDB in a worker).
+pub async fn resume_records() -> u32 {
+    JsFuture::from(resume_records_promise()).await.unwrap().as_f64().unwrap() as u32
+}
+
 pub async fn pause_for(ms: u32) {
     JsFuture::from(sleep(ms)).await.unwrap();
 }

@@ -9,6 +9,7 @@ const cancel = document.querySelector("#cancel");
 
 const uploader = new Uploader({
   backend: "/api/uploads", // your backend's base URL (see "The backend contract"), or callbacks
+  worker: true, // hashing and every request in a Web Worker, off the page's main thread
   onProgress: (p) => (bar.value = p.total ? p.loaded / p.total : 1), // a 0-byte file has total 0
 });
 
