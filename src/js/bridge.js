@@ -60,15 +60,52 @@ export function recordSet(key, text) {
     } catch {}
     return;
   }
-  recordStore("readwrite").then((store) => store.put(text, key), () => {});
+  recordStore("readwrite").then((store) => store.put(text, key)).catch(() => {});
 }
 
 /** Forgets the record under `key`. */
 export function recordDelete(key) {
   const storage = pageStorage();
   if (storage) return storage.removeItem(RECORD_PREFIX + key);
-  recordStore("readwrite").then((store) => store.delete(key), () => {});
+  recordStore("readwrite").then((store) => store.delete(key)).catch(() => {});
   if (pageRecords.delete(key)) forgetOnPage(key);
+}
+
+/** Buffers that reads of the file fill, reused: two are in use at once (hashing reads ahead). */
+const readBuffers = [];
+
+/**
+ * The bytes of `blob` (a chunk of the file) in a reused buffer: a view, which the engine copies
+ * into its memory and then gives back (`doneWith`). A BYOB reader fills the buffer in place, so
+ * reading a file of any size leaves no garbage to collect.
+ */
+export async function readChunk(blob) {
+  const want = blob.size;
+  let buffer = readBuffers.pop();
+  if (!(buffer?.byteLength >= want)) buffer = new ArrayBuffer(Math.max(want, 1));
+  let reader;
+  try {
+    reader = blob.stream().getReader({ mode: "byob" });
+  } catch {
+    return new Uint8Array(await blob.arrayBuffer()); // a browser without byte streams from blobs
+  }
+  let filled = 0;
+  while (filled < want) {
+    // The buffer goes to the stream and comes back as a new ArrayBuffer over the same memory.
+    const { value, done } = await reader.read(new Uint8Array(buffer, filled, want - filled));
+    if (value) {
+      buffer = value.buffer;
+      filled += value.byteLength;
+    }
+    if (done) break;
+  }
+  reader.releaseLock();
+  return new Uint8Array(buffer, 0, filled);
+}
+
+/** Gives back the buffer of a view `readChunk` made. */
+export function doneWith(view) {
+  readBuffers.push(view.buffer);
 }
 
 let channel = null;
