@@ -56,7 +56,7 @@ async function session(command, capabilities) {
         args: [],
       });
       const picker = await call("POST", at("/element"), { using: "css selector", value: "#picker" });
-      await call("POST", at(`/element/${picker[ELEMENT]}/value`), { text: resolve(file) });
+      await call("POST", at(`/element/${picker[ELEMENT] ?? Object.values(picker)[0]}/value`), { text: resolve(file) });
     },
     run: (options) =>
       call("POST", at("/execute/async"), {

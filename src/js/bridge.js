@@ -71,7 +71,12 @@ export function recordDelete(key) {
   if (pageRecords.delete(key)) forgetOnPage(key);
 }
 
-/** Buffers that reads of the file fill, reused: two are in use at once (hashing reads ahead). */
+/** Reads of files at once, for all uploads: Chromium stalls reads of blobs (for good) when
+ * a hundred are under way beside uploads of them. Hashing reads one chunk ahead per file. */
+const MOST_READS = 4;
+let reads = 0;
+const waitingToRead = [];
+/** Buffers that reads fill, reused; two are kept (one file's hashing), more are let go. */
 const readBuffers = [];
 
 /**
@@ -80,6 +85,17 @@ const readBuffers = [];
  * reading a file of any size leaves no garbage to collect.
  */
 export async function readChunk(blob) {
+  while (reads >= MOST_READS) await new Promise((resolve) => waitingToRead.push(resolve));
+  reads++;
+  try {
+    return await readInto(blob);
+  } finally {
+    reads--;
+    waitingToRead.shift()?.();
+  }
+}
+
+async function readInto(blob) {
   const want = blob.size;
   let buffer = readBuffers.pop();
   if (!(buffer?.byteLength >= want)) buffer = new ArrayBuffer(Math.max(want, 1));
@@ -99,13 +115,14 @@ export async function readChunk(blob) {
     }
     if (done) break;
   }
-  reader.releaseLock();
+  // Closes the stream, which reading exactly `want` bytes leaves open (it holds a blob read).
+  reader.cancel().catch(() => {});
   return new Uint8Array(buffer, 0, filled);
 }
 
 /** Gives back the buffer of a view `readChunk` made. */
 export function doneWith(view) {
-  readBuffers.push(view.buffer);
+  if (readBuffers.length < 2) readBuffers.push(view.buffer);
 }
 
 let channel = null;
