@@ -126,8 +126,8 @@ async fn callbacks_drive_any_backend_batch_or_per_part() {
 
 #[wasm_bindgen_test]
 async fn two_hundred_checksummed_files_at_once_all_finish() {
-    // Reading 200 blobs at once beside uploads of them stalls Chromium's reads for good: the
-    // library reads a few at a time.
+    // Reading 200 small blobs at once with streams, beside uploads of them, stalls Chromium's
+    // reads for good: the library reads small chunks with arrayBuffer().
     let up = uploader(object(&[("backend", api().into())]));
     let files: Vec<File> = (0..200).map(|i| file_of(256 * 1024, 300 + i, &format!("many-{i}.bin"), "")).collect();
     let all = futures::future::join_all(files.iter().map(|f| upload(&up, f, JsValue::UNDEFINED)));

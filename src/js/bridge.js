@@ -71,11 +71,9 @@ export function recordDelete(key) {
   if (pageRecords.delete(key)) forgetOnPage(key);
 }
 
-/** Reads of files at once, for all uploads: Chromium stalls reads of blobs (for good) when
- * a hundred are under way beside uploads of them. Hashing reads one chunk ahead per file. */
-const MOST_READS = 4;
-let reads = 0;
-const waitingToRead = [];
+/** Chunks up to this size are read with `arrayBuffer()`: little garbage, and Chromium stalls
+ * blob streams for good when a hundred small files are read so beside uploads of them. */
+const STREAMED_FROM = 1 << 20;
 /** Buffers that reads fill, reused; two are kept (one file's hashing), more are let go. */
 const readBuffers = [];
 
@@ -85,26 +83,16 @@ const readBuffers = [];
  * reading a file of any size leaves no garbage to collect.
  */
 export async function readChunk(blob) {
-  while (reads >= MOST_READS) await new Promise((resolve) => waitingToRead.push(resolve));
-  reads++;
-  try {
-    return await readInto(blob);
-  } finally {
-    reads--;
-    waitingToRead.shift()?.();
-  }
-}
-
-async function readInto(blob) {
   const want = blob.size;
-  let buffer = readBuffers.pop();
-  if (!(buffer?.byteLength >= want)) buffer = new ArrayBuffer(Math.max(want, 1));
   let reader;
   try {
+    if (want < STREAMED_FROM) throw 0;
     reader = blob.stream().getReader({ mode: "byob" });
   } catch {
-    return new Uint8Array(await blob.arrayBuffer()); // a browser without byte streams from blobs
+    return new Uint8Array(await blob.arrayBuffer()); // small, or no byte streams from blobs here
   }
+  let buffer = readBuffers.pop();
+  if (!(buffer?.byteLength >= want)) buffer = new ArrayBuffer(want);
   let filled = 0;
   while (filled < want) {
     // The buffer goes to the stream and comes back as a new ArrayBuffer over the same memory.
@@ -115,14 +103,13 @@ async function readInto(blob) {
     }
     if (done) break;
   }
-  // Closes the stream, which reading exactly `want` bytes leaves open (it holds a blob read).
-  reader.cancel().catch(() => {});
+  reader.releaseLock();
   return new Uint8Array(buffer, 0, filled);
 }
 
 /** Gives back the buffer of a view `readChunk` made. */
 export function doneWith(view) {
-  if (readBuffers.length < 2) readBuffers.push(view.buffer);
+  if (readBuffers.length < 2 && view.byteLength >= STREAMED_FROM) readBuffers.push(view.buffer);
 }
 
 let channel = null;
