@@ -132,7 +132,7 @@ function replaceExactly(text, from, to, times) {
 function inlineBridge(glue, bridge) {
   const imported = glue.match(/^import \{[^}]*\} from '\.\/snippets\/[^']*\/src\/js\/bridge\.js';\n/m);
   if (!imported) throw new Error("amend-glue: the glue does not import src/js/bridge.js");
-  const body = bridge.replace(/^export (async )?function /gm, "$1function ");
+  const body = bridge.replace(/^export function /gm, "function ");
   if (/^export /m.test(body)) throw new Error("amend-glue: src/js/bridge.js exports something other than functions");
   if (glue.includes("./snippets/", imported.index + imported[0].length)) throw new Error("amend-glue: the glue imports another snippet");
   return glue.replace(imported[0], `${body}\n`);

@@ -12,7 +12,6 @@ use s3_direct_upload::Uploader;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
-use web_sys::File;
 
 #[wasm_bindgen_test]
 fn the_tests_run_on_a_page_or_in_a_dedicated_worker_as_built() {
@@ -122,20 +121,6 @@ async fn callbacks_drive_any_backend_batch_or_per_part() {
     let file = file_of(1000, 8, "note.txt", "text/plain");
     let result = upload(&up, &file, JsValue::UNDEFINED).await.unwrap();
     assert_stored(&result, &file).await;
-}
-
-#[wasm_bindgen_test]
-async fn two_hundred_checksummed_files_at_once_all_finish() {
-    // Reading 200 small blobs at once with streams, beside uploads of them, stalls Chromium's
-    // reads for good: the library reads small chunks with arrayBuffer().
-    let up = uploader(object(&[("backend", api().into())]));
-    let files: Vec<File> = (0..200).map(|i| file_of(256 * 1024, 300 + i, &format!("many-{i}.bin"), "")).collect();
-    let all = futures::future::join_all(files.iter().map(|f| upload(&up, f, JsValue::UNDEFINED)));
-    let in_time = futures::future::select(Box::pin(all), Box::pin(pause_for(60_000))).await;
-    let futures::future::Either::Left((results, _)) = in_time else { panic!("200 small files not done in 60 s") };
-    for (result, file) in results.into_iter().zip(&files).step_by(40) {
-        assert_stored(&result.expect("every file is stored"), file).await;
-    }
 }
 
 #[wasm_bindgen_test]

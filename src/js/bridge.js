@@ -60,56 +60,15 @@ export function recordSet(key, text) {
     } catch {}
     return;
   }
-  recordStore("readwrite").then((store) => store.put(text, key)).catch(() => {});
+  recordStore("readwrite").then((store) => store.put(text, key), () => {});
 }
 
 /** Forgets the record under `key`. */
 export function recordDelete(key) {
   const storage = pageStorage();
   if (storage) return storage.removeItem(RECORD_PREFIX + key);
-  recordStore("readwrite").then((store) => store.delete(key)).catch(() => {});
+  recordStore("readwrite").then((store) => store.delete(key), () => {});
   if (pageRecords.delete(key)) forgetOnPage(key);
-}
-
-/** Chunks up to this size are read with `arrayBuffer()`: little garbage, and Chromium stalls
- * blob streams for good when a hundred small files are read so beside uploads of them. */
-const STREAMED_FROM = 1 << 20;
-/** Buffers that reads fill, reused; two are kept (one file's hashing), more are let go. */
-const readBuffers = [];
-
-/**
- * The bytes of `blob` (a chunk of the file) in a reused buffer: a view, which the engine copies
- * into its memory and then gives back (`doneWith`). A BYOB reader fills the buffer in place, so
- * reading a file of any size leaves no garbage to collect.
- */
-export async function readChunk(blob) {
-  const want = blob.size;
-  let reader;
-  try {
-    if (want < STREAMED_FROM) throw 0;
-    reader = blob.stream().getReader({ mode: "byob" });
-  } catch {
-    return new Uint8Array(await blob.arrayBuffer()); // small, or no byte streams from blobs here
-  }
-  let buffer = readBuffers.pop();
-  if (!(buffer?.byteLength >= want)) buffer = new ArrayBuffer(want);
-  let filled = 0;
-  while (filled < want) {
-    // The buffer goes to the stream and comes back as a new ArrayBuffer over the same memory.
-    const { value, done } = await reader.read(new Uint8Array(buffer, filled, want - filled));
-    if (value) {
-      buffer = value.buffer;
-      filled += value.byteLength;
-    }
-    if (done) break;
-  }
-  reader.releaseLock();
-  return new Uint8Array(buffer, 0, filled);
-}
-
-/** Gives back the buffer of a view `readChunk` made. */
-export function doneWith(view) {
-  if (readBuffers.length < 2 && view.byteLength >= STREAMED_FROM) readBuffers.push(view.buffer);
 }
 
 let channel = null;

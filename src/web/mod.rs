@@ -23,7 +23,7 @@ use futures::future::{Either, select};
 use gloo_net::http::Request;
 use js_data::FromJs;
 use js_sys::{Function, Promise, Reflect};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::ops::Range;
 use std::pin::pin;
@@ -182,47 +182,102 @@ pub(crate) fn js_message(value: &JsValue) -> String {
 
 /// The file: a `Blob` (or `File`), cut with `Blob.slice` so bytes enter wasm memory only to be
 /// hashed, a chunk at a time.
-pub(crate) struct BlobSource(pub(crate) Blob);
+pub(crate) struct BlobSource {
+    blob: Blob,
+    /// Buffers the reads fill, reused: reading allocates nothing the garbage collector must
+    /// free, so the memory held for hashing is these (two, as hashing reads one chunk ahead).
+    buffers: RefCell<Vec<js_sys::ArrayBuffer>>,
+}
+
+impl BlobSource {
+    pub(crate) fn new(blob: Blob) -> Self {
+        BlobSource { blob, buffers: RefCell::default() }
+    }
+}
+
+// What reading a `Blob` into a buffer of one's own takes, declared here: web-sys's versions
+// bring more glue.
+#[wasm_bindgen]
+extern "C" {
+    /// A `Blob`, seen for its `stream()`.
+    type StreamedBlob;
+    #[wasm_bindgen(method)]
+    fn stream(blob: &StreamedBlob) -> ByteStream;
+    /// The `ReadableStream` of a blob's bytes.
+    type ByteStream;
+    #[wasm_bindgen(method, catch, js_name = getReader)]
+    fn byob_reader(stream: &ByteStream, options: &JsValue) -> Result<ByobReader, JsValue>;
+    /// A `ReadableStreamBYOBReader`.
+    type ByobReader;
+    #[wasm_bindgen(method)]
+    fn read(reader: &ByobReader, into: &js_sys::Uint8Array) -> Promise;
+    #[wasm_bindgen(method, js_name = releaseLock)]
+    fn release_lock(reader: &ByobReader);
+}
 
 impl Source for BlobSource {
     type Body = Blob;
 
     fn size(&self) -> u64 {
-        self.0.size() as u64
+        self.blob.size() as u64
     }
 
     fn slice(&self, range: Range<u64>) -> Blob {
-        self.0
+        self.blob
             .slice_with_f64_and_f64(range.start as f64, range.end as f64)
             .expect("Blob.slice with in-range offsets does not throw")
     }
 
-    /// Reads into a reused buffer (src/js/bridge.js's `readChunk`), then copies into `into`:
-    /// one copy, and no garbage.
+    /// Reads with a BYOB reader into a reused buffer, then copies into `into`: one copy, no
+    /// garbage.
     async fn read(&self, range: Range<u64>, into: &mut Vec<u8>) -> Result<(), UploadError> {
         let (start, end) = (range.start, range.end);
-        let read = match read_chunk(&self.slice(range)) {
-            Ok(promise) => JsFuture::from(promise).await,
-            Err(thrown) => Err(thrown),
-        };
-        let view: js_sys::Uint8Array = read
-            .map_err(|e| {
-                UploadError::new(
-                    ErrorCode::InvalidFile,
-                    format!(
-                        "could not read bytes {start}..{end} of the file ({}): it may have been changed, moved \
-                         or deleted since it was chosen",
-                        js_message(&e)
-                    ),
-                )
-                .with_cause(e)
-            })?
-            .unchecked_into();
-        into.resize(view.length() as usize, 0);
-        view.copy_to(into);
-        done_with(&view).ok();
+        let want = (end - start) as u32;
+        let pooled = self.buffers.borrow_mut().pop().filter(|b| b.byte_length() >= want);
+        let mut buffer = pooled.unwrap_or_else(|| js_sys::ArrayBuffer::new(want.max(1)));
+        let filled = fill(&self.slice(range), &mut buffer, want).await;
+        // A read that failed part-way leaves its buffer detached: only a whole one goes back.
+        if buffer.byte_length() >= want {
+            self.buffers.borrow_mut().push(buffer.clone());
+        }
+        let filled = filled.map_err(|e| {
+            UploadError::new(
+                ErrorCode::InvalidFile,
+                format!(
+                    "could not read bytes {start}..{end} of the file ({}): it may have been changed, moved or \
+                     deleted since it was chosen",
+                    js_message(&e)
+                ),
+            )
+            .with_cause(e)
+        })?;
+        into.resize(filled as usize, 0);
+        js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, 0, filled).copy_to(into);
         Ok(())
     }
+}
+
+/// Reads `blob` into the start of `buffer`, up to `want` bytes, and says how many came. Each
+/// read hands the buffer to the stream and gets it back (as a new `ArrayBuffer` over the same
+/// memory), which `buffer` then holds.
+async fn fill(blob: &Blob, buffer: &mut js_sys::ArrayBuffer, want: u32) -> Result<u32, JsValue> {
+    let options = Builder::new().set("mode", "byob").build();
+    let reader = blob.unchecked_ref::<StreamedBlob>().stream().byob_reader(&options)?;
+    let mut filled = 0;
+    while filled < want {
+        let view = js_sys::Uint8Array::new_with_byte_offset_and_length(buffer, filled, want - filled);
+        let result = JsFuture::from(reader.read(&view)).await?;
+        let value: js_sys::Uint8Array = Reflect::get(&result, &"value".into())?.unchecked_into();
+        if !value.is_undefined() {
+            *buffer = value.buffer();
+            filled += value.byte_length();
+        }
+        if Reflect::get(&result, &"done".into())?.is_truthy() {
+            break;
+        }
+    }
+    reader.release_lock();
+    Ok(filled)
 }
 
 /// Sends bodies with `fetch`. Progress is per request: `fetch` cannot report upload bytes, so a
@@ -438,13 +493,6 @@ extern "C" {
     #[wasm_bindgen(js_name = recordDelete)]
     fn record_delete(key: &str);
     /// Starts the worker engine for an Uploader's (checked) options: src/js/bridge.js.
-    /// The bytes of a chunk of the file, in a reused buffer: a Promise of a `Uint8Array`.
-    #[wasm_bindgen(catch, js_name = readChunk)]
-    fn read_chunk(blob: &Blob) -> Result<Promise, JsValue>;
-    /// Gives back the buffer of a view `read_chunk` made, once its bytes are copied. (`catch`:
-    /// see next_task.)
-    #[wasm_bindgen(catch, js_name = doneWith)]
-    fn done_with(view: &js_sys::Uint8Array) -> Result<(), JsValue>;
     /// A Promise that resolves in a task of its own (a `MessageChannel` message). (`catch`
     /// gives it a shim in the glue: imports straight from the snippet would keep a module name
     /// of their own, which the name minification renames.)
