@@ -124,6 +124,20 @@ async fn callbacks_drive_any_backend_batch_or_per_part() {
 }
 
 #[wasm_bindgen_test]
+async fn two_hundred_checksummed_files_at_once_all_finish() {
+    // Many small files at once: every one is read, hashed, signed and stored, none waits for good.
+    let up = uploader(object(&[("backend", api().into())]));
+    let files: Vec<web_sys::File> =
+        (0..200).map(|i| file_of(256 * 1024, 300 + i, &format!("many-{i}.bin"), "")).collect();
+    let all = futures::future::join_all(files.iter().map(|f| upload(&up, f, JsValue::UNDEFINED)));
+    let in_time = futures::future::select(Box::pin(all), Box::pin(pause_for(60_000))).await;
+    let futures::future::Either::Left((results, _)) = in_time else { panic!("200 small files not done in 60 s") };
+    for (result, file) in results.into_iter().zip(&files).step_by(40) {
+        assert_stored(&result.expect("every file is stored"), file).await;
+    }
+}
+
+#[wasm_bindgen_test]
 async fn a_class_instances_methods_are_called_on_it() {
     let backend = class_backend(&api());
     let up = uploader(object(&[("backend", backend.clone())]));
