@@ -138,8 +138,8 @@ impl AppState {
     }
 
     /// The open upload `r` names, if it is one of ours, the caller's, and the key matches.
-    fn open_upload(&self, r: &MultipartSession, caller: &Caller) -> Result<OpenUpload, ApiError> {
-        match self.open.get(&r.upload_id)? {
+    async fn open_upload(&self, r: &MultipartSession, caller: &Caller) -> Result<OpenUpload, ApiError> {
+        match self.open.get(&r.upload_id).await? {
             Some(upload) if upload.key == r.key && upload.owner == caller.user && caller.policy.owns(&r.key) => {
                 Ok(upload)
             }
@@ -201,7 +201,7 @@ pub async fn create(
 ) -> Result<Json<Value>, ApiError> {
     let key = caller.admit(&req)?;
     let plan = PartPlan::for_multipart(req.size, req.part_size).map_err(|e| bad_request(e.message))?;
-    let place = st.open.reserve(caller.user.as_deref())?.ok_or_else(|| {
+    let place = st.open.reserve(caller.user.as_deref()).await?.ok_or_else(|| {
         ApiError(
             StatusCode::FORBIDDEN,
             format!("you have {} open uploads, the most allowed; complete or abort some", st.open.most_per_user()),
@@ -217,12 +217,18 @@ pub async fn create(
     for (name, value) in &headers {
         request = request.header(name, value);
     }
-    st.quotas.charge(caller.name(), req.size)?;
+    st.quotas.charge(caller.name(), req.size).await?;
     let created = send(request, "CreateMultipartUpload").await.and_then(|body| {
         let parsed = CreateMultipartUpload::parse_response(&body).map_err(|e| store_failed("CreateMultipartUpload", e));
         parsed.map(|p| p.upload_id().to_owned())
     });
-    let upload_id = created.inspect_err(|_| st.quotas.refund(caller.name(), req.size))?;
+    let upload_id = match created {
+        Ok(id) => id,
+        Err(e) => {
+            st.quotas.refund(caller.name(), req.size).await;
+            return Err(e);
+        }
+    };
     let checksum_algorithm = req.checksum_algorithm;
     let upload = OpenUpload {
         key: key.clone(),
@@ -231,11 +237,11 @@ pub async fn create(
         checksum_algorithm,
         owner: caller.user.clone(),
     };
-    if let Err(refusal) = st.open.insert(place, upload_id.clone(), upload) {
+    if let Err(refusal) = st.open.insert(place, upload_id.clone(), upload).await {
         // Unrecorded, it could never be signed for: abort it rather than leave it in the store.
         let abort = st.s3.bucket.abort_multipart_upload(Some(&st.s3.credentials), &key, &upload_id);
         let _ = send(st.s3.client.delete(abort.sign(URL_TTL)), "AbortMultipartUpload").await;
-        st.quotas.refund(caller.name(), req.size);
+        st.quotas.refund(caller.name(), req.size).await;
         return Err(refusal.into());
     }
     Ok(Json(json!({ "key": key, "uploadId": upload_id, "checksumAlgorithm": checksum_algorithm })))
@@ -247,7 +253,7 @@ pub async fn sign_parts(
     caller: Caller,
     JsonBody(req): JsonBody<SignPartsRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let upload = st.open_upload(&req.upload, &caller)?;
+    let upload = st.open_upload(&req.upload, &caller).await?;
     let plan = upload.plan();
     if req.part_numbers.is_empty() || req.part_numbers.len() > MAX_SIGN_BATCH {
         return Err(bad_request(format!("partNumbers must list 1 to {MAX_SIGN_BATCH} parts")));
@@ -302,7 +308,7 @@ pub async fn complete(
     caller: Caller,
     JsonBody(req): JsonBody<CompleteRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let upload = st.open_upload(&req.upload, &caller)?;
+    let upload = st.open_upload(&req.upload, &caller).await?;
     if req.parts.is_empty() || req.parts.iter().enumerate().any(|(i, p)| p.part_number as usize != i + 1) {
         return Err(bad_request("parts must be numbered 1, 2, 3, ... in order, with no gaps"));
     }
@@ -339,7 +345,7 @@ pub async fn complete(
     // S3 may answer 200 and still fail: the body then holds an <Error>.
     let parsed = CompleteMultipartUploadResponse::parse(&body)
         .map_err(|_| store_failed("CompleteMultipartUpload", error_code(&body).unwrap_or("unexpected answer")))?;
-    st.open.remove(&req.upload.upload_id)?;
+    st.open.remove(&req.upload.upload_id).await?;
     // What the store says the object's checksum is, for the page to compare with its own.
     let checksum = upload.checksum_algorithm.and_then(|a| xml_text(&body, &format!("Checksum{}", a.as_str())));
 
@@ -349,7 +355,7 @@ pub async fn complete(
     if stored_size != Some(upload.size) {
         let delete = st.s3.bucket.delete_object(creds, &upload.key).sign(URL_TTL);
         let _ = st.s3.client.delete(delete).send().await;
-        st.quotas.refund(caller.name(), upload.size);
+        st.quotas.refund(caller.name(), upload.size).await;
         return Err(bad_request(format!(
             "the stored object is {} bytes, not the {} declared; it was deleted",
             stored_size.map_or("an unknown number of".into(), |s| s.to_string()),
@@ -372,11 +378,11 @@ pub async fn abort(
     caller: Caller,
     JsonBody(req): JsonBody<MultipartSession>,
 ) -> Result<Json<Value>, ApiError> {
-    let upload = st.open_upload(&req, &caller)?;
+    let upload = st.open_upload(&req, &caller).await?;
     let action = st.s3.bucket.abort_multipart_upload(Some(&st.s3.credentials), &upload.key, &req.upload_id);
     send(st.s3.client.delete(action.sign(URL_TTL)), "AbortMultipartUpload").await?;
-    st.open.remove(&req.upload_id)?;
-    st.quotas.refund(caller.name(), upload.size);
+    st.open.remove(&req.upload_id).await?;
+    st.quotas.refund(caller.name(), upload.size).await;
     Ok(Json(json!({})))
 }
 
@@ -387,7 +393,7 @@ pub async fn list_parts(
     caller: Caller,
     JsonBody(req): JsonBody<MultipartSession>,
 ) -> Result<Json<Value>, ApiError> {
-    let upload = st.open_upload(&req, &caller)?;
+    let upload = st.open_upload(&req, &caller).await?;
     let page = |marker: Option<u32>| {
         let mut action = st.s3.bucket.list_parts(Some(&st.s3.credentials), &upload.key, &req.upload_id);
         if let Some(marker) = marker.and_then(|m| u16::try_from(m).ok()) {
@@ -416,7 +422,7 @@ pub async fn sign_put(
     }
     // The declared size, signed: the store refuses a body of any other length.
     action.headers_mut().insert("content-length", req.size.to_string());
-    st.quotas.charge(caller.name(), req.size)?;
+    st.quotas.charge(caller.name(), req.size).await?;
     let url = action.sign(URL_TTL).to_string();
     let headers: StringMap = headers.into_iter().collect();
     Ok(Json(json!({ "key": key, "url": url, "headers": headers, "displayUrl": st.display_url(&key) })))
@@ -443,7 +449,7 @@ pub async fn sign_post(
     JsonBody(req): JsonBody<FileInfo>,
 ) -> Result<Json<Value>, ApiError> {
     let key = caller.admit(&req)?;
-    st.quotas.charge(caller.name(), req.size)?;
+    st.quotas.charge(caller.name(), req.size).await?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64);
     let scope = Scope { region: st.s3.bucket.region(), service: "s3" };
     let mut fields: Vec<(String, String)> = vec![
@@ -483,7 +489,7 @@ pub async fn credentials(
         ApiError(StatusCode::NOT_FOUND, "this server does not hand out credentials (see --sts-endpoint)".into())
     })?;
     // A grant counts as one upload against the quota: the bytes go straight to the store.
-    st.quotas.charge(caller.name(), 0)?;
+    st.quotas.charge(caller.name(), 0).await?;
     let lifetime = req.lifetime_seconds.unwrap_or(CREDENTIALS_TTL.as_secs()).clamp(1, CREDENTIALS_TTL.as_secs());
     let scope = GrantScope {
         bucket: st.s3.bucket.name(),

@@ -2,10 +2,9 @@
 //! tokens from a file, or HMAC-signed sessions that the application issues after its own login),
 //! and per-user quotas over a rolling 24 hours.
 
-use crate::database::{Database, unix_now};
+use crate::database::{Database, Usage, unix_now};
 use crate::policy::Refusal;
 use axum::http::HeaderMap;
-use rusqlite::params;
 use s3_direct_upload::checksum::hex;
 use s3_direct_upload::sigv4::hmac_sha256;
 use std::collections::HashMap;
@@ -132,9 +131,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// How much each user may upload in any 24 hours, counted in the database (so a restart
-/// forgets nothing, and a check and its charge are one transaction).
+/// forgets nothing, another instance counts the same, and a check and its charge are atomic).
 pub struct Quotas {
-    db: Arc<Database>,
+    db: Arc<dyn Database>,
     uploads_per_day: Option<u32>,
     bytes_per_day: Option<u64>,
 }
@@ -143,61 +142,42 @@ const DAY_S: i64 = 24 * 3600;
 
 impl Quotas {
     /// Limits on uploads and bytes per user per 24 hours (`None`: no limit), counted in `db`.
-    pub fn new(db: Arc<Database>, uploads_per_day: Option<u32>, bytes_per_day: Option<u64>) -> Self {
+    pub fn new(db: Arc<dyn Database>, uploads_per_day: Option<u32>, bytes_per_day: Option<u64>) -> Self {
         Quotas { db, uploads_per_day, bytes_per_day }
     }
 
     /// Counts an upload of `bytes` against `user`'s quota, or refuses it with 403 (not 429, which
     /// clients retry: a day's quota does not come back in seconds).
-    pub fn charge(&self, user: &str, bytes: u64) -> Result<(), Refusal> {
+    pub async fn charge(&self, user: &str, bytes: u64) -> Result<(), Refusal> {
         if self.uploads_per_day.is_none() && self.bytes_per_day.is_none() {
             return Ok(());
         }
-        let now = unix_now();
-        self.db.with(|c| {
-            // IMMEDIATE: the write lock first, so no other writer comes between count and charge.
-            let transaction = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            transaction
-                .execute("DELETE FROM quota_charges WHERE user = ?1 AND at <= ?2", params![user, now - DAY_S])?;
-            let (count, total): (i64, i64) = transaction.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM quota_charges WHERE user = ?1",
-                [user],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )?;
-            let (count, total) = (count as u64, total as u64);
-            if let Some(most) = self.uploads_per_day.filter(|&most| count >= u64::from(most)) {
-                return Ok(Err(Refusal {
+        let admit = |used: Usage| {
+            if let Some(most) = self.uploads_per_day.filter(|&most| used.uploads >= u64::from(most)) {
+                return Err(Refusal {
                     status: 403,
                     message: format!("daily quota reached: {most} uploads in 24 hours"),
-                }));
+                });
             }
-            if let Some(most) = self.bytes_per_day.filter(|&most| total.saturating_add(bytes) > most) {
-                return Ok(Err(Refusal {
+            if let Some(most) = self.bytes_per_day.filter(|&most| used.bytes.saturating_add(bytes) > most) {
+                let total = used.bytes;
+                return Err(Refusal {
                     status: 403,
                     message: format!(
                         "daily quota reached: {total} of {most} bytes used in 24 hours, and this file is {bytes}"
                     ),
-                }));
+                });
             }
-            transaction.execute(
-                "INSERT INTO quota_charges (user, at, bytes) VALUES (?1, ?2, ?3)",
-                params![user, now, bytes as i64],
-            )?;
-            transaction.commit()?;
-            Ok(Ok(()))
-        })?
+            Ok(())
+        };
+        let now = unix_now();
+        self.db.charge(user, bytes, now - DAY_S, now, &admit).await
     }
 
     /// Gives back what [`Quotas::charge`] counted for an upload that stored nothing (its creation
     /// failed, or it was aborted): quotas count what is stored.
-    pub fn refund(&self, user: &str, bytes: u64) {
-        let _ = self.db.with(|c| {
-            c.execute(
-                "DELETE FROM quota_charges WHERE id =
-                 (SELECT id FROM quota_charges WHERE user = ?1 AND bytes = ?2 ORDER BY id DESC LIMIT 1)",
-                params![user, bytes as i64],
-            )
-        });
+    pub async fn refund(&self, user: &str, bytes: u64) {
+        let _ = self.db.refund(user, bytes).await;
     }
 }
 
@@ -242,25 +222,28 @@ mod tests {
         assert!(HmacSessions::new(vec![1; 8]).is_err());
     }
 
-    #[test]
-    fn quotas_count_uploads_and_bytes_per_user_and_survive_a_restart() {
+    #[tokio::test]
+    async fn quotas_count_uploads_and_bytes_per_user_and_survive_a_restart() {
         let dir = std::env::temp_dir().join(format!("quotas-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let db = || Arc::new(Database::open(&dir.join("state.sqlite3")).unwrap());
+        let db = || Arc::new(crate::database::sqlite::Sqlite::open(&dir.join("state.sqlite3")).unwrap());
         let quotas = Quotas::new(db(), Some(2), Some(100));
-        quotas.charge("alice", 60).unwrap();
-        let err = quotas.charge("alice", 50).unwrap_err();
+        quotas.charge("alice", 60).await.unwrap();
+        let err = quotas.charge("alice", 50).await.unwrap_err();
         assert_eq!(err.status, 403);
         assert!(err.message.contains("60 of 100 bytes"), "{}", err.message);
-        quotas.charge("alice", 40).unwrap();
-        assert!(quotas.charge("alice", 0).unwrap_err().message.contains("2 uploads"));
-        quotas.charge("bob", 100).unwrap();
-        quotas.refund("bob", 100);
-        quotas.charge("bob", 100).expect("an aborted upload's bytes come back");
+        quotas.charge("alice", 40).await.unwrap();
+        assert!(quotas.charge("alice", 0).await.unwrap_err().message.contains("2 uploads"));
+        quotas.charge("bob", 100).await.unwrap();
+        quotas.refund("bob", 100).await;
+        quotas.charge("bob", 100).await.expect("an aborted upload's bytes come back");
         drop(quotas);
         let restarted = Quotas::new(db(), Some(2), Some(100));
-        assert!(restarted.charge("alice", 0).unwrap_err().message.contains("2 uploads"), "a restart forgets nothing");
-        assert!(restarted.charge("bob", 1).unwrap_err().message.contains("100 of 100 bytes"));
+        assert!(
+            restarted.charge("alice", 0).await.unwrap_err().message.contains("2 uploads"),
+            "a restart forgets nothing"
+        );
+        assert!(restarted.charge("bob", 1).await.unwrap_err().message.contains("100 of 100 bytes"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

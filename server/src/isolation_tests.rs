@@ -4,7 +4,6 @@
 use crate::api::{self, AppState, S3Target};
 use crate::auth::{BearerTokens, Quotas};
 use crate::credentials::Issuer;
-use crate::database::Database;
 use crate::policy::UploadPolicy;
 use crate::registry::Registry;
 use crate::store::{self, CorsRule};
@@ -49,7 +48,7 @@ async fn start(uploads_per_day: Option<u32>, bytes_per_day: Option<u64>) -> Api 
     .await
     .unwrap();
     let bucket = Bucket::new(store.endpoint.parse().unwrap(), UrlStyle::Path, "bucket", "us-east-1").unwrap();
-    let db = Arc::new(Database::open(&dir.join("state.sqlite3")).unwrap());
+    let db = crate::database::open(None, &dir.join("state.sqlite3")).await.unwrap();
     let state = AppState {
         s3: S3Target {
             bucket,
@@ -60,7 +59,7 @@ async fn start(uploads_per_day: Option<u32>, bytes_per_day: Option<u64>) -> Api 
             issuer: Some(Issuer::Embedded(store.temporary.clone())),
         },
         policy: UploadPolicy { key_prefix: "uploads/".into(), max_size: 1 << 30, allowed_types: vec!["*/*".into()] },
-        open: Registry::open(db.clone(), 1000, &dir).unwrap(),
+        open: Registry::open(db.clone(), 1000, &dir).await.unwrap(),
         auth: Box::new(BearerTokens::parse(&format!("alice {ALICE}\nbob {BOB}")).unwrap()),
         quotas: Quotas::new(db, uploads_per_day, bytes_per_day),
     };

@@ -44,7 +44,9 @@ reference-server: the s3-direct-upload reference backend
                           the embedded store's files in DIR/store (objects in DIR/store/BUCKET);
                           reuse it so a restarted server still serves uploads begun before and
                           remembers quotas (default: a new temp dir)
-  --database FILE         the SQLite database instead of DIR/state.sqlite3
+  --database FILE|URL     the SQLite database file instead of DIR/state.sqlite3, or a
+                          PostgreSQL URL (postgres://user@host:port/db) that several instances
+                          share
   --bucket NAME           bucket (default direct-uploads)
   --no-expose-etag        leave ETag out of the store's CORS ExposeHeaders (to test that mistake)
   --allowed-origins LIST  comma-separated origins for the store's CORS rule (default *)
@@ -105,7 +107,7 @@ struct Config {
     quota_uploads: Option<u32>,
     quota_bytes: Option<u64>,
     max_open_uploads: usize,
-    database: Option<PathBuf>,
+    database: Option<String>,
     api_origins: Vec<String>,
     limits: listener::ConnectionLimits,
 }
@@ -150,7 +152,7 @@ fn parse_args() -> Result<Config, String> {
             "--store-listen" => c.store_listen = value()?.parse().map_err(|e| format!("--store-listen: {e}"))?,
             "--store-public-url" => c.store_public_url = Some(value()?),
             "--data-dir" => c.data_dir = Some(value()?.into()),
-            "--database" => c.database = Some(value()?.into()),
+            "--database" => c.database = Some(value()?),
             "--bucket" => c.bucket = value()?,
             "--no-expose-etag" => c.expose_etag = false,
             "--allowed-origins" => c.allowed_origins = list(value()?),
@@ -310,7 +312,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         (None, None, Some(embedded)) => Some(credentials::Issuer::Embedded(embedded.temporary.clone())),
         (None, None, None) => None,
     };
-    let db = Arc::new(database::Database::open(&c.database.clone().unwrap_or_else(|| data_dir.join("state.sqlite3")))?);
+    let db = database::open(c.database.as_deref(), &data_dir.join("state.sqlite3")).await?;
     let state = Arc::new(AppState {
         s3: S3Target {
             bucket,
@@ -321,7 +323,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
             issuer,
         },
         policy: c.policy.clone(),
-        open: registry::Registry::open(db.clone(), c.max_open_uploads, &data_dir)?,
+        open: registry::Registry::open(db.clone(), c.max_open_uploads, &data_dir).await?,
         auth: authenticator,
         quotas: auth::Quotas::new(db, c.quota_uploads, c.quota_bytes),
     });
@@ -400,7 +402,7 @@ fn test_hooks(
             "/open-uploads",
             get(move || async move {
                 let in_store = store::open_multipart_uploads(&store_root).unwrap_or_default();
-                let in_backend = state.open.ids().unwrap_or_default();
+                let in_backend = state.open.ids().await.unwrap_or_default();
                 Json(serde_json::json!({ "store": in_store, "backend": in_backend }))
             }),
         )

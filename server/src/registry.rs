@@ -1,11 +1,11 @@
 //! The multipart uploads this backend created and has not seen completed or aborted, with a
-//! limit per user, kept in the database ([`Database`]) so that a restarted backend still signs
-//! the parts of uploads begun before. The journal file of earlier versions is imported once.
+//! limit per user, kept in the database ([`Database`]) so that a restarted backend, or another
+//! instance, still signs the parts of uploads begun before. The registry files of earlier
+//! versions are imported once.
 
 use crate::database::{Database, unix_now};
 use crate::policy::Refusal;
 use rand::Rng;
-use rusqlite::{OptionalExtension, params};
 use s3_direct_upload::checksum::ChecksumAlgorithm;
 use s3_direct_upload::plan::PartPlan;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ impl OpenUpload {
     }
 }
 
-/// One line of the journal the previous version kept (`open-uploads.jsonl`).
+/// One line of the journal an earlier version kept (`open-uploads.jsonl`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 enum Change {
@@ -49,40 +49,37 @@ enum Change {
 
 /// Open uploads by upload id.
 pub struct Registry {
-    db: Arc<Database>,
+    db: Arc<dyn Database>,
     most_per_user: usize,
 }
 
 /// A place for one more open upload of a user, taken before the store is asked to create it so
-/// that parallel creations cannot overshoot the limit: a `reserved` row, counted like an open
-/// upload. Given back when dropped unless [`Registry::insert`] turned it into the open upload.
-pub struct Reservation<'a> {
-    registry: &'a Registry,
+/// that parallel creations cannot overshoot the limit: a reservation, counted like an open
+/// upload. Given back when dropped unless [`Registry::insert`] turned it into the open upload
+/// (and, if its instance stops first, no longer counted after
+/// [`crate::database::RESERVATION_TTL_S`]).
+pub struct Reservation {
+    db: Arc<dyn Database>,
     placeholder: String,
     used: bool,
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.used {
-            let _ = self
-                .registry
-                .db
-                .with(|c| c.execute("DELETE FROM open_uploads WHERE upload_id = ?1", [&self.placeholder]));
+            let (db, placeholder) = (self.db.clone(), std::mem::take(&mut self.placeholder));
+            tokio::spawn(async move { db.forget(&placeholder).await });
         }
     }
 }
 
 impl Registry {
-    /// The registry in `db`, allowing each user `most_per_user` open uploads. Reservations a
-    /// stopped server left are dropped. The registry files of earlier versions in `data_dir`
-    /// (`open-uploads.json`, one JSON object of uploads by id; then `open-uploads.jsonl`, a
-    /// journal of changes) are imported, unreadable parts skipped, and renamed `*.imported`, so
-    /// each is read once.
-    pub fn open(db: Arc<Database>, most_per_user: usize, data_dir: &Path) -> Result<Self, String> {
+    /// The registry in `db`, allowing each user `most_per_user` open uploads. The registry files
+    /// of earlier versions in `data_dir` (`open-uploads.json`, one JSON object of uploads by id;
+    /// then `open-uploads.jsonl`, a journal of changes) are imported, unreadable parts skipped,
+    /// and renamed `*.imported`, so each is read once.
+    pub async fn open(db: Arc<dyn Database>, most_per_user: usize, data_dir: &Path) -> Result<Self, String> {
         let registry = Registry { db, most_per_user };
-        let failed = |r: Refusal| r.message;
-        registry.db.with(|c| c.execute("DELETE FROM open_uploads WHERE reserved = 1", [])).map_err(failed)?;
         for (name, journal) in [("open-uploads.json", false), ("open-uploads.jsonl", true)] {
             let file = data_dir.join(name);
             let Ok(text) = std::fs::read_to_string(&file) else { continue };
@@ -95,16 +92,10 @@ impl Registry {
                     Change::Closed { id } => open.remove(&id),
                 };
             }
-            registry
-                .db
-                .with(|c| {
-                    let transaction = c.transaction()?;
-                    for (id, upload) in &open {
-                        insert_row(&transaction, id, upload)?;
-                    }
-                    transaction.commit()
-                })
-                .map_err(failed)?;
+            // Each record replaces one of the same id: an import cut short is done again whole.
+            for (id, upload) in &open {
+                registry.db.record(None, id, upload, unix_now()).await.map_err(|r| r.message)?;
+            }
             let imported = data_dir.join(format!("{name}.imported"));
             std::fs::rename(&file, &imported).map_err(|e| format!("renaming {}: {e}", file.display()))?;
             eprintln!("reference-server: imported {} open uploads from {}", open.len(), file.display());
@@ -113,47 +104,20 @@ impl Registry {
     }
 
     /// The upload with this id.
-    pub fn get(&self, upload_id: &str) -> Result<Option<OpenUpload>, Refusal> {
-        self.db.with(|c| {
-            c.query_row(
-                "SELECT object_key, size, part_size, checksum_algorithm, owner FROM open_uploads
-                 WHERE upload_id = ?1 AND reserved = 0",
-                [upload_id],
-                |row| {
-                    Ok(OpenUpload {
-                        key: row.get(0)?,
-                        size: row.get::<_, i64>(1)? as u64,
-                        part_size: row.get::<_, Option<i64>>(2)?.map(|s| s as u64),
-                        checksum_algorithm: row.get::<_, Option<String>>(3)?.and_then(|a| ChecksumAlgorithm::parse(&a)),
-                        owner: row.get(4)?,
-                    })
-                },
-            )
-            .optional()
-        })
+    pub async fn get(&self, upload_id: &str) -> Result<Option<OpenUpload>, Refusal> {
+        self.db.upload(upload_id).await
     }
 
     /// Upload ids, for the test hooks.
-    pub fn ids(&self) -> Result<Vec<String>, Refusal> {
-        self.db.with(|c| {
-            let mut statement = c.prepare("SELECT upload_id FROM open_uploads WHERE reserved = 0")?;
-            statement.query_map([], |row| row.get(0))?.collect()
-        })
+    pub async fn ids(&self) -> Result<Vec<String>, Refusal> {
+        self.db.upload_ids().await
     }
 
-    /// A place for one more upload of `owner`, or `None` when they hold their limit. One
-    /// statement: the count and the insert cannot be split by a parallel creation.
-    pub fn reserve(&self, owner: Option<&str>) -> Result<Option<Reservation<'_>>, Refusal> {
+    /// A place for one more upload of `owner`, or `None` when they hold their limit.
+    pub async fn reserve(&self, owner: Option<&str>) -> Result<Option<Reservation>, Refusal> {
         let placeholder = format!("reserved:{:032x}", rand::rng().random::<u128>());
-        let taken = self.db.with(|c| {
-            c.execute(
-                "INSERT INTO open_uploads (upload_id, reserved, object_key, size, owner, created)
-                 SELECT ?1, 1, '', 0, ?2, ?3
-                 WHERE (SELECT COUNT(*) FROM open_uploads WHERE owner IS ?2) < ?4",
-                params![placeholder, owner, unix_now(), self.most_per_user as i64],
-            )
-        })?;
-        Ok((taken == 1).then(|| Reservation { registry: self, placeholder, used: false }))
+        let taken = self.db.reserve(&placeholder, owner, self.most_per_user, unix_now()).await?;
+        Ok(taken.then(|| Reservation { db: self.db.clone(), placeholder, used: false }))
     }
 
     /// The most open uploads a user may hold.
@@ -162,49 +126,27 @@ impl Registry {
     }
 
     /// Records a new upload in the place `reservation` kept for it.
-    pub fn insert(
+    pub async fn insert(
         &self,
-        mut reservation: Reservation<'_>,
+        mut reservation: Reservation,
         upload_id: String,
         upload: OpenUpload,
     ) -> Result<(), Refusal> {
-        self.db.with(|c| {
-            let transaction = c.transaction()?;
-            transaction.execute("DELETE FROM open_uploads WHERE upload_id = ?1", [&reservation.placeholder])?;
-            insert_row(&transaction, &upload_id, &upload)?;
-            transaction.commit()
-        })?;
+        self.db.record(Some(&reservation.placeholder), &upload_id, &upload, unix_now()).await?;
         reservation.used = true;
         Ok(())
     }
 
     /// Forgets a completed or aborted upload.
-    pub fn remove(&self, upload_id: &str) -> Result<(), Refusal> {
-        self.db.with(|c| c.execute("DELETE FROM open_uploads WHERE upload_id = ?1", [upload_id])).map(|_| ())
+    pub async fn remove(&self, upload_id: &str) -> Result<(), Refusal> {
+        self.db.forget(upload_id).await
     }
-}
-
-/// Records `upload` as open under `id` (not a reservation).
-fn insert_row(c: &rusqlite::Connection, id: &str, upload: &OpenUpload) -> rusqlite::Result<usize> {
-    c.execute(
-        "INSERT OR REPLACE INTO open_uploads
-         (upload_id, reserved, object_key, size, part_size, checksum_algorithm, owner, created)
-         VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            id,
-            upload.key,
-            upload.size as i64,
-            upload.part_size.map(|s| s as i64),
-            upload.checksum_algorithm.map(ChecksumAlgorithm::as_str),
-            upload.owner,
-            unix_now()
-        ],
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::database::{RESERVATION_TTL_S, sqlite::Sqlite};
 
     fn upload(key: &str, owner: Option<&str>) -> OpenUpload {
         OpenUpload {
@@ -222,13 +164,16 @@ mod tests {
         dir
     }
 
-    fn open(dir: &Path, most: usize) -> Registry {
-        let db = Arc::new(Database::open(&dir.join("state.sqlite3")).unwrap());
-        Registry::open(db, most, dir).unwrap()
+    fn database(dir: &Path) -> Arc<dyn Database> {
+        Arc::new(Sqlite::open(&dir.join("state.sqlite3")).unwrap())
     }
 
-    #[test]
-    fn open_uploads_survive_a_restart_and_an_old_journal_is_imported_once() {
+    async fn open(dir: &Path, most: usize) -> Registry {
+        Registry::open(database(dir), most, dir).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn open_uploads_survive_a_restart_and_an_old_journal_is_imported_once() {
         let dir = temp_dir("registry-restart");
         let journal = [
             r#"{"opened":{"id":"old1","upload":{"key":"uploads/old","size":7,"part_size":5242880,"checksum_algorithm":"CRC32C","owner":null}}}"#,
@@ -239,65 +184,67 @@ mod tests {
         std::fs::write(dir.join("open-uploads.jsonl"), journal.join("\n")).unwrap();
         let oldest = r#"{"old0":{"key":"uploads/oldest","size":7,"part_size":5242880,"checksum_algorithm":"CRC32C"}}"#;
         std::fs::write(dir.join("open-uploads.json"), oldest).unwrap();
-        let first = open(&dir, 10);
-        assert_eq!(first.get("old1").unwrap(), Some(upload("uploads/old", None)), "imported from the journal");
-        assert_eq!(first.get("old0").unwrap(), Some(upload("uploads/oldest", None)), "and from the older file");
-        assert_eq!(first.get("old2").unwrap(), None, "closed in the journal");
+        let first = open(&dir, 10).await;
+        assert_eq!(first.get("old1").await.unwrap(), Some(upload("uploads/old", None)), "imported from the journal");
+        assert_eq!(first.get("old0").await.unwrap(), Some(upload("uploads/oldest", None)), "and from the older file");
+        assert_eq!(first.get("old2").await.unwrap(), None, "closed in the journal");
         for name in ["open-uploads.json", "open-uploads.jsonl"] {
             assert!(!dir.join(name).exists() && dir.join(format!("{name}.imported")).exists(), "{name} renamed");
         }
-        first
-            .insert(first.reserve(Some("bob")).unwrap().unwrap(), "u2".into(), upload("uploads/b", Some("bob")))
-            .unwrap();
-        std::mem::forget(first.reserve(Some("bob")).unwrap().unwrap()); // as a killed server leaves it
+        let place = first.reserve(Some("bob")).await.unwrap().unwrap();
+        first.insert(place, "u2".into(), upload("uploads/b", Some("bob"))).await.unwrap();
+        std::mem::forget(first.reserve(Some("bob")).await.unwrap().unwrap()); // as a killed server leaves it
         drop(first);
-        let restarted = open(&dir, 10);
-        assert_eq!(restarted.get("u2").unwrap(), Some(upload("uploads/b", Some("bob"))));
-        let mut ids = restarted.ids().unwrap();
+        let restarted = open(&dir, 10).await;
+        assert_eq!(restarted.get("u2").await.unwrap(), Some(upload("uploads/b", Some("bob"))));
+        let mut ids = restarted.ids().await.unwrap();
         ids.sort();
-        assert_eq!(
-            ids,
-            ["old0", "old1", "u2"],
-            "a reservation the stopped server left is dropped; nothing imported twice"
-        );
+        assert_eq!(ids, ["old0", "old1", "u2"], "a reservation is no open upload; nothing imported twice");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn each_user_holds_at_most_their_limit_and_dropped_reservations_come_back() {
+    #[tokio::test]
+    async fn each_user_holds_at_most_their_limit_and_dropped_reservations_come_back() {
         let dir = temp_dir("registry-limit");
-        let registry = open(&dir, 2);
-        let first = registry.reserve(Some("alice")).unwrap().unwrap();
-        let second = registry.reserve(Some("alice")).unwrap().unwrap();
-        assert!(registry.reserve(Some("alice")).unwrap().is_none(), "two creations on their way fill the limit");
-        assert!(registry.reserve(Some("bob")).unwrap().is_some(), "another user has their own");
-        assert!(registry.reserve(None).unwrap().is_some(), "and so has the anonymous user");
+        let registry = open(&dir, 2).await;
+        let first = registry.reserve(Some("alice")).await.unwrap().unwrap();
+        let second = registry.reserve(Some("alice")).await.unwrap().unwrap();
+        assert!(registry.reserve(Some("alice")).await.unwrap().is_none(), "two creations on their way fill the limit");
+        assert!(registry.reserve(Some("bob")).await.unwrap().is_some(), "another user has their own");
+        assert!(registry.reserve(None).await.unwrap().is_some(), "and so has the anonymous user");
         drop(second);
-        registry.insert(first, "a1".into(), upload("uploads/alice/a", Some("alice"))).unwrap();
-        let third = registry.reserve(Some("alice")).unwrap().unwrap();
-        registry.insert(third, "a2".into(), upload("uploads/alice/b", Some("alice"))).unwrap();
-        assert!(registry.reserve(Some("alice")).unwrap().is_none());
-        registry.remove("a1").unwrap();
-        assert!(registry.reserve(Some("alice")).unwrap().is_some(), "a completed upload frees its place");
+        tokio::task::yield_now().await; // the reservation is given back by a task
+        registry.insert(first, "a1".into(), upload("uploads/alice/a", Some("alice"))).await.unwrap();
+        let third = registry.reserve(Some("alice")).await.unwrap().expect("the dropped reservation came back");
+        registry.insert(third, "a2".into(), upload("uploads/alice/b", Some("alice"))).await.unwrap();
+        assert!(registry.reserve(Some("alice")).await.unwrap().is_none());
+        registry.remove("a1").await.unwrap();
+        assert!(registry.reserve(Some("alice")).await.unwrap().is_some(), "a completed upload frees its place");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn parallel_reservations_cannot_overshoot_the_limit() {
+    #[tokio::test]
+    async fn a_reservation_left_by_a_stopped_instance_stops_counting_after_its_time() {
+        let dir = temp_dir("registry-stale");
+        let db = database(&dir);
+        let now = unix_now();
+        assert!(db.reserve("left-behind", Some("dan"), 1, now - RESERVATION_TTL_S - 1).await.unwrap());
+        assert!(db.reserve("fresh", Some("erin"), 1, now - 5).await.unwrap());
+        assert!(db.reserve("next", Some("dan"), 1, now).await.unwrap(), "the stale one no longer holds dan's place");
+        assert!(!db.reserve("more", Some("erin"), 1, now).await.unwrap(), "a fresh one (another instance's) does");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_reservations_cannot_overshoot_the_limit() {
         let dir = temp_dir("registry-parallel");
-        let registry = open(&dir, 3);
-        let taken = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..12 {
-                s.spawn(|| {
-                    if let Some(place) = registry.reserve(Some("carol")).unwrap() {
-                        taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        std::mem::forget(place);
-                    }
-                });
-            }
+        let registry = Arc::new(open(&dir, 3).await);
+        let tries = (0..12).map(|_| {
+            let registry = registry.clone();
+            tokio::spawn(async move { registry.reserve(Some("carol")).await.unwrap().map(std::mem::forget).is_some() })
         });
-        assert_eq!(taken.into_inner(), 3);
+        let taken = futures::future::join_all(tries).await.into_iter().filter(|t| *t.as_ref().unwrap()).count();
+        assert_eq!(taken, 3);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
