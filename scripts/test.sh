@@ -81,7 +81,11 @@ step "end-to-end: the worker engine through the npm module and the drop-in scrip
 head -c $((256 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-worker-big.bin
 APP=$(ready_field worker app) STORE_DIR="$(ready_field worker bucketDir)" FILE=.tmp/e2e-quickstart.bin \
 BIG_FILE=.tmp/e2e-worker-big.bin timeout 600 node e2e/worker.mjs
-rm -f .tmp/e2e-upload.bin .tmp/e2e-quickstart.bin .tmp/e2e-quickstart.bin.empty .tmp/e2e-worker-big.bin
+
+step "end-to-end: two reference-server instances on one PostgreSQL behind nginx: a quota across them, a 128 MiB upload alternating between them, one killed mid-upload"
+head -c $((128 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-cluster.bin
+SERVER=target/server/reference-server FILE=.tmp/e2e-cluster.bin PAGES=e2e/pages PKG=pkg timeout 300 node e2e/cluster.mjs
+rm -f .tmp/e2e-upload.bin .tmp/e2e-quickstart.bin .tmp/e2e-quickstart.bin.empty .tmp/e2e-worker-big.bin .tmp/e2e-cluster.bin
 
 step "the work tree is as the run found it"
 if [ "$(git status --porcelain 2>/dev/null || true)" != "$tree_before" ]; then

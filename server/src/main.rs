@@ -61,10 +61,16 @@ reference-server: the s3-direct-upload reference backend
   --max-size BYTES        largest accepted file (default 10737418240, 10 GiB)
   --allowed-types LIST    comma-separated content types, 'image/*' style (default */*)
   --www DIR, --pkg DIR    static files (defaults www, pkg)
+  --store-only            run the embedded store alone (at --store-listen, files and keys in
+                          --data-dir), for several API instances (--s3-endpoint, --path-style,
+                          --s3-keys-file DIR/store-keys); its ready file says {\"store\",
+                          \"storeRoot\", \"bucketDir\", \"keysFile\"}
   --ready-file FILE       write {\"app\", \"store\", \"dataDir\", \"bucketDir\"} as JSON once listening
   --test-hooks            add /__test/ routes used by the browser tests
   --s3-endpoint URL       use this S3 endpoint instead of the embedded store; credentials
                           from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN]
+  --s3-keys-file FILE     `ACCESS_KEY SECRET_KEY` for --s3-endpoint, instead of the environment
+                          (e.g. DIR/store-keys of a --store-only process)
   --s3-region R           region for --s3-endpoint (default us-east-1)
   --path-style            path-style addressing for --s3-endpoint (MinIO, s3s)
   --sts-endpoint URL      hand out temporary credentials (credentials mode) from this STS endpoint
@@ -96,6 +102,8 @@ struct Config {
     ready_file: Option<PathBuf>,
     test_hooks: bool,
     s3_endpoint: Option<String>,
+    s3_keys_file: Option<PathBuf>,
+    store_only: bool,
     s3_region: String,
     path_style: bool,
     sts_endpoint: Option<String>,
@@ -128,6 +136,8 @@ fn parse_args() -> Result<Config, String> {
         ready_file: None,
         test_hooks: false,
         s3_endpoint: None,
+        s3_keys_file: None,
+        store_only: false,
         s3_region: "us-east-1".into(),
         path_style: false,
         sts_endpoint: None,
@@ -169,6 +179,8 @@ fn parse_args() -> Result<Config, String> {
             "--ready-file" => c.ready_file = Some(value()?.into()),
             "--test-hooks" => c.test_hooks = true,
             "--s3-endpoint" => c.s3_endpoint = Some(value()?),
+            "--s3-keys-file" => c.s3_keys_file = Some(value()?.into()),
+            "--store-only" => c.store_only = true,
             "--s3-region" => c.s3_region = value()?,
             "--path-style" => c.path_style = true,
             "--sts-endpoint" => c.sts_endpoint = Some(value()?),
@@ -272,7 +284,7 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let authenticator = authenticator(&c)?;
-    if c.auth == "none" {
+    if c.auth == "none" && !c.store_only {
         eprintln!(
             "reference-server: --auth none: anyone who reaches this server can upload (fine for a demo on loopback)"
         );
@@ -287,8 +299,12 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
     let faults = c.test_hooks.then(|| Arc::new(faults::Faults::default()));
     let (endpoint, credentials, url_style, store) = match &c.s3_endpoint {
         Some(endpoint) => {
-            let credentials = Credentials::from_env()
-                .ok_or("--s3-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")?;
+            let credentials = match &c.s3_keys_file {
+                Some(file) => keys_from_file(file)?,
+                None => Credentials::from_env().ok_or(
+                    "--s3-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, or --s3-keys-file",
+                )?,
+            };
             let style = if c.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
             (endpoint.clone(), credentials, style, None)
         }
@@ -300,6 +316,9 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
             let keys = data_dir.join("store-keys");
             let embedded =
                 store::start(c.store_listen, &store_root, &keys, &c.bucket, cors, faults.clone(), c.limits).await?;
+            if c.store_only {
+                return serve_store_only(&c, &embedded, &store_root, &keys).await;
+            }
             let credentials = Credentials::new(embedded.access_key.clone(), embedded.secret_key.clone());
             let endpoint = c.store_public_url.clone().unwrap_or_else(|| embedded.endpoint.clone());
             (endpoint, credentials, UrlStyle::Path, Some(embedded))
@@ -363,6 +382,37 @@ async fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
             _ = &mut stop => break,
         }
     }
+    Ok(())
+}
+
+/// The store's key pair from `file`, as `ACCESS_KEY SECRET_KEY` (the store's own keys file).
+fn keys_from_file(file: &std::path::Path) -> Result<Credentials, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("--s3-keys-file {}: {e}", file.display()))?;
+    let (access, secret) = text
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| format!("--s3-keys-file {}: write `ACCESS_KEY SECRET_KEY` on one line", file.display()))?;
+    Ok(Credentials::new(access.to_owned(), secret.trim().to_owned()))
+}
+
+/// `--store-only`: says where the store is (ready file, stdout) and serves until stopped.
+async fn serve_store_only(
+    c: &Config,
+    store: &store::EmbeddedStore,
+    store_root: &std::path::Path,
+    keys: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(file) = &c.ready_file {
+        let ready = serde_json::json!({
+            "store": store.endpoint,
+            "storeRoot": store_root,
+            "bucketDir": store_root.join(&c.bucket),
+            "keysFile": keys,
+        });
+        std::fs::write(file, ready.to_string())?;
+    }
+    println!("s3-direct-upload store: {} (keys in {})", store.endpoint, keys.display());
+    tokio::signal::ctrl_c().await?;
     Ok(())
 }
 
