@@ -15,6 +15,8 @@ CREATE TABLE open_uploads (
     created            BIGINT NOT NULL -- Unix seconds
 );
 CREATE INDEX open_uploads_by_owner ON open_uploads (owner);
+-- Stale reservations are looked for on every creation.
+CREATE INDEX open_uploads_reservations ON open_uploads (created) WHERE reserved;
 
 -- One row per upload admitted against a user's quota (an aborted one's row is deleted).
 CREATE TABLE quota_charges (

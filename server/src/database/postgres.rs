@@ -77,10 +77,14 @@ impl Database for Postgres {
             transaction
                 .execute("DELETE FROM open_uploads WHERE reserved AND created < $1", &[&(now - RESERVATION_TTL_S)])
                 .await?;
-            let held: i64 = transaction
-                .query_one("SELECT COUNT(*) FROM open_uploads WHERE owner IS NOT DISTINCT FROM $1", &[&owner])
-                .await?
-                .get(0);
+            // `owner = $1` (not `IS NOT DISTINCT FROM`, which no index serves).
+            let held = match owner {
+                Some(owner) => {
+                    transaction.query_one("SELECT COUNT(*) FROM open_uploads WHERE owner = $1", &[&owner]).await?
+                }
+                None => transaction.query_one("SELECT COUNT(*) FROM open_uploads WHERE owner IS NULL", &[]).await?,
+            };
+            let held: i64 = held.get(0);
             if held >= most as i64 {
                 return Ok(false);
             }

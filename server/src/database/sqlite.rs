@@ -12,7 +12,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 /// The migrations, in order.
-const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/sqlite/0001_state.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../migrations/sqlite/0001_state.sql"),
+    include_str!("../../migrations/sqlite/0002_reservation_index.sql"),
+];
 
 /// The database, one connection (SQLite serialises writers anyway).
 pub struct Sqlite(Mutex<Connection>);
