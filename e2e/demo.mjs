@@ -1,5 +1,5 @@
 // End-to-end test of the demo page: headless Chromium (Debian's, driven by playwright-core)
-// picks a file from disk, the page (which loads the drop-in script) uploads it through the
+// picks a file from disk in the page's <s3-upload>, which (from the drop-in script) uploads it through the
 // reference server to the embedded store, and the stored object is compared with the source
 // byte for byte. Also checks the drop-in build's promises: no separate .wasm request, one global.
 //
@@ -34,12 +34,16 @@ try {
   // The drop-in build: one script, the .wasm inside it, one global.
   const globals = await page.evaluate(() => [typeof globalThis.S3DirectUpload?.Uploader, typeof globalThis.wasm_bindgen]);
   const started = Date.now();
-  await page.setInputFiles("#picker", FILE);
-  const row = await page.waitForSelector('.file[data-state="done"], .file[data-state="failed"], .file[data-state="aborted"]', {
+  await page.setInputFiles("s3-upload input.files", FILE);
+  const row = await page.waitForSelector('s3-upload li[data-state="done"], s3-upload li[data-state="failed"], s3-upload li[data-state="aborted"]', {
     timeout: UPLOAD_TIMEOUT_MS,
   });
   const seconds = (Date.now() - started) / 1000;
-  const data = await row.evaluate((e) => ({ ...e.dataset, bar: e.querySelector("progress")?.value, status: e.querySelector(".status").textContent }));
+  const data = await row.evaluate((e) => ({
+    ...e.dataset,
+    bar: e.querySelector("progress")?.value,
+    status: `${e.querySelector(".status").textContent} ${e.querySelector(".error").textContent}`,
+  }));
   await mkdir(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, SHOT), fullPage: true });
 

@@ -15,6 +15,8 @@ const expected = [
   "s3_direct_upload_bg.wasm.d.ts",
   "s3-direct-upload.global.js",
   "worker.js",
+  "element.js",
+  "element.d.ts",
 ].sort();
 const manifest = JSON.parse(await readFile(new URL("package.json", pkg), "utf8"));
 const named = [manifest.main, manifest.module, manifest.types, ...Object.values(manifest.exports).flatMap((e) =>
@@ -25,8 +27,8 @@ for (const path of named) if (!shipped.includes(path)) failures.push(`package.js
 for (const field of ["name", "version", "description", "license", "repository", "types", "exports"]) {
   if (!manifest[field]) failures.push(`package.json lacks ${field}`);
 }
-if (JSON.stringify(manifest.sideEffects) !== '["./s3-direct-upload.global.js","./worker.js"]') {
-  failures.push("sideEffects must name only the drop-in script and the worker's script");
+if (JSON.stringify(manifest.sideEffects) !== '["./s3-direct-upload.global.js","./worker.js","./element.js"]') {
+  failures.push("sideEffects must name only the drop-in script, the worker's script and the element's entry");
 }
 if (manifest.type !== "module") failures.push("not an ES module package");
 const readme = await readFile(new URL("README.md", pkg), "utf8");

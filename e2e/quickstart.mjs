@@ -1,7 +1,8 @@
 // The README's "First upload in 5 minutes", run as a newcomer would: each path's example is
 // opened in headless Chromium, uploads a file (multipart) and an empty one through a reference
 // server to its embedded store, and each stored object is compared with the source byte for
-// byte. The paths: the drop-in script tag (examples/script-tag/), the npm package in a Vite app
+// byte. The paths: the <s3-upload> widget in three lines (examples/widget/), the drop-in script
+// tag (examples/script-tag/), the npm package in a Vite app
 // installed from the packed tarball, both under Vite's dev server (its proxy carrying the API
 // calls) and built, and an app's own API through callbacks (examples/callbacks/, e2e/own-api.mjs).
 // Also: the README's snippets are these files, character for character; and using the library
@@ -41,7 +42,7 @@ async function readmeSnippetsAreTheTestedFiles() {
       if (block !== (await readFile(new URL(path, root), "utf8"))) failures.push(`${doc}'s copy of ${path} differs from the file`);
     }
     const expected = doc === "README.md"
-      ? ["examples/script-tag/index.html", "examples/vite/src/main.js", "examples/vite/vite.config.js", "examples/callbacks/backend.js"]
+      ? ["examples/widget/index.html", "examples/script-tag/index.html", "examples/vite/src/main.js", "examples/vite/vite.config.js", "examples/callbacks/backend.js"]
       : ["examples/vite/src/main.js"];
     for (const path of expected) if (!marked.some(([, p]) => p === path)) failures.push(`${doc} does not show ${path}`);
   }
@@ -83,6 +84,35 @@ async function uploadThrough(browser, name, url, storeDir, shot) {
     await page.screenshot({ path: join(ARTIFACTS, shot) });
   } catch (e) {
     check(`${name}: the upload`, e.message.split("\n")[0]);
+  } finally {
+    await page.close();
+  }
+}
+
+// The README's three lines: <s3-upload> from the drop-in script, a file picked in it.
+async function theWidgetInThreeLines(browser) {
+  const page = await browser.newPage({ viewport: { width: 900, height: 400 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  try {
+    await page.goto(`${APP}/widget/`);
+    for (const [label, source, count] of [["a 24 MiB file", FILE, 1], ["an empty file", `${FILE}.empty`, 2]]) {
+      await page.setInputFiles("s3-upload input.files", source);
+      const last = await page
+        .waitForFunction((count) => {
+          const rows = [...document.querySelector("s3-upload").shadowRoot.querySelectorAll("li")];
+          const row = rows[count - 1];
+          return row && ["done", "failed", "aborted"].includes(row.dataset.state) &&
+            { state: row.dataset.state, key: row.dataset.key, error: row.querySelector(".error").textContent };
+        }, count, { timeout: UPLOAD_TIMEOUT_MS })
+        .then((h) => h.jsonValue());
+      let failure = last.state === "done" ? await sameBytes(join(STORE_DIR, last.key), source) : `${last.state}: ${last.error}`;
+      if (!failure && errors.length) failure = `the page threw: ${errors.join("; ")}`;
+      check(`the widget in three lines: ${label} stored byte-identical`, failure);
+    }
+    await page.screenshot({ path: join(ARTIFACTS, "quickstart-widget.png") });
+  } catch (e) {
+    check("the widget in three lines: the upload", e.message.split("\n")[0]);
   } finally {
     await page.close();
   }
@@ -205,6 +235,7 @@ const browser = await chromium.launch({
 const ownApi = await startOwnApi(`${APP}/api/uploads`);
 try {
   await beforeInitIsAClearError(browser);
+  await theWidgetInThreeLines(browser);
   await uploadThrough(browser, "script tag", `${APP}/script-tag/`, STORE_DIR, "quickstart-script-tag.png");
   const log = await withViteDev("vite.config.js", (url) =>
     uploadThrough(browser, "npm + Vite, dev server", url, STORE_DIR, "quickstart-vite-dev.png"));

@@ -100,3 +100,16 @@ export async function signedInThePage(): Promise<string | undefined> {
   const result = await credentialsUploader.upload(file, { key: "reports/q3.pdf" }).done;
   return result.checksum?.value;
 }
+
+// The <s3-upload> element: its properties, and its events typed on any element they bubble to.
+import { S3UploadElement, formatBytes } from "../pkg/element.js";
+
+export function configureWidget(): S3UploadElement {
+  const widget = document.createElement("s3-upload");
+  widget.backend = "/api/uploads";
+  widget.options = { concurrency: 4, checksum: "sha256" };
+  widget.addEventListener("upload-done", (e) => console.log(e.detail.result.key, formatBytes(e.detail.file.size)));
+  widget.addEventListener("upload-error", (e) => console.log(e.detail.error.code));
+  document.body.addEventListener("upload-progress", (e) => render(e.detail));
+  return widget;
+}

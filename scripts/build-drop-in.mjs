@@ -18,6 +18,7 @@ const { version, license } = JSON.parse(await readFile(new URL("package.json", p
 // worker engine's worker (`worker: true`): no second file to serve. In that worker it serves.
 const entry = `
 import init, { Uploader, Upload, isUploadError, serveWorker, workerFrom } from "./s3_direct_upload.js";
+import { S3UploadElement, whenLibraryReady } from "./element.js";
 const inflate = () => {
   if (typeof DecompressionStream !== "function") {
     const message = "s3-direct-upload needs DecompressionStream (Chrome 80, Firefox 113, Safari 16.4 or later)";
@@ -35,12 +36,16 @@ if (typeof WorkerGlobalScope === "function" && self instanceof WorkerGlobalScope
     source ??= URL.createObjectURL(new Blob(["(" + s3DirectUpload + ")()"], { type: "text/javascript" }));
     return new Worker(source);
   });
+  const ready = inflate().then((module_or_path) => init({ module_or_path })).then(() => undefined);
+  // <s3-upload> (defined by ./element.js) waits for the same.
+  whenLibraryReady(() => ready);
   globalThis.S3DirectUpload = {
     /** Resolves once the library is ready; create Uploaders after it. */
-    ready: inflate().then((module_or_path) => init({ module_or_path })).then(() => undefined),
+    ready,
     Uploader,
     Upload,
     isUploadError,
+    S3UploadElement,
   };
 }
 `;

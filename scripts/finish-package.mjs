@@ -21,6 +21,9 @@ await writeFile(at("s3_direct_upload.js"), minify(amendGlue(renamed.glue, bridge
 await rm(at("snippets"), { recursive: true, force: true }); // inlined into the glue
 // The worker engine's script (`worker: true`): the glue again, serving the page's Uploader.
 await writeFile(at("worker.js"), 'import { serveWorker } from "./s3_direct_upload.js";\nserveWorker();\n');
+// The <s3-upload> element's entry point (s3-direct-upload/element): importing it defines it.
+await writeFile(at("element.js"), minify(await readFile(new URL("../src/js/element.js", import.meta.url), "utf8")));
+await writeFile(at("element.d.ts"), await readFile(new URL("../src/js/element.d.ts", import.meta.url), "utf8"));
 await writeFile(at("s3_direct_upload.d.ts"), renamed.dts);
 await writeFile(at("s3_direct_upload_bg.wasm.d.ts"), renamed.wasmDts);
 await writeFile(at("s3_direct_upload_bg.wasm"), renamed.wasm);
@@ -30,18 +33,21 @@ const manifest = JSON.parse(await readFile(path, "utf8"));
 manifest.exports = {
   ".": { types: "./s3_direct_upload.d.ts", default: "./s3_direct_upload.js" },
   "./s3_direct_upload_bg.wasm": "./s3_direct_upload_bg.wasm",
+  "./element": { types: "./element.d.ts", default: "./element.js" },
   "./global": "./s3-direct-upload.global.js",
   "./package.json": "./package.json",
 };
 manifest.module = manifest.main;
-// The drop-in script defines a global when loaded, and the worker's script serves its page; the
-// ES module has no side effects.
-manifest.sideEffects = ["./s3-direct-upload.global.js", "./worker.js"];
+// The drop-in script defines a global when loaded, the element's entry defines <s3-upload>, and
+// the worker's script serves its page; the ES module has no side effects.
+manifest.sideEffects = ["./s3-direct-upload.global.js", "./worker.js", "./element.js"];
 manifest.files = [
   ...new Set([
     ...manifest.files.filter((f) => f !== "snippets"),
     "s3_direct_upload_bg.wasm.d.ts",
     "worker.js",
+    "element.js",
+    "element.d.ts",
     "s3-direct-upload.global.js",
     "README.md",
   ]),

@@ -53,8 +53,8 @@ if ! command -v geckodriver >/dev/null; then
 fi
 
 # npm packages of the end-to-end and type tests (playwright-core drives Debian's chromium; tsc
-# checks the shipped TypeScript definitions).
-if [ ! -d e2e/node_modules/playwright-core ] || [ ! -x e2e/node_modules/.bin/tsc ]; then
+# checks the shipped TypeScript definitions; axe-core checks the widget's accessibility).
+if [ ! -d e2e/node_modules/playwright-core ] || [ ! -x e2e/node_modules/.bin/tsc ] || [ ! -d e2e/node_modules/axe-core ]; then
   log "installing e2e npm packages"
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -64,6 +64,7 @@ start_server main
 start_server examples --www examples
 start_server vite --www target/vite-app/dist
 start_server worker --www e2e/pages
+start_server widget --www e2e/pages --allowed-types 'image/*,video/*,text/plain,application/octet-stream'
 step "end-to-end: the demo page (drop-in script) uploads ${E2E_SIZE_MIB:=1024} MiB"
 head -c $((E2E_SIZE_MIB * 1024 * 1024)) /dev/urandom > .tmp/e2e-upload.bin
 APP=$(ready_field main app) STORE_DIR="$(ready_field main bucketDir)" \
@@ -82,10 +83,15 @@ head -c $((256 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-worker-big.bin
 APP=$(ready_field worker app) STORE_DIR="$(ready_field worker bucketDir)" FILE=.tmp/e2e-quickstart.bin \
 BIG_FILE=.tmp/e2e-worker-big.bin timeout 600 node e2e/worker.mjs
 
+step "end-to-end: the <s3-upload> widget: picks, a folder, drops, pause, cancel, retry, refusals, events, axe-core, screenshots"
+head -c $((64 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-widget-big.bin
+APP=$(ready_field widget app) STORE_DIR="$(ready_field widget bucketDir)" BIG_FILE=.tmp/e2e-widget-big.bin \
+ARTIFACTS=e2e/artifacts timeout 300 node e2e/widget.mjs
+
 step "end-to-end: two reference-server instances on one PostgreSQL behind nginx: a quota across them, a 128 MiB upload alternating between them, one killed mid-upload"
 head -c $((128 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-cluster.bin
 SERVER=target/server/reference-server FILE=.tmp/e2e-cluster.bin PAGES=e2e/pages PKG=pkg timeout 300 node e2e/cluster.mjs
-rm -f .tmp/e2e-upload.bin .tmp/e2e-quickstart.bin .tmp/e2e-quickstart.bin.empty .tmp/e2e-worker-big.bin .tmp/e2e-cluster.bin
+rm -f .tmp/e2e-upload.bin .tmp/e2e-quickstart.bin .tmp/e2e-quickstart.bin.empty .tmp/e2e-worker-big.bin .tmp/e2e-cluster.bin .tmp/e2e-widget-big.bin
 
 step "the work tree is as the run found it"
 if [ "$(git status --porcelain 2>/dev/null || true)" != "$tree_before" ]; then
