@@ -7,61 +7,30 @@
 //
 // Env: APP (a reference server with `--www e2e/pages`), FILE, BENCH_ROUNDS (default 3),
 // BENCH_OUT (default bench/results/engines.json). Run through scripts/bench-engines.sh.
-import { spawn } from "node:child_process";
 import { readFile, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { resolve } from "node:path";
+import { ELEMENT, webdriverSession } from "../e2e/webdriver.mjs";
 
 const { APP, FILE } = process.env;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const root = new URL("..", import.meta.url);
-const ELEMENT = "element-6066-11e4-a52f-4f0c7a5e3e66";
 const VARIANTS = {
   page: { worker: false },
   worker: { worker: true },
   "page, checksum: false": { worker: false, checksum: false },
 };
 
-const freePort = () =>
-  new Promise((done) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => done(port));
-    });
-  });
-
-/** A WebDriver session through the driver at `command`, stopped (by PID) with `close()`. */
+/** A browser through its WebDriver `command`: a page opened with `file` picked, and runs on it. */
 async function session(command, capabilities) {
-  const port = await freePort();
-  const driver = spawn(command, [`--port=${port}`], { stdio: "ignore" });
-  const base = `http://127.0.0.1:${port}`;
-  const call = async (method, path, body) => {
-    const response = await fetch(`${base}${path}`, { method, headers: { "content-type": "application/json" }, body: body && JSON.stringify(body) });
-    const { value } = await response.json();
-    if (!response.ok) throw new Error(`${method} ${path}: ${value?.message ?? response.status}`);
-    return value;
-  };
-  for (let i = 0; i < 100; i++) {
-    if (await fetch(`${base}/status`).then(() => true, () => false)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const { sessionId } = await call("POST", "/session", { capabilities: { alwaysMatch: capabilities } });
-  const at = (path) => `/session/${sessionId}${path}`;
-  await call("POST", at("/timeouts"), { script: 600_000 });
+  const driver = await webdriverSession(command, capabilities);
   return {
     async open(url, file) {
-      await call("POST", at("/url"), { url });
-      await call("POST", at("/execute/async"), {
-        script: "const done = arguments[0]; (function wait() { window.lib ? done(true) : setTimeout(wait, 50); })();",
-        args: [],
-      });
-      const picker = await call("POST", at("/element"), { using: "css selector", value: "#picker" });
-      await call("POST", at(`/element/${picker[ELEMENT] ?? Object.values(picker)[0]}/value`), { text: resolve(file) });
+      await driver.open(url, "window.lib");
+      const picker = await driver.call("POST", "/element", { using: "css selector", value: "#picker" });
+      await driver.call("POST", `/element/${picker[ELEMENT] ?? Object.values(picker)[0]}/value`, { text: resolve(file) });
     },
     run: (options) =>
-      call("POST", at("/execute/async"), {
-        script: `const [options, done] = arguments;
-(async () => {
+      driver.run(`const [options] = args;
   const file = picker.files[0];
   let worst = 0, last = performance.now();
   const timer = setInterval(() => { const now = performance.now(); worst = Math.max(worst, now - last - 10); last = now; }, 10);
@@ -71,14 +40,8 @@ async function session(command, capabilities) {
   const seconds = (performance.now() - started) / 1000;
   clearInterval(timer);
   uploader.free();
-  return { mibPerSecond: file.size / 1048576 / seconds, worstTimerLateMs: worst, checksum: result.checksum?.algorithm ?? null };
-})().then(done, (e) => done({ error: String(e) }));`,
-        args: [options],
-      }),
-    async close() {
-      await call("DELETE", at("")).catch(() => {});
-      driver.kill();
-    },
+  return { mibPerSecond: file.size / 1048576 / seconds, worstTimerLateMs: worst, checksum: result.checksum?.algorithm ?? null };`, [options]),
+    close: () => driver.close(),
   };
 }
 

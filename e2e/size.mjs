@@ -6,9 +6,9 @@
 import { readFile } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
 
-// The drop-in script carries <s3-upload> (about 3.2 KB of it); npm users pay for the element only
+// The drop-in script carries <s3-upload> (about 3.5 KB of it); npm users pay for the element only
 // when they import s3-direct-upload/element.
-const BUDGETS = { "npm package (wasm + glue)": 131_500, "drop-in script": 137_000, "element (s3-direct-upload/element)": 4_200 };
+const BUDGETS = { "npm package (wasm + glue)": 131_500, "drop-in script": 137_500, "element (s3-direct-upload/element)": 4_300 };
 const gzipped = async (file) => gzipSync(await readFile(new URL(`../pkg/${file}`, import.meta.url)), { level: 9 }).length;
 const sizes = {
   "npm package (wasm + glue)": (await gzipped("s3_direct_upload_bg.wasm")) + (await gzipped("s3_direct_upload.js")),

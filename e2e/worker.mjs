@@ -250,6 +250,25 @@ async function aPageEngineRecordIsResumedByTheWorker(browser) {
   }
 }
 
+async function aFreedUploaderFinishesItsUploads(browser) {
+  // `await uploader.upload(file).done` keeps no reference to the Uploader: once it is collected
+  // (here: freed at once), its uploads must still end, and its worker stop after them.
+  const { page } = await open(browser, "module", FILE);
+  try {
+    const seen = await page.evaluate(async () => {
+      const uploader = new lib.Uploader({ backend: "/api/uploads", worker: true });
+      const upload = uploader.upload(picker.files[0]);
+      uploader.free();
+      const timeout = new Promise((resolve) => setTimeout(() => resolve({ hung: true }), 60_000));
+      return Promise.race([upload.done.then((result) => ({ result }), (e) => ({ error: `${e.code}: ${e.message}` })), timeout]);
+    });
+    const failure = seen.hung ? "done never settled: the worker was stopped mid-upload" : seen.error ?? (await storedIs(seen.result.key, FILE));
+    check("an Uploader freed mid-upload: its upload still ends, stored byte-identical", failure);
+  } finally {
+    await page.close();
+  }
+}
+
 async function noLongTaskDuringAChecksummedUpload(browser) {
   const { page } = await open(browser, "module", BIG_FILE);
   try {
@@ -283,6 +302,7 @@ try {
   await callbacksStayOnThePage(browser);
   await refusedWorkersFallBackToThePage(browser);
   await aPageEngineRecordIsResumedByTheWorker(browser);
+  await aFreedUploaderFinishesItsUploads(browser);
   // Without the worker, hashing leaves the thread every MiB, but on this 2-core machine the
   // page still sees a rare 50-60 ms task (as the plain-fetch ceiling does): the benchmark
   // reports those beside the ceiling's; here the worker's page must have none.

@@ -2,7 +2,7 @@
 # Installs what building and testing s3-direct-upload needs, skipping what is already there:
 # the Rust toolchain pinned in rust-toolchain.toml (with the wasm32 target), wasm-pack,
 # wasm-bindgen-cli at exactly the version in Cargo.lock, Debian's chromium, chromium-driver,
-# firefox-esr, postgresql, nginx and wrk, geckodriver,
+# firefox-esr, webkit2gtk-driver, xvfb, postgresql, nginx and wrk, geckodriver,
 # the e2e test's npm packages, and npm's binaryen (tools/: its wasm-opt shrinks the .wasm; Debian's
 # is too old for the wasm rustc emits). Safe to run again.
 set -euo pipefail
@@ -20,11 +20,12 @@ if ! rustup target list --installed --toolchain "$toolchain" | grep -q wasm32-un
   rustup target add wasm32-unknown-unknown --toolchain "$toolchain"
 fi
 
-# Debian packages: the browsers (wasm-pack cannot download them here); PostgreSQL and nginx for
-# the reference server's many-instances test (e2e/cluster.mjs); wrk for its load benchmark.
+# Debian packages: the browsers (wasm-pack cannot download them here), WebKitGTK's WebDriver and
+# Xvfb for the WebKit test (e2e/webkit.mjs); PostgreSQL and nginx for the reference server's
+# many-instances test (e2e/cluster.mjs); wrk for its load benchmark.
 missing=()
 for pair in chromium:/usr/bin/chromium chromium-driver:/usr/bin/chromedriver firefox-esr:/usr/bin/firefox-esr \
-  nginx:/usr/sbin/nginx wrk:/usr/bin/wrk; do
+  webkit2gtk-driver:/usr/bin/WebKitWebDriver xvfb:/usr/bin/Xvfb nginx:/usr/sbin/nginx wrk:/usr/bin/wrk; do
   [ -x "${pair#*:}" ] || missing+=("${pair%%:*}")
 done
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)

@@ -174,6 +174,10 @@ export function startWorker(options) {
   let local = null;
   let worker = null;
   let nextId = 0;
+  // The page's Uploader was freed (garbage-collected, or `free()`): the worker stops once the
+  // uploads it runs have ended, not before (an `await uploader.upload(file).done` holds no
+  // reference to the Uploader, and a worker stopped mid-upload would leave `done` unsettled).
+  let ending = false;
   const onPage = (why) => {
     if (local) return;
     console.warn(`s3-direct-upload: the worker engine could not start (${why}); uploads run on the page`);
@@ -209,6 +213,7 @@ export function startWorker(options) {
       if (!entry) return;
       if (data.t === "progress") return entry.progress(data.report);
       uploads.delete(data.id);
+      if (ending && !uploads.size) worker.terminate();
       if (!data.error) return entry.resolve(data.value);
       const error = uploadError(data.error);
       if ("cause" in data.error) error.cause = causes.has(data.error.causeId) ? causes.get(data.error.causeId) : data.error.cause;
@@ -277,7 +282,10 @@ export function startWorker(options) {
         },
       };
     },
-    terminate: () => worker?.terminate(),
+    terminate: () => {
+      ending = true;
+      if (!uploads.size) worker?.terminate();
+    },
   };
 }
 

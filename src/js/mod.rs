@@ -64,6 +64,8 @@ struct UploaderInner {
     worker: Option<JsValue>,
 }
 
+/// Freeing the Uploader (garbage collection, or `free()`) stops its worker once the uploads it
+/// runs have ended (src/js/bridge.js).
 impl Drop for UploaderInner {
     fn drop(&mut self) {
         if let Some(worker) = &self.worker {

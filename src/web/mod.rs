@@ -259,10 +259,15 @@ impl Source for BlobSource {
 
 /// Reads `blob` into the start of `buffer`, up to `want` bytes, and says how many came. Each
 /// read hands the buffer to the stream and gets it back (as a new `ArrayBuffer` over the same
-/// memory), which `buffer` then holds.
+/// memory), which `buffer` then holds. Where blob streams are not byte streams (WebKit: Safari
+/// has no BYOB reader for them), the chunk is read with `Blob.arrayBuffer()` instead, into a new
+/// buffer each time, which `buffer` then is.
 async fn fill(blob: &Blob, buffer: &mut js_sys::ArrayBuffer, want: u32) -> Result<u32, JsValue> {
     let options = Builder::new().set("mode", "byob").build();
-    let reader = blob.unchecked_ref::<StreamedBlob>().stream().byob_reader(&options)?;
+    let Ok(reader) = blob.unchecked_ref::<StreamedBlob>().stream().byob_reader(&options) else {
+        *buffer = JsFuture::from(blob.array_buffer()).await?.unchecked_into();
+        return Ok(buffer.byte_length().min(want));
+    };
     let mut filled = 0;
     while filled < want {
         let view = js_sys::Uint8Array::new_with_byte_offset_and_length(buffer, filled, want - filled);
