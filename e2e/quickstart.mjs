@@ -10,7 +10,9 @@
 //
 // Env: APP and STORE_DIR (a reference server with `--www examples`, and its bucket directory),
 // VITE_BUILT_APP and VITE_BUILT_STORE_DIR (one serving the Vite build), VITE_APP_DIR (the Vite
-// app installed from the tarball), FILE (the file to upload), ARTIFACTS (screenshots).
+// app installed from the tarball), REACT_APP and REACT_STORE_DIR, VUE_APP and VUE_STORE_DIR (the
+// React and Vue examples' builds: the widget in a component, the Uploader in a hook or
+// composable), FILE (the file to upload), ARTIFACTS (screenshots).
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -20,6 +22,7 @@ import { sameBytes } from "./same-bytes.mjs";
 import { startOwnApi } from "./own-api.mjs";
 
 const { APP, STORE_DIR, VITE_BUILT_APP, VITE_BUILT_STORE_DIR, VITE_APP_DIR, FILE, ARTIFACTS } = process.env;
+const { REACT_APP, REACT_STORE_DIR, VUE_APP, VUE_STORE_DIR } = process.env;
 const root = new URL("..", import.meta.url);
 const UPLOAD_TIMEOUT_MS = 120_000;
 const results = [];
@@ -89,13 +92,15 @@ async function uploadThrough(browser, name, url, storeDir, shot) {
   }
 }
 
-// The README's three lines: <s3-upload> from the drop-in script, a file picked in it.
-async function theWidgetInThreeLines(browser) {
+// <s3-upload> on the page at `url` (the README's three lines, or a framework's app): a file and
+// an empty one picked in it, stored byte-identical; where the app counts the widget's
+// upload-done events (#stored), they reached it.
+async function uploadThroughTheWidget(browser, name, url, storeDir, shot) {
   const page = await browser.newPage({ viewport: { width: 900, height: 400 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   try {
-    await page.goto(`${APP}/widget/`);
+    await page.goto(url);
     for (const [label, source, count] of [["a 24 MiB file", FILE, 1], ["an empty file", `${FILE}.empty`, 2]]) {
       await page.setInputFiles("s3-upload input.files", source);
       const last = await page
@@ -106,13 +111,15 @@ async function theWidgetInThreeLines(browser) {
             { state: row.dataset.state, key: row.dataset.key, error: row.querySelector(".error").textContent };
         }, count, { timeout: UPLOAD_TIMEOUT_MS })
         .then((h) => h.jsonValue());
-      let failure = last.state === "done" ? await sameBytes(join(STORE_DIR, last.key), source) : `${last.state}: ${last.error}`;
+      let failure = last.state === "done" ? await sameBytes(join(storeDir, last.key), source) : `${last.state}: ${last.error}`;
       if (!failure && errors.length) failure = `the page threw: ${errors.join("; ")}`;
-      check(`the widget in three lines: ${label} stored byte-identical`, failure);
+      const counted = await page.locator("#stored").textContent({ timeout: 1000 }).catch(() => null);
+      if (!failure && counted !== null && !counted.startsWith(`${count} stored`)) failure = `the app says "${counted}"`;
+      check(`${name}: ${label} stored byte-identical${counted === null ? "" : ", the app told"}`, failure);
     }
-    await page.screenshot({ path: join(ARTIFACTS, "quickstart-widget.png") });
+    await page.screenshot({ path: join(ARTIFACTS, shot) });
   } catch (e) {
-    check("the widget in three lines: the upload", e.message.split("\n")[0]);
+    check(`${name}: the upload`, e.message.split("\n")[0]);
   } finally {
     await page.close();
   }
@@ -235,13 +242,17 @@ const browser = await chromium.launch({
 const ownApi = await startOwnApi(`${APP}/api/uploads`);
 try {
   await beforeInitIsAClearError(browser);
-  await theWidgetInThreeLines(browser);
+  await uploadThroughTheWidget(browser, "the widget in three lines", `${APP}/widget/`, STORE_DIR, "quickstart-widget.png");
   await uploadThrough(browser, "script tag", `${APP}/script-tag/`, STORE_DIR, "quickstart-script-tag.png");
   const log = await withViteDev("vite.config.js", (url) =>
     uploadThrough(browser, "npm + Vite, dev server", url, STORE_DIR, "quickstart-vite-dev.png"));
   check("Vite's dev server logged no error", /error/i.test(log) ? log : null);
   await viteDevWithoutTheExclusionSaysWhatToAdd(browser);
   await uploadThrough(browser, "npm + Vite, built", `${VITE_BUILT_APP}/`, VITE_BUILT_STORE_DIR, "quickstart-vite-built.png");
+  for (const [framework, app, storeDir] of [["React", REACT_APP, REACT_STORE_DIR], ["Vue", VUE_APP, VUE_STORE_DIR]]) {
+    await uploadThroughTheWidget(browser, `${framework}: <s3-upload> in a component`, `${app}/`, storeDir, `quickstart-${framework.toLowerCase()}-widget.png`);
+    await uploadThrough(browser, `${framework}: the Uploader in a ${framework === "React" ? "hook" : "composable"}`, `${app}/`, storeDir, `quickstart-${framework.toLowerCase()}-hook.png`);
+  }
   await uploadThrough(browser, "your own API, through callbacks", `${ownApi.url}/`, STORE_DIR, "quickstart-callbacks.png");
 } finally {
   await browser.close();

@@ -36,6 +36,20 @@ build_server() {
   cargo build -p reference-server --profile server --quiet
 }
 
+# build_example_app NAME: examples/NAME (a Vite app) installed as a user would, in
+# target/NAME-app: a copy outside the source tree (target/ is ignored), depending on the tarball
+# `npm pack` makes of pkg/ (not a symlink to pkg/, which Vite's dev server refuses to serve files
+# from), then built into target/NAME-app/dist.
+build_example_app() {
+  local app="target/$1-app"
+  rm -rf "$app" && mkdir -p "$app"
+  (cd "examples/$1" && cp -r $(ls -A | grep -vx -e node_modules -e dist) "../../$app/")
+  (cd pkg && npm pack --pack-destination "../$app" --silent >/dev/null)
+  (cd "$app" && mv s3-direct-upload-*.tgz s3-direct-upload.tgz \
+    && npm pkg set dependencies.s3-direct-upload=file:s3-direct-upload.tgz \
+    && npm install --no-audit --no-fund --loglevel=error && node_modules/.bin/vite build --logLevel warn)
+}
+
 # start_server NAME ARGS...: starts the reference server on free loopback ports with an empty
 # store, waits (10 s at most) for its ready file .tmp/NAME.json, and appends its PID to .tmp/pids.
 start_server() {

@@ -40,15 +40,10 @@ step "npm package: what npm pack ships, and the size budget"
 node e2e/pack.mjs
 node e2e/size.mjs
 
-step "Vite example, installed as a user would: from the packed tarball, then built"
-# A copy outside the source tree (target/ is ignored), depending on the tarball `npm pack` makes,
-# not on a symlink to pkg/ (which Vite's dev server refuses to serve files from).
-rm -rf target/vite-app && mkdir -p target/vite-app
-cp -r examples/vite/index.html examples/vite/src examples/vite/vite.config.js examples/vite/package.json target/vite-app/
-(cd pkg && npm pack --pack-destination ../target/vite-app --silent >/dev/null)
-(cd target/vite-app && mv s3-direct-upload-*.tgz s3-direct-upload.tgz \
-  && npm pkg set dependencies.s3-direct-upload=file:s3-direct-upload.tgz \
-  && npm install --no-audit --no-fund --loglevel=error && node_modules/.bin/vite build --logLevel warn)
+step "Vite, React and Vue examples, installed as a user would: from the packed tarball, then built"
+build_example_app vite
+build_example_app react
+build_example_app vue
 
 step "webpack 5: the package bundles with no configuration and its .wasm is emitted unchanged"
 (cd examples/webpack && { [ -x node_modules/.bin/webpack ] || npm install --no-save --no-audit --no-fund --loglevel=error; } \
@@ -63,6 +58,8 @@ trap stop_servers EXIT
 start_server main
 start_server examples --www examples
 start_server vite --www target/vite-app/dist
+start_server react --www target/react-app/dist
+start_server vue --www target/vue-app/dist
 start_server worker --www e2e/pages
 start_server widget --www e2e/pages --allowed-types 'image/*,video/*,text/plain,application/octet-stream'
 step "end-to-end: the demo page (drop-in script) uploads ${E2E_SIZE_MIB:=1024} MiB"
@@ -71,10 +68,12 @@ APP=$(ready_field main app) STORE_DIR="$(ready_field main bucketDir)" \
 FILE=.tmp/e2e-upload.bin ARTIFACTS=e2e/artifacts SHOT=demo.png DROP_IN=1 \
   timeout 900 node e2e/demo.mjs
 
-step "end-to-end: every README quickstart (script tag, Vite dev server and build, callbacks) uploads 24 MiB and an empty file"
+step "end-to-end: every README quickstart (the widget, script tag, Vite dev server and build, React, Vue, callbacks) uploads 24 MiB and an empty file"
 head -c $((24 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-quickstart.bin
 APP=$(ready_field examples app) STORE_DIR="$(ready_field examples bucketDir)" \
 VITE_BUILT_APP=$(ready_field vite app) VITE_BUILT_STORE_DIR="$(ready_field vite bucketDir)" \
+REACT_APP=$(ready_field react app) REACT_STORE_DIR="$(ready_field react bucketDir)" \
+VUE_APP=$(ready_field vue app) VUE_STORE_DIR="$(ready_field vue bucketDir)" \
 VITE_APP_DIR=target/vite-app FILE=.tmp/e2e-quickstart.bin ARTIFACTS=e2e/artifacts \
   timeout 600 node e2e/quickstart.mjs
 
