@@ -12,8 +12,7 @@
 // driver check runs the ceiling on one Blob in this Playwright-driven page and in a Chromium with
 // no driver attached, to show whether the driver distorts the figures.
 //
-// Env: BENCH_SCENARIOS (default "S1,S2,S3,S4"; S5 only when named: it does not finish yet, see
-// docs/benchmarks.md; may be empty), BENCH_UPLOADERS (default all),
+// Env: BENCH_SCENARIOS (default "S1,S2,S3,S4,S5"; may be empty), BENCH_UPLOADERS (default all),
 // BENCH_ROUNDS (default 3), BENCH_SMALL=1 (tiny files, for a quick check), BENCH_DRIVER_CHECK=0
 // (skip it), BENCH_S3_RTT_MS (S3's delay, default 50), BENCH_OUT. Run through scripts/bench-upload.sh, which builds everything first.
 import { chromium } from "playwright-core";
@@ -45,7 +44,8 @@ const SCENARIOS = {
     uploaders: ["ceiling", "ours", "oursWorker", "oursCredentials", "uppy5", "uppy6"],
   },
   // Many thumbnails: measured in files per second, where round trips are all that counts.
-  S5: { about: "2,000 files of 4 KiB, 50 ms round trips", files: [[4096, SMALL ? 20 : 2000]], link: { rttMs: 50 }, unit: "files/s" },
+  // Two rounds: one is about 8 minutes for all uploaders.
+  S5: { about: "2,000 files of 4 KiB, 50 ms round trips", files: [[4096, SMALL ? 20 : 2000]], link: { rttMs: 50 }, unit: "files/s", rounds: 2 },
 };
 const UPLOADERS = (process.env.BENCH_UPLOADERS ?? "ceiling,ours,oursWorker,oursNoChecksum,oursCredentials,uppy5,uppy6,awsSdk").split(",");
 const OPTIONS = { partSize: 5 * MIB, concurrency: 6 };
@@ -232,7 +232,7 @@ try {
   await page.goto(`${origin}/bench/upload.html`);
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 30_000 });
   const cdp = await page.context().newCDPSession(page);
-  for (const name of (process.env.BENCH_SCENARIOS ?? "S1,S2,S3,S4").split(",").filter(Boolean)) {
+  for (const name of (process.env.BENCH_SCENARIOS ?? "S1,S2,S3,S4,S5").split(",").filter(Boolean)) {
     const scenario = SCENARIOS[name];
     const uploaders = UPLOADERS.filter((u) => !scenario.uploaders || scenario.uploaders.includes(u));
     const rounds = scenario.rounds ?? ROUNDS;
@@ -243,15 +243,24 @@ try {
     const speeds = Object.fromEntries(uploaders.map((u) => [u, []]));
     const memory = Object.fromEntries(uploaders.map((u) => [u, []]));
     const longTasks = Object.fromEntries(uploaders.map((u) => [u, []]));
+    // An uploader that fails a run is out of the scenario, with its reason in the table.
+    const failed = {};
     for (let round = 0; round < rounds; round++) {
       // Interleaved, and each round starting with another uploader.
-      const order = uploaders.map((_, i) => uploaders[(i + round) % uploaders.length]);
+      const order = uploaders.map((_, i) => uploaders[(i + round) % uploaders.length]).filter((u) => !failed[u]);
       for (const uploader of order) {
         await page.setInputFiles("#files", paths);
         await cdp.send("HeapProfiler.collectGarbage");
         const before = { rss: await rendererRss(), wasm: await page.evaluate(() => window.wasmMemoryBytes()) };
         const stopSampling = sampleMemory(page);
-        const run = await page.evaluate(([u, o]) => window.runUpload(u, o), [uploader, { api, ...OPTIONS }]);
+        const run = await page.evaluate(([u, o]) => window.runUpload(u, o), [uploader, { api, ...OPTIONS }]).catch((e) => ({ error: e.message.split("\n")[0] }));
+        if (run.error) {
+          await stopSampling();
+          failed[uploader] = run.error;
+          console.log(`${name} round ${round + 1} ${uploader}: FAILED: ${run.error}`);
+          await rm(join(store, "uploads"), { recursive: true, force: true });
+          continue;
+        }
         const peak = await stopSampling();
         await cdp.send("HeapProfiler.collectGarbage");
         const after = { rss: await rendererRss(), wasm: await page.evaluate(() => window.wasmMemoryBytes()) };
@@ -276,12 +285,13 @@ try {
         await rm(join(store, "uploads"), { recursive: true, force: true });
       }
     }
-    const medians = Object.fromEntries(uploaders.map((u) => [u, median(speeds[u])]));
+    const measured = uploaders.filter((u) => !failed[u]);
+    const medians = Object.fromEntries(measured.map((u) => [u, median(speeds[u])]));
     // Peak renderer memory above what it was just before the run, the worst round.
-    const peakGrowth = Object.fromEntries(uploaders.map((u) => [u, Math.max(...memory[u].map((m) => m.peak.rss - m.before.rss))]));
+    const peakGrowth = Object.fromEntries(measured.map((u) => [u, Math.max(...memory[u].map((m) => m.peak.rss - m.before.rss))]));
     results.scenarios[name] = {
       about: scenario.about, bytes, unit: scenario.unit ?? "MiB/s", [scenario.unit === "files/s" ? "filesPerSecond" : "mibPerSecond"]: medians,
-      peakRendererGrowthBytes: peakGrowth, runs: speeds, memory, longTasks,
+      peakRendererGrowthBytes: peakGrowth, runs: speeds, memory, longTasks, failed,
     };
     } finally {
       stop();
@@ -313,7 +323,7 @@ const names = {
   uppy6: "Uppy 6 aws-s3 (signs in the page)",
   awsSdk: "AWS SDK v3 lib-storage (signs in the page)",
 };
-console.log(`\nMedians of ${ROUNDS} interleaved rounds (S4: 1), Chromium ${results.chromium}, loopback, 2 cores:`);
+console.log(`\nMedians of ${ROUNDS} interleaved rounds (S4: 1, S5: 2), Chromium ${results.chromium}, loopback, 2 cores:`);
 for (const [name, s] of Object.entries(results.scenarios)) console.log(`- ${name}: ${s.about}`);
 console.log("");
 console.log(`| uploader | ${Object.entries(results.scenarios).map(([name, s]) => `${name} ${s.unit} | ÷ ceiling | ÷ ours`).join(" | ")} | min+gzip |`);
@@ -322,6 +332,7 @@ for (const u of UPLOADERS) {
   const cells = Object.values(results.scenarios).map((s) => {
     const speeds = s.mibPerSecond ?? s.filesPerSecond;
     const v = speeds[u];
+    if (s.failed?.[u]) return "failed | – | –";
     if (v === undefined) return "– | – | –";
     return `${v.toFixed(1)} | ${(v / speeds.ceiling).toFixed(2)} | ${(v / speeds.ours).toFixed(2)}`;
   });
@@ -337,7 +348,7 @@ console.log(`| uploader | ${scenarioNames.map((s) => `${s} renderer | ${s} long 
 console.log(`|---|${scenarioNames.map(() => "---|---").join("|")}|---|`);
 for (const u of UPLOADERS) {
   const cells = Object.values(results.scenarios).map((s) => {
-    if (!s.memory[u]) return "– | –";
+    if (!s.memory[u] || s.failed?.[u]) return "– | –";
     const tasks = s.longTasks[u];
     const longest = Math.max(...tasks.map((t) => t.longestMs));
     return `${(s.peakRendererGrowthBytes[u] / MIB).toFixed(0)} | ${Math.max(...tasks.map((t) => t.count))} (${longest.toFixed(0)} ms)`;

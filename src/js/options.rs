@@ -263,7 +263,7 @@ fn parse_backend(
             let value = Reflect::get(&backend, &name.into()).unwrap_or(JsValue::UNDEFINED);
             *function = optional_function(value, &format!("backend.{name}"))?;
         }
-        ContractBackend::Callbacks { owner: backend, functions }
+        ContractBackend::callbacks(backend, functions)
     } else {
         return Err(invalid(
             "`backend` must be the base URL of the upload API (a string) or an object of callbacks".into(),

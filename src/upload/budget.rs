@@ -5,9 +5,10 @@
 //! Places go to the waiting request of the highest priority first. Beside it, the [`Pacer`]
 //! holds the uploader to a bandwidth cap.
 
-use super::wait::Waiters;
 use crate::error::UploadError;
 use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::task::{Poll, Waker};
 
 /// How many store requests may be in flight, now.
 #[derive(Debug)]
@@ -21,9 +22,19 @@ pub struct Budget {
     /// Counts decreases: a request started before the last one cannot decrease it again (its
     /// refusal belongs to the round that was already answered).
     round: Cell<u64>,
-    /// The priorities of the requests waiting for a place (one entry each).
-    queued: RefCell<Vec<i32>>,
-    waiting: Waiters,
+    /// The requests waiting for a place, in the order they get one: higher priorities first,
+    /// then first come. Only the first is woken when a place may be free: with thousands of
+    /// files queued, waking every waiter on each release kept the page busy for seconds.
+    queue: RefCell<Vec<Waiting>>,
+    tickets: Cell<u64>,
+}
+
+/// A request waiting for a place.
+#[derive(Debug)]
+struct Waiting {
+    priority: i32,
+    ticket: u64,
+    waker: Option<Waker>,
 }
 
 /// One request's place in the budget, given back when dropped.
@@ -42,8 +53,8 @@ impl Budget {
             in_flight: Cell::new(0),
             successes: Cell::new(0),
             round: Cell::new(0),
-            queued: RefCell::default(),
-            waiting: Waiters::default(),
+            queue: RefCell::default(),
+            tickets: Cell::new(0),
         }
     }
 
@@ -52,37 +63,60 @@ impl Budget {
         self.limit.get()
     }
 
-    /// Waits for a place, behind every waiting request of a higher `priority`, and takes it.
+    /// Waits for a place, behind every waiting request of a higher `priority` (and those of the
+    /// same priority that came first), and takes it.
     pub async fn acquire(&self, priority: i32) -> Slot<'_> {
-        self.queued.borrow_mut().push(priority);
-        let queued = Queued { budget: self, priority };
-        self.waiting
-            .until(|| {
-                let first = self.queued.borrow().iter().all(|&other| other <= priority);
-                first && self.in_flight.get() < self.limit.get()
-            })
-            .await;
-        drop(queued);
+        let ticket = self.tickets.get();
+        self.tickets.set(ticket + 1);
+        {
+            let mut queue = self.queue.borrow_mut();
+            let at = queue.iter().position(|w| w.priority < priority).unwrap_or(queue.len());
+            queue.insert(at, Waiting { priority, ticket, waker: None });
+        }
+        let queued = Queued { budget: self, ticket };
+        poll_fn(|cx| {
+            let mut queue = self.queue.borrow_mut();
+            if queue[0].ticket == ticket && self.in_flight.get() < self.limit.get() {
+                queue.remove(0);
+                return Poll::Ready(());
+            }
+            if let Some(waiting) = queue.iter_mut().find(|w| w.ticket == ticket) {
+                waiting.waker = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await;
+        std::mem::forget(queued); // out of the queue already
         self.in_flight.set(self.in_flight.get() + 1);
+        self.wake_first(); // a place may be left for the next
         Slot { budget: self, round: self.round.get() }
+    }
+
+    /// Wakes the first waiting request if a place is free.
+    fn wake_first(&self) {
+        if self.in_flight.get() < self.limit.get()
+            && let Some(waker) = self.queue.borrow_mut().first_mut().and_then(|w| w.waker.take())
+        {
+            waker.wake();
+        }
     }
 }
 
-/// A request's place in the queue, left when it gets a place or gives up waiting.
+/// A request's place in the queue, left when it gives up waiting (its future is dropped).
 struct Queued<'a> {
     budget: &'a Budget,
-    priority: i32,
+    ticket: u64,
 }
 
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
-        let mut queued = self.budget.queued.borrow_mut();
-        if let Some(at) = queued.iter().position(|&p| p == self.priority) {
-            queued.swap_remove(at);
+        let mut queue = self.budget.queue.borrow_mut();
+        if let Some(at) = queue.iter().position(|w| w.ticket == self.ticket) {
+            queue.remove(at);
         }
-        drop(queued);
-        // Requests of a lower priority may be first now.
-        self.budget.waiting.wake_all();
+        drop(queue);
+        // The next request may be first now.
+        self.budget.wake_first();
     }
 }
 
@@ -133,7 +167,7 @@ impl Slot<'_> {
         budget.successes.set(0);
         if budget.limit.get() < budget.most {
             budget.limit.set(budget.limit.get() + 1);
-            budget.waiting.wake_all();
+            budget.wake_first();
         }
     }
 
@@ -152,7 +186,7 @@ impl Slot<'_> {
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.budget.in_flight.set(self.budget.in_flight.get() - 1);
-        self.budget.waiting.wake_all();
+        self.budget.wake_first();
     }
 }
 
@@ -185,6 +219,35 @@ mod tests {
         let high_slot = high.as_mut().now_or_never().expect("the high priority goes first");
         drop(high_slot);
         assert!(low.as_mut().now_or_never().is_some(), "then the low one");
+    }
+
+    #[test]
+    fn a_free_place_wakes_the_first_waiting_request_only() {
+        use futures::FutureExt;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::{Context, Wake};
+        struct Counting(AtomicUsize);
+        impl Wake for Counting {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let budget = Budget::new(1);
+        let held = block_on(budget.acquire(0));
+        let woken = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(woken.clone());
+        let mut waiting: Vec<_> = (0..1000).map(|_| Box::pin(budget.acquire(0))).collect();
+        for request in &mut waiting {
+            assert!(request.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+        }
+        drop(held);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1, "one wake for one free place, not a thousand");
+        let first = waiting[0].as_mut().now_or_never().expect("the first come gets it");
+        assert!(waiting[1].as_mut().now_or_never().is_none(), "the next waits");
+        drop(first);
+        drop(waiting.remove(1)); // a request that gives up leaves the queue
+        assert!(waiting[1].as_mut().now_or_never().is_some(), "and the one after it goes next");
     }
 
     #[test]

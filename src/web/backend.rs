@@ -9,8 +9,8 @@ use crate::checksum::ObjectChecksum;
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::Observed;
 use crate::upload::{
-    Backend, CompleteRequest, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignPartsRequest,
-    SignReason, SignedPart, SignedPost, SignedPut, SignedRequest,
+    Backend, Budget, CompleteRequest, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession,
+    SignPartsRequest, SignReason, SignedPart, SignedPost, SignedPut, SignedRequest,
 };
 use futures::future::try_join_all;
 use gloo_net::http::Request;
@@ -89,8 +89,20 @@ fn signed_put(answer: &JsValue, file: &FileInfo) -> Result<SignedPut, String> {
     Ok(SignedPut { key, request, display_url })
 }
 
+/// Backend calls one uploader makes at once; the others wait, aborts first. A browser opens at
+/// most 6 HTTP/1.1 connections to a host, so more only queue inside it, and thousands at once (a
+/// folder of small files) exhaust its request slots ("Failed to fetch") and keep the page busy
+/// for seconds creating them.
+const CALLS_AT_ONCE: usize = 6;
+
+/// The contract, and how many of its calls are under way.
+pub(crate) struct ContractBackend {
+    carrier: Carrier,
+    calls: Budget,
+}
+
 /// Who carries the contract: HTTP, or the caller's functions.
-pub(crate) enum ContractBackend {
+enum Carrier {
     /// `POST {base}{path}` with JSON bodies, with `headers` (for example `Authorization`).
     Http { base: String, headers: Vec<(String, String)> },
     /// The caller's functions, by operation ([`Op::ALL`] order), each taking one object and
@@ -102,20 +114,26 @@ pub(crate) enum ContractBackend {
 impl ContractBackend {
     /// The contract over HTTP at `base` (no trailing slash needed).
     pub(crate) fn http(base: &str, headers: Vec<(String, String)>) -> Self {
-        ContractBackend::Http { base: super::resolve_url(base).trim_end_matches('/').to_owned(), headers }
+        let base = super::resolve_url(base).trim_end_matches('/').to_owned();
+        ContractBackend { carrier: Carrier::Http { base, headers }, calls: Budget::new(CALLS_AT_ONCE) }
+    }
+
+    /// The contract carried by `functions` ([`Op::ALL`] order), methods of `owner`.
+    pub(crate) fn callbacks(owner: JsValue, functions: [Option<Function>; 9]) -> Self {
+        ContractBackend { carrier: Carrier::Callbacks { owner, functions }, calls: Budget::new(CALLS_AT_ONCE) }
     }
 
     /// The callback for `op`, if given.
     pub(crate) fn callback(&self, op: Op) -> Option<&Function> {
-        match self {
-            ContractBackend::Http { .. } => None,
-            ContractBackend::Callbacks { functions, .. } => functions[op as usize].as_ref(),
+        match &self.carrier {
+            Carrier::Http { .. } => None,
+            Carrier::Callbacks { functions, .. } => functions[op as usize].as_ref(),
         }
     }
 
     /// Whether `op` can be carried: always over HTTP; with callbacks, when its function is given.
     pub(crate) fn offers(&self, op: Op) -> bool {
-        matches!(self, ContractBackend::Http { .. }) || self.callback(op).is_some()
+        matches!(self.carrier, Carrier::Http { .. }) || self.callback(op).is_some()
     }
 
     /// Whether multipart uploads are possible: create, sign and complete are all offered.
@@ -127,9 +145,9 @@ impl ContractBackend {
 
     /// Names the backend in resume fingerprints and messages.
     pub(crate) fn identity(&self) -> String {
-        match self {
-            ContractBackend::Http { base, .. } => base.clone(),
-            ContractBackend::Callbacks { .. } => "callbacks".into(),
+        match &self.carrier {
+            Carrier::Http { base, .. } => base.clone(),
+            Carrier::Callbacks { .. } => "callbacks".into(),
         }
     }
 
@@ -142,25 +160,24 @@ impl ContractBackend {
     ) -> Result<A, UploadError> {
         let answer = self.carry(op, request).await?;
         read(&answer).map_err(|e| {
-            backend_error(match self {
-                ContractBackend::Http { base, .. } => {
+            backend_error(match &self.carrier {
+                Carrier::Http { base, .. } => {
                     format!("the backend's answer to POST {base}{} is not as expected: {e}", op.path())
                 }
-                ContractBackend::Callbacks { .. } => {
+                Carrier::Callbacks { .. } => {
                     format!("the `{}` callback returned something unexpected: {e}", op.callback())
                 }
             })
         })
     }
 
-    /// Carries `request` for `op`: the answer, parsed or settled. Not generic, so its future is
-    /// compiled once.
+    /// Carries `request` for `op`, once fewer than [`CALLS_AT_ONCE`] calls are under way: the
+    /// answer, parsed or settled. Not generic, so its future is compiled once.
     async fn carry(&self, op: Op, request: JsValue) -> Result<JsValue, UploadError> {
-        match self {
-            ContractBackend::Http { base, headers } => Self::post_json(base, headers, op.path(), request).await,
-            ContractBackend::Callbacks { owner, .. } => {
-                Self::call_js(op.callback(), owner, self.callback(op), request).await
-            }
+        let _place = self.calls.acquire(if matches!(op, Op::Abort) { 1 } else { 0 }).await;
+        match &self.carrier {
+            Carrier::Http { base, headers } => Self::post_json(base, headers, op.path(), request).await,
+            Carrier::Callbacks { owner, .. } => Self::call_js(op.callback(), owner, self.callback(op), request).await,
         }
     }
 
