@@ -11,7 +11,8 @@ bash scripts/setup.sh
 build_pkg
 build_server
 mkdir -p .tmp
-trap 'stop_servers; rm -f .tmp/bench-engines.bin' EXIT
+# The store keeps every upload (GBs over a run): it goes with the file.
+trap 'stop_servers; rm -rf .tmp/bench-engines.bin .tmp/engines-store' EXIT
 start_server engines --www e2e/pages
 head -c $((${BENCH_MIB:-512} * 1024 * 1024)) /dev/urandom > .tmp/bench-engines.bin
 APP=$(ready_field engines app) FILE=.tmp/bench-engines.bin node bench/engines.mjs
