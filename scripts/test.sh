@@ -87,13 +87,20 @@ head -c $((64 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-widget-big.bin
 APP=$(ready_field widget app) STORE_DIR="$(ready_field widget bucketDir)" BIG_FILE=.tmp/e2e-widget-big.bin \
 ARTIFACTS=e2e/artifacts timeout 300 node e2e/widget.mjs
 
+step "end-to-end: the persistent queue and folders: a reload mid-upload resumed from a handle, from an OPFS copy, from a new pick; 50 files in 3 levels; storage refused"
+start_server persist --www e2e/pages
+head -c $((200 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-persist.bin
+APP=$(ready_field persist app) STORE_DIR="$(ready_field persist bucketDir)" BIG_FILE=.tmp/e2e-persist.bin \
+WORK=.tmp/persist-work timeout 300 node e2e/persist.mjs
+
 step "end-to-end: WebKit (Safari's engine, WebKitGTK under Xvfb): the npm module on the page and in a worker, every checksum, the drop-in script, <s3-upload>"
 APP=$(ready_field worker app) STORE_DIR="$(ready_field worker bucketDir)" timeout 600 node e2e/webkit.mjs
 
 step "end-to-end: two reference-server instances on one PostgreSQL behind nginx: a quota across them, a 128 MiB upload alternating between them, one killed mid-upload"
 head -c $((128 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-cluster.bin
 SERVER=target/server/reference-server FILE=.tmp/e2e-cluster.bin PAGES=e2e/pages PKG=pkg timeout 300 node e2e/cluster.mjs
-rm -f .tmp/e2e-upload.bin .tmp/e2e-quickstart.bin .tmp/e2e-quickstart.bin.empty .tmp/e2e-worker-big.bin .tmp/e2e-cluster.bin .tmp/e2e-widget-big.bin
+rm -rf .tmp/persist-work
+rm -f .tmp/e2e-persist.bin .tmp/e2e-upload.bin .tmp/e2e-quickstart.bin .tmp/e2e-quickstart.bin.empty .tmp/e2e-worker-big.bin .tmp/e2e-cluster.bin .tmp/e2e-widget-big.bin
 
 step "the work tree is as the run found it"
 if [ "$(git status --porcelain 2>/dev/null || true)" != "$tree_before" ]; then

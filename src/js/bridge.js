@@ -16,18 +16,33 @@ function pageStorage() {
   }
 }
 
-let records = null;
+let database = null;
 
-/** The IndexedDB store of resume records; rejects where there is none. */
-function recordStore(mode) {
-  records ??= new Promise((resolve, reject) => {
-    const opening = indexedDB.open("s3-direct-upload", 1);
-    opening.onupgradeneeded = () => opening.result.createObjectStore("resume");
-    opening.onsuccess = () => resolve(opening.result);
+/**
+ * The library's IndexedDB object store `name`: "resume" (resume records, in a worker) or
+ * "queue" (persistent queues); rejects where there is no IndexedDB.
+ */
+function objectStore(name, mode) {
+  database ??= new Promise((resolve, reject) => {
+    const opening = indexedDB.open("s3-direct-upload", 2);
+    opening.onupgradeneeded = () => {
+      const db = opening.result;
+      if (!db.objectStoreNames.contains("resume")) db.createObjectStore("resume");
+      if (!db.objectStoreNames.contains("queue")) db.createObjectStore("queue", { keyPath: "id" });
+    };
+    opening.onsuccess = () => {
+      // A newer version opened elsewhere (another tab) must not wait for this page to close.
+      opening.result.onversionchange = () => {
+        opening.result.close();
+        database = null;
+      };
+      resolve(opening.result);
+    };
     opening.onerror = () => reject(opening.error);
   });
-  return records.then((db) => db.transaction("resume", mode).objectStore("resume"));
+  return database.then((db) => db.transaction(name, mode).objectStore(name));
 }
+const recordStore = (mode) => objectStore("resume", mode);
 
 /** The request's result, once it succeeds. */
 const settled = (request) =>
@@ -98,6 +113,327 @@ export function resolveUrl(url) {
   }
 }
 
+// Files from picks, drops and folders (`filesFrom`, `uploadAll`).
+
+/** An Error of this library, with `code` (and `status` when known). */
+function uploadError({ message, code, status }) {
+  const error = Object.assign(new Error(message), { name: "S3DirectUploadError", code });
+  if (status !== undefined) error.status = status;
+  return error;
+}
+
+/** Whether `value` is a `DataTransferItem` (one item of a drop or a paste). */
+const isDropItem = (value) => typeof value.getAsFile === "function";
+
+/**
+ * The files in `source`, each with its path in the pick, drop or folder and, where the browser
+ * gave one, its `FileSystemFileHandle`: Promises of lists. Called synchronously from a drop's
+ * event handler, it reads the drop's items before they expire (they live as long as the event).
+ */
+function collect(source, prefix) {
+  if (source instanceof Blob) {
+    return [Promise.resolve([{ file: source, path: prefix + (source.webkitRelativePath || source.name || "blob") }])];
+  }
+  if (source === null || typeof source !== "object") throw new TypeError(`${source} is no file or folder`);
+  if (globalThis.DataTransfer && source instanceof DataTransfer) {
+    return source.items?.length ? collect(source.items, prefix) : collect(source.files, prefix);
+  }
+  if (isDropItem(source)) {
+    if (source.kind !== "file") return [];
+    // A handle can be kept for restore(); an entry (Firefox, Safari) walks folders as well.
+    const handle = source.getAsFileSystemHandle?.();
+    if (handle) return [handle.then((h) => (h ? walkHandle(h, prefix) : []))];
+    const entry = source.webkitGetAsEntry?.();
+    return entry ? [walkEntry(entry, prefix)] : collect(source.getAsFile(), prefix);
+  }
+  if (source.file instanceof Blob) return [Promise.resolve([{ ...source, path: source.path ?? source.file.name }])];
+  if (typeof source.getFile === "function" || typeof source.values === "function" && source.kind === "directory") {
+    return [walkHandle(source, prefix)];
+  }
+  if (source.isFile || source.isDirectory) return [walkEntry(source, prefix)];
+  if (typeof source.length === "number" || typeof source[Symbol.iterator] === "function") {
+    return Array.from(source).flatMap((item) => collect(item, prefix));
+  }
+  throw new TypeError("it is no File, FileList, DataTransfer, file or folder handle, or entry");
+}
+
+/** The files under a `FileSystemHandle`, with their handles. */
+async function walkHandle(handle, prefix) {
+  if (handle.kind === "file") return [{ file: await handle.getFile(), path: prefix + handle.name, handle }];
+  const found = [];
+  const inside = handle.name ? `${prefix}${handle.name}/` : prefix; // the OPFS root has no name
+  for await (const child of handle.values()) found.push(...(await walkHandle(child, inside)));
+  return found;
+}
+
+/** The files under a `FileSystemEntry` (`webkitGetAsEntry()`). */
+async function walkEntry(entry, prefix) {
+  if (entry.isFile) return [{ file: await new Promise((resolve, reject) => entry.file(resolve, reject)), path: prefix + entry.name }];
+  const found = [];
+  const reader = entry.createReader();
+  // readEntries gives a batch at a time, and an empty batch at the end.
+  for (let batch; (batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject))).length; ) {
+    for (const child of batch) found.push(...(await walkEntry(child, `${prefix}${entry.name}/`)));
+  }
+  return found;
+}
+
+/**
+ * Every file in `source` (a File, FileList, DataTransfer or its items, FileSystemHandle,
+ * FileSystemEntry, or a list of them) as `{ file, path, handle? }`, `path` its place in the pick,
+ * drop or folder. Call it from a drop's event handler, before any `await`.
+ */
+export function filesFrom(source) {
+  const fail = (e) => Promise.reject(uploadError({ code: "invalid_file", message: `the files to upload could not be read: ${e?.message ?? e}` }));
+  try {
+    return Promise.all(collect(source, "")).then((lists) => lists.flat(), fail);
+  } catch (e) {
+    return fail(e);
+  }
+}
+
+/** `path` as an S3 metadata value (printable ASCII): other characters, and `%`, percent-encoded. */
+const pathMetadata = (path) => path.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
+
+/**
+ * Starts an upload with `uploader` for every file in `source` (see `filesFrom`), each under the
+ * key `prefix + path` and with its path in the metadata `relative-path`: one handle for them all.
+ */
+export function uploadAll(uploader, source, options) {
+  const { prefix = "", onProgress, onFileProgress, metadata, ...shared } = options ?? {};
+  if (typeof prefix !== "string") throw uploadError({ code: "invalid_option", message: "`prefix` must be a string, such as \"albums/2026/\"" });
+  for (const [name, f] of [["onProgress", onProgress], ["onFileProgress", onFileProgress]]) {
+    if (f !== undefined && typeof f !== "function") throw uploadError({ code: "invalid_option", message: `\`${name}\` must be a function` });
+  }
+  const total = { loaded: 0, total: 0, files: 0, done: 0, failed: 0 };
+  let [paused, aborted, told] = [false, false, false];
+  const tell = () => {
+    try {
+      onProgress?.({ ...total });
+    } catch (thrown) {
+      if (!told) console.error("s3-direct-upload: the onProgress callback threw (the uploads go on):", thrown);
+      told = true;
+    }
+  };
+  const started = filesFrom(source).then((found) => {
+    total.files = found.length;
+    total.total = found.reduce((sum, { file }) => sum + file.size, 0);
+    tell();
+    return found.map(({ file, path, handle }) => {
+      let loaded = 0;
+      const settle = (outcome) => {
+        total[outcome.error ? "failed" : "done"]++;
+        tell();
+        return outcome;
+      };
+      let upload = null;
+      try {
+        upload = uploader.upload(file, {
+          ...shared,
+          key: prefix + path,
+          metadata: { ...metadata, "relative-path": pathMetadata(path) },
+          ...(handle && { handle }),
+          onProgress: (report) => {
+            total.loaded += report.loaded - loaded;
+            loaded = report.loaded;
+            onFileProgress?.(report);
+            tell();
+          },
+        });
+      } catch (error) {
+        return { upload, outcome: Promise.resolve(settle({ file, path, error })) };
+      }
+      if (paused) upload.pause();
+      if (aborted) upload.abort();
+      const outcome = upload.done.then((result) => settle({ file, path, result }), (error) => settle({ file, path, error }));
+      return { upload, outcome };
+    });
+  });
+  const each = (act) => started.then((list) => Promise.all(list.map(({ upload }) => upload && act(upload))), () => {});
+  return {
+    uploads: started.then((list) => list.map(({ upload }) => upload).filter(Boolean)),
+    done: started.then(async (list) => {
+      const outcomes = await Promise.all(list.map(({ outcome }) => outcome));
+      return { successful: outcomes.filter((o) => !o.error), failed: outcomes.filter((o) => o.error) };
+    }),
+    pause() {
+      paused = true;
+      each((u) => u.pause());
+    },
+    resume() {
+      paused = false;
+      each((u) => u.resume());
+    },
+    abort() {
+      aborted = true;
+      return each((u) => u.abort()).then(() => {});
+    },
+  };
+}
+
+// The persistent queue (`persist`): what each upload an Uploader accepts needs in order to be
+// started again after a reload, kept in IndexedDB until the upload ends. After a reload the file
+// comes back from its stored FileSystemFileHandle or from a copy in the origin-private file
+// system (OPFS); otherwise the app asks the user to pick it again. The parts already stored are
+// found through the upload's resume record, as when a file is given again.
+
+/** How long an unfinished upload is offered: as long as its resume record is trusted. */
+const QUEUE_TTL_MS = 7 * 86_400_000;
+/** Queue entries of uploads running on this page: restore() offers only the others. */
+const running = new Set();
+
+/** Whether starting `error`'s upload again cannot help: then it leaves the queue. */
+const isFinal = ({ code, status } = {}) =>
+  ["invalid_option", "invalid_file", "file_too_large", "etag_not_exposed", "checksum_mismatch", "aborted"].includes(code) ||
+  (status >= 400 && status < 500 && ![401, 403, 408, 429].includes(status));
+
+/** Whether `file` is the file `entry` was recorded for (as resume fingerprints compare them). */
+const sameFile = (file, entry) => file.name === entry.name && file.size === entry.size && file.lastModified === entry.lastModified;
+
+/**
+ * The persistent queue `name`. Files up to `copyUpTo` bytes given without a handle are copied
+ * into OPFS, while the copies take at most `copyBudget` bytes together.
+ */
+export function openQueue(name, copyUpTo, copyBudget) {
+  const folder = () =>
+    navigator.storage
+      .getDirectory()
+      .then((root) => root.getDirectoryHandle("s3-direct-upload", { create: true }))
+      .then((dir) => dir.getDirectoryHandle(encodeURIComponent(name), { create: true }));
+  // Work on one entry runs in order: its copy is written before it is deleted.
+  const chains = new Map();
+  const inOrder = (id, work) => {
+    const next = (chains.get(id) ?? Promise.resolve()).then(work).catch(() => {});
+    chains.set(id, next);
+    next.then(() => chains.get(id) === next && chains.delete(id));
+    return next;
+  };
+  const store = (mode, act) => objectStore("queue", mode).then((s) => settled(act(s)));
+  const save = (entry) =>
+    store("readwrite", (s) => s.put(entry)).catch((e) => {
+      // Where handles cannot be stored, the entry is kept without one (the user picks again).
+      if (!entry.handle || e?.name !== "DataCloneError") throw e;
+      delete entry.handle;
+      return save(entry);
+    });
+  const entries = () => store("readonly", (s) => s.getAll()).then((all) => all.filter((e) => e.queue === name));
+  let copied = null; // bytes the queue's copies take, once counted
+  const reserve = async (size) => {
+    copied ??= entries().then((all) => all.reduce((sum, e) => sum + (e.copy ? e.size : 0), 0));
+    const used = await copied;
+    if (used + size > copyBudget) return false;
+    copied = Promise.resolve(used + size);
+    return true;
+  };
+  const writing = new Set(); // copies being written, not yet in their entry
+  const writeCopy = async (file) => {
+    const copy = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+    writing.add(copy);
+    const handle = await (await folder()).getFileHandle(copy, { create: true });
+    const writable = await handle.createWritable(); // missing in some browsers: then no copy
+    await writable.write(file);
+    await writable.close();
+    return copy;
+  };
+  /** Deletes copies no entry names: a page that closed while writing one leaves it behind. */
+  const sweep = async (all) => {
+    const named = new Set(all.map((entry) => entry.copy));
+    const dir = await folder();
+    for await (const copy of dir.keys()) if (!named.has(copy) && !writing.has(copy)) await dir.removeEntry(copy);
+  };
+  const readCopy = async (entry) => {
+    const copy = await (await (await folder()).getFileHandle(entry.copy)).getFile();
+    return new File([copy], entry.name, { type: entry.type, lastModified: entry.lastModified });
+  };
+  const end = (id) => {
+    running.delete(id);
+    return inOrder(id, async () => {
+      const entry = await store("readonly", (s) => s.get(id));
+      await store("readwrite", (s) => s.delete(id));
+      if (entry?.copy) {
+        copied = copied?.then((used) => used - entry.size);
+        await (await folder()).removeEntry(entry.copy);
+      }
+    });
+  };
+  /** The file of `entry` if the page can read it now (`ask`: asking the user, on a gesture). */
+  const fileOf = async (entry, ask) => {
+    if (entry.handle) {
+      try {
+        const options = { mode: "read" };
+        let permission = (await entry.handle.queryPermission?.(options)) ?? "granted";
+        if (permission === "prompt" && ask) permission = await entry.handle.requestPermission(options);
+        if (permission === "prompt") return "needs-permission";
+        const file = permission === "granted" && (await entry.handle.getFile());
+        if (file && sameFile(file, entry)) return file;
+      } catch {} // gone, or moved: the copy, or the user
+    }
+    if (entry.copy) return readCopy(entry).catch(() => null);
+    return null;
+  };
+  return {
+    add(file, options, done) {
+      if (!(file instanceof File)) return; // only a File can be recognised again
+      const { key, contentType, metadata, priority, handle } = options ?? {};
+      const id = [name, file.name, file.size, file.lastModified, file.type, key ?? ""].join("\n");
+      const entry = { id, queue: name, name: file.name, size: file.size, type: file.type, lastModified: file.lastModified, options: { key, contentType, metadata, priority }, added: Date.now() };
+      if (handle) entry.handle = handle;
+      running.add(id);
+      inOrder(id, async () => {
+        const before = await store("readonly", (s) => s.get(id)).catch(() => null);
+        if (before?.copy) entry.copy = before.copy; // restored: its copy still serves
+        await save(entry);
+        if (!entry.copy && !entry.handle && file.size <= copyUpTo && (await reserve(file.size))) {
+          entry.copy = await writeCopy(file).catch(() => {
+            copied = copied.then((used) => used - file.size);
+          });
+          if (entry.copy) await save(entry);
+          writing.delete(entry.copy);
+        }
+      });
+      done.then(
+        () => end(id),
+        (error) => (isFinal(error) ? end(id) : running.delete(id)),
+      );
+    },
+    async restore(uploader) {
+      await Promise.all(chains.values()); // entries being written or deleted
+      const found = await entries().catch(() => []); // no IndexedDB: nothing was kept
+      await sweep(found).catch(() => {});
+      const waiting = found.filter((entry) => !running.has(entry.id));
+      for (const old of waiting.filter((entry) => Date.now() - entry.added > QUEUE_TTL_MS)) end(old.id);
+      const fresh = waiting.filter((entry) => Date.now() - entry.added <= QUEUE_TTL_MS);
+      return Promise.all(fresh.map(async (entry) => {
+        const now = await fileOf(entry, false);
+        const { name, size, type, lastModified, options } = entry;
+        return {
+          name,
+          size,
+          type,
+          lastModified,
+          key: options.key,
+          options: { ...options },
+          state: now instanceof File ? "ready" : now ?? "needs-file",
+          async resume(picked) {
+            let file = picked;
+            if (picked !== undefined && !(picked instanceof File && sameFile(picked, entry))) {
+              const when = new Date(lastModified).toISOString();
+              throw uploadError({ code: "invalid_file", message: `resume() was given another file than ${name} (${size} bytes, changed ${when}): pick that file` });
+            }
+            file ??= await fileOf(entry, true);
+            if (!(file instanceof File)) {
+              const why = file === "needs-permission" ? "the user did not allow reading it (call resume() from a click)" : "the page cannot read it again";
+              throw uploadError({ code: "invalid_file", message: `${name}: ${why}; ask the user to pick it, and pass it to resume(file)` });
+            }
+            return uploader.upload(file, { ...options, ...(entry.handle && { handle: entry.handle }) });
+          },
+          discard: () => end(entry.id).then(() => {}),
+        };
+      }));
+    },
+  };
+}
+
 // The worker engine. The page keeps the API (`Uploader`, `Upload`, callbacks, errors); the
 // worker runs the engine. Functions in the options stay on the page, called over messages.
 
@@ -131,13 +467,6 @@ function fromWire(value, call) {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fromWire(v, call)]));
 }
 
-/** An `Error` of this library, as the page makes it from what the worker sent. */
-function uploadError({ message, code, status }) {
-  const error = Object.assign(new Error(message), { name: "S3DirectUploadError", code });
-  if (status !== undefined) error.status = status;
-  return error;
-}
-
 /** What a callback rejected with, as it crosses to the worker: enough to retry it as the page would. */
 function rejectionToWire(thrown, id) {
   if (thrown === null || typeof thrown !== "object") return { value: thrown };
@@ -167,7 +496,8 @@ export function workerFrom(start) {
  */
 export function startWorker(options) {
   const functions = [];
-  const { onProgress, worker: _, ...rest } = options;
+  // The page keeps the persistent queue: the worker only runs uploads.
+  const { onProgress, worker: _, persist: __, ...rest } = options;
   if (typeof rest.backend === "string") rest.backend = resolveUrl(rest.backend);
   const uploads = new Map();
   const causes = new Map();

@@ -3,7 +3,7 @@
 // Uploader. Shipped as the package's `s3-direct-upload/element` entry (importing it defines the
 // element) and inside the drop-in script. Themed with CSS custom properties (--s3u-*) and
 // ::part(); light and dark follow the page's colour scheme unless `theme` says which.
-import init, { Uploader } from "./s3_direct_upload.js";
+import init, { Uploader, filesFrom } from "./s3_direct_upload.js";
 
 let libraryReady = () => init();
 
@@ -75,26 +75,6 @@ function refusal(message) {
 }
 
 /** Every file under dropped items, folders walked (`webkitGetAsEntry`), each with its path. */
-async function droppedFiles(dataTransfer) {
-  const entries = [...(dataTransfer.items ?? [])].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
-  if (!entries.length) return [...dataTransfer.files].map((file) => ({ file, path: file.name }));
-  const found = [];
-  const walk = async (entry, prefix) => {
-    if (entry.isFile) {
-      const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
-      found.push({ file, path: prefix + file.name });
-    } else if (entry.isDirectory) {
-      const reader = entry.createReader();
-      // readEntries gives a batch at a time, and an empty batch at the end.
-      for (let batch; (batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject))).length;) {
-        for (const child of batch) await walk(child, `${prefix}${entry.name}/`);
-      }
-    }
-  };
-  for (const entry of entries) await walk(entry, "");
-  return found;
-}
-
 let instances = 0;
 // (In a worker, where the drop-in script runs too, there is no HTMLElement and nothing is defined.)
 
@@ -146,7 +126,10 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
     zone.ondrop = async (e) => {
       e.preventDefault();
       zone.classList.remove("over");
-      const files = await droppedFiles(e.dataTransfer);
+      const files = await filesFrom(e.dataTransfer).catch((error) => {
+        this._announce(error.message);
+        return [];
+      });
       this.add(this.hasAttribute("multiple") ? files : files.slice(0, 1));
     };
     this.attributeChangedCallback();
@@ -182,11 +165,11 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
     this.uploader = null;
   }
 
-  /** Uploads `files` ({file, path} or File), each in its own row. */
+  /** Uploads `files` ({file, path, handle?} or File), each in its own row. */
   add(files) {
     for (const item of files) {
-      const { file, path } = item instanceof Blob ? { file: item, path: item.name } : item;
-      this._start(this._row(file, path), file);
+      const { file, path, handle } = item instanceof Blob ? { file: item, path: item.name } : item;
+      this._start(this._row(file, path), file, handle);
     }
   }
 
@@ -250,7 +233,7 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
     this._emit("upload-error", { file, error });
   }
 
-  async _start(row, file) {
+  async _start(row, file, handle) {
     const $ = (s) => row.querySelector(s);
     $(".error").classList.add("hidden");
     $("progress").value = 0;
@@ -266,6 +249,7 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
     let upload;
     try {
       upload = (await this._uploaderReady()).upload(file, {
+        ...(handle && { handle }),
         onProgress: (report) => {
           this._set(row, report.state);
           $("progress").value = report.total ? report.loaded / report.total : 1;
@@ -288,7 +272,7 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
       this._set(row, paused ? "uploading" : "paused");
     };
     $(".cancel").onclick = () => upload.abort();
-    $(".retry").onclick = () => this._start(row, file);
+    $(".retry").onclick = () => this._start(row, file, handle);
     $(".remove").onclick = () => {
       row.remove();
       this._announce(`${row.path}: removed`);

@@ -12,7 +12,7 @@ use crate::upload::{
 };
 use crate::web::{
     AnyBackend, AnyTransport, BlobSource, BrowserResumeStore, BrowserRuntime, Builder, NetworkWatch, ToJs, kind,
-    start_worker,
+    open_queue, start_worker, upload_all,
 };
 use js_sys::{Function, Promise, Reflect};
 pub use options::{UploadOptionsJs, UploaderOptionsJs};
@@ -62,6 +62,9 @@ struct UploaderInner {
     on_progress: Option<Function>,
     /// The worker engine uploads go to, with `worker: true` (src/js/bridge.js's `startWorker`).
     worker: Option<JsValue>,
+    /// The persistent queue every upload is recorded in, with `persist` (src/js/bridge.js's
+    /// `openQueue`).
+    queue: Option<JsValue>,
 }
 
 /// Freeing the Uploader (garbage collection, or `free()`) stops its worker once the uploads it
@@ -91,6 +94,10 @@ impl Uploader {
         let options = JsValue::from(options);
         let parsed = options::parse_uploader_options(options.clone()).map_err(to_js_error)?;
         let worker = if parsed.worker { Some(start_worker(&options)?) } else { None };
+        let queue = match parsed.persist {
+            Some(p) => Some(open_queue(&p.name, p.copy_up_to as f64, p.copy_budget as f64)?),
+            None => None,
+        };
         Ok(Uploader {
             inner: Rc::new(UploaderInner {
                 backend: parsed.backend,
@@ -106,6 +113,7 @@ impl Uploader {
                 post_forms: parsed.post_forms,
                 on_progress: parsed.on_progress,
                 worker,
+                queue,
             }),
         })
     }
@@ -156,21 +164,57 @@ impl Uploader {
                 ),
             )));
         }
-        if let Some(worker) = &self.inner.worker {
-            let remote = call_method(worker, "upload", &[&blob, &given]);
-            let done = Reflect::get(&remote, &"done".into())?.unchecked_into();
-            return Ok(Upload { done, control: Control::Worker(remote), file: blob });
+        let (done, control) = match &self.inner.worker {
+            Some(worker) => {
+                let remote = call_method(worker, "upload", &[&blob, &given]);
+                (Reflect::get(&remote, &"done".into())?.unchecked_into(), Control::Worker(remote))
+            }
+            None => {
+                let control = Rc::new(UploadControl::default());
+                let run = run_upload(
+                    self.inner.clone(),
+                    blob.clone(),
+                    info,
+                    options.on_progress,
+                    options.priority,
+                    control.clone(),
+                );
+                (future_to_promise(run), Control::Page(control))
+            }
+        };
+        if let Some(queue) = &self.inner.queue {
+            call_method(queue, "add", &[&blob, &given, &done]);
         }
-        let control = Rc::new(UploadControl::default());
-        let done = future_to_promise(run_upload(
-            self.inner.clone(),
-            blob.clone(),
-            info,
-            options.on_progress,
-            options.priority,
-            control.clone(),
-        ));
-        Ok(Upload { done, control: Control::Page(control), file: blob })
+        Ok(Upload { done, control, file: blob })
+    }
+
+    /// Uploads every file of a pick, a drop or a folder (a `FileList`, a `DataTransfer`, a
+    /// `FileSystemDirectoryHandle`, ...), each under its relative path: see `UploadBatch`.
+    #[wasm_bindgen(js_name = uploadAll, unchecked_return_type = "UploadBatch")]
+    pub fn upload_all(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "FileSource")] source: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "BatchOptions | undefined")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        upload_all(&self.shared(), &source, &options)
+    }
+
+    /// The uploads a persistent queue (`persist`) holds from earlier pages that did not finish,
+    /// each with what it needs to go on: see `RestoredUpload`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<RestoredUpload[]>")]
+    pub fn restore(&self) -> Promise {
+        match &self.inner.queue {
+            Some(queue) => call_method(queue, "restore", &[&self.shared()]).unchecked_into(),
+            None => Promise::reject(&to_js_error(UploadError::new(
+                ErrorCode::InvalidOption,
+                "restore() reads the persistent queue: create the Uploader with `persist: true`",
+            ))),
+        }
+    }
+
+    /// This uploader as JS sees it, for the bridge's batches and queue to start uploads with.
+    fn shared(&self) -> JsValue {
+        Uploader { inner: self.inner.clone() }.into()
     }
 }
 

@@ -45,7 +45,25 @@ pub(crate) struct UploaderOptions {
     pub(crate) max_bytes_per_second: Option<u64>,
     /// Run the engine in a Web Worker (`worker: true`).
     pub(crate) worker: bool,
+    /// Keep a persistent queue of the uploads (`persist`).
+    pub(crate) persist: Option<Persist>,
 }
+
+/// `persist`: which queue the uploads are kept in, and which files are copied so that they can
+/// be read again after a reload without the user.
+pub(crate) struct Persist {
+    /// The queue's name: uploaders with different names restore different uploads.
+    pub(crate) name: String,
+    /// Files up to this size (bytes) are copied into the origin-private file system.
+    pub(crate) copy_up_to: u64,
+    /// Most bytes all of the queue's copies may take together.
+    pub(crate) copy_budget: u64,
+}
+
+/// Default `persist.copyUpTo`: 32 MiB.
+const DEFAULT_COPY_UP_TO: u64 = 32 << 20;
+/// Default `persist.copyBudget`: 256 MiB.
+const DEFAULT_COPY_BUDGET: u64 = 256 << 20;
 
 /// Checked `upload()` options.
 #[derive(Default)]
@@ -102,6 +120,7 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             "onProgress",
             "maxBytesPerSecond",
             "worker",
+            "persist",
         ],
         "Uploader",
     )?;
@@ -146,6 +165,13 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
     // the store refuses, by the signer and by the transport alike.
     let store_clock = (mode == Mode::Credentials).then(|| Rc::new(StoreClock::default()));
     let store_heard = Rc::new(StoreHeard::default());
+    let resume = f.opt_bool("resume").map_err(invalid)?.unwrap_or(true);
+    let persist = parse_persist(&f.value("persist"))?;
+    if persist.is_some() && !resume {
+        return Err(invalid(
+            "`persist` restores uploads from their resume records: leave `resume` on (or `persist` off)".into(),
+        ));
+    }
     Ok(UploaderOptions {
         backend: parse_backend(
             f.value("backend"),
@@ -168,7 +194,8 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
                 )));
             }
         },
-        resume: f.opt_bool("resume").map_err(invalid)?.unwrap_or(true),
+        resume,
+        persist,
         worker: f.opt_bool("worker").map_err(invalid)?.unwrap_or(false),
         checksum: parse_checksum(&f.value("checksum"))?,
         post_forms: match mode {
@@ -183,6 +210,37 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             cap => cap,
         },
     })
+}
+
+/// `persist`: `true` (the queue "default"), a queue name, or `{ name, copyUpTo, copyBudget }`.
+fn parse_persist(value: &JsValue) -> Result<Option<Persist>, UploadError> {
+    let named = |name: String| Persist { name, copy_up_to: DEFAULT_COPY_UP_TO, copy_budget: DEFAULT_COPY_BUDGET };
+    if value.is_undefined() || value.as_bool() == Some(false) {
+        return Ok(None);
+    }
+    if value.as_bool() == Some(true) {
+        return Ok(Some(named("default".into())));
+    }
+    let persist = match value.as_string() {
+        Some(name) => named(name),
+        None if value.is_object() && !value.is_function() => {
+            reject_unknown_keys(value, &["name", "copyUpTo", "copyBudget"], "persist")?;
+            let f = Fields::of(value).map_err(invalid)?;
+            let defaults = named(f.opt_string("name").map_err(invalid)?.unwrap_or_else(|| "default".into()));
+            Persist {
+                copy_up_to: f.opt_whole("copyUpTo", 1 << 53).map_err(invalid)?.unwrap_or(defaults.copy_up_to),
+                copy_budget: f.opt_whole("copyBudget", 1 << 53).map_err(invalid)?.unwrap_or(defaults.copy_budget),
+                ..defaults
+            }
+        }
+        None => {
+            return Err(invalid("`persist` must be true, a queue name, or { name, copyUpTo, copyBudget }".into()));
+        }
+    };
+    if persist.name.is_empty() {
+        return Err(invalid("`persist` names an empty queue; give it a name, or true for \"default\"".into()));
+    }
+    Ok(Some(persist))
 }
 
 /// `checksum`: an algorithm name, or `false` for none; CRC32C when left out.
@@ -294,8 +352,13 @@ pub(crate) fn parse_upload_options(options: Option<JsValue>) -> Result<UploadOpt
     let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else {
         return Ok(UploadOptions::default());
     };
-    reject_unknown_keys(&options, &["key", "contentType", "metadata", "onProgress", "priority"], "upload()")?;
+    reject_unknown_keys(&options, &["key", "contentType", "metadata", "onProgress", "priority", "handle"], "upload()")?;
     let f = Fields::of(&options).map_err(|e| invalid(format!("upload options: {e}")))?;
+    let handle = f.value("handle");
+    let readable = |h: &JsValue| Reflect::get(h, &"getFile".into()).is_ok_and(|f| f.is_function());
+    if !handle.is_undefined() && !readable(&handle) {
+        return Err(invalid("`handle` must be the file's FileSystemFileHandle".into()));
+    }
     let metadata = f.string_map("metadata").map_err(invalid)?;
     crate::object_rules::check_metadata(&metadata).map_err(|e| invalid(e.0))?;
     Ok(UploadOptions {

@@ -309,6 +309,16 @@ export interface UploaderOptions {
    * with bursts of one request at most (a request itself goes at the link's speed).
    */
   maxBytesPerSecond?: number;
+  /**
+   * Keep a persistent queue: every upload of a `File` is recorded in IndexedDB until it is done
+   * or aborted (or fails in a way starting again cannot mend), so that `restore()` offers it
+   * after a reload. `true` is the queue "default"; a string names the queue. Files given without
+   * a `handle`, up to `copyUpTo` bytes (default 32 MiB), are copied into the origin-private file
+   * system while all copies take at most `copyBudget` bytes (default 256 MiB); copies are
+   * deleted when their upload ends. Needs `resume` (on by default). Storage failures leave the
+   * uploads as they would be without it. Default off.
+   */
+  persist?: boolean | string | { name?: string; copyUpTo?: number; copyBudget?: number };
 }
 
 export interface UploadOptions {
@@ -325,4 +335,105 @@ export interface UploadOptions {
    * first, so a small file can go ahead of a large one already under way.
    */
   priority?: number;
+  /**
+   * The file's `FileSystemFileHandle` (from `showOpenFilePicker()`, a drop's
+   * `getAsFileSystemHandle()`, or OPFS): with `persist`, it is stored so that `restore()` can
+   * read the file again after a reload without a new pick.
+   */
+  handle?: FileSystemFileHandle;
+}
+
+/** A file of a pick, a drop or a folder, where it sits in it, and its handle when the browser gave one. */
+export interface FoundFile {
+  file: File;
+  /** Its relative path: `photos/2026/a.jpg` for a file in a picked or dropped folder, else its name. */
+  path: string;
+  handle?: FileSystemFileHandle;
+}
+
+/** What a file pick or drop yields, or a list of such values. */
+export type FileSource =
+  | Blob
+  | FileList
+  | DataTransfer
+  | DataTransferItemList
+  | DataTransferItem
+  | FileSystemHandle
+  | FileSystemEntry
+  | FoundFile
+  | Iterable<Blob | DataTransferItem | FileSystemHandle | FileSystemEntry | FoundFile>;
+
+/**
+ * Every file in `source`, with its path: folders (`webkitdirectory` inputs, dropped folders,
+ * directory handles) are walked. Call it from a drop's event handler before any `await`: a
+ * drop's items can only be read while the event lasts. Rejects with `invalid_file` when a folder
+ * cannot be read.
+ */
+export function filesFrom(source: FileSource): Promise<FoundFile[]>;
+
+/** The options of `uploader.uploadAll(source, ...)`: those of `upload()` shared by every file, and these. */
+export interface BatchOptions extends Omit<UploadOptions, "key" | "onProgress" | "handle"> {
+  /** Put before each file's path to form the key the page asks for, e.g. "albums/2026/". Default "". */
+  prefix?: string;
+  /** Called with the progress of all the files together. */
+  onProgress?: (progress: BatchProgress) => void;
+  /** Called with the progress of each file. */
+  onFileProgress?: (progress: UploadProgress) => void;
+}
+
+/** The progress of an `uploadAll`. */
+export interface BatchProgress {
+  /** Bytes of all files stored. */
+  loaded: number;
+  /** Bytes of all files. */
+  total: number;
+  /** How many files there are (0 until the folders are walked). */
+  files: number;
+  /** How many are stored. */
+  done: number;
+  /** How many failed. */
+  failed: number;
+}
+
+/** The uploads of one `uploadAll` call, steered together. */
+export interface UploadBatch {
+  /** Every file's `Upload`, once the folders are walked and the uploads started. */
+  uploads: Promise<Upload[]>;
+  /**
+   * Once every upload has ended: those stored and those that failed. Rejects only when the
+   * files could not be read (`invalid_file`).
+   */
+  done: Promise<{
+    successful: { file: File; path: string; result: UploadResult }[];
+    failed: { file: File; path: string; error: S3DirectUploadError }[];
+  }>;
+  pause(): void;
+  resume(): void;
+  /** Aborts every upload; resolves once they have ended. */
+  abort(): Promise<void>;
+}
+
+/** An upload of an earlier page that did not finish, offered by `uploader.restore()`. */
+export interface RestoredUpload {
+  name: string;
+  size: number;
+  type: string;
+  lastModified: number;
+  /** The key asked for, if any. */
+  key?: string;
+  /** The options it was started with (without callbacks). */
+  options: UploadOptions;
+  /**
+   * "ready": `resume()` goes on at once (from its handle or its OPFS copy). "needs-permission":
+   * its handle needs the user's leave: call `resume()` from a click. "needs-file": ask the user
+   * to pick the file again and pass it to `resume(file)`.
+   */
+  state: "ready" | "needs-permission" | "needs-file";
+  /**
+   * Goes on with the upload, sending only the parts not yet stored. Rejects with `invalid_file`
+   * when the file cannot be read, or `file` is not the same file (name, size and last change).
+   */
+  resume(file?: File): Promise<Upload>;
+  /** Forgets it: it is no longer offered, and its copy is deleted. */
+  discard(): Promise<void>;
 }

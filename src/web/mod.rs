@@ -497,7 +497,6 @@ extern "C" {
     fn record_set(key: &str, text: &str);
     #[wasm_bindgen(js_name = recordDelete)]
     fn record_delete(key: &str);
-    /// Starts the worker engine for an Uploader's (checked) options: src/js/bridge.js.
     /// A Promise that resolves in a task of its own (a `MessageChannel` message). (`catch`
     /// gives it a shim in the glue: imports straight from the snippet would keep a module name
     /// of their own, which the name minification renames.)
@@ -506,8 +505,16 @@ extern "C" {
     /// `url` made absolute against the page's address.
     #[wasm_bindgen(js_name = resolveUrl)]
     pub(crate) fn resolve_url(url: &str) -> String;
+    /// Starts the worker engine for an Uploader's (checked) options.
     #[wasm_bindgen(catch, js_name = startWorker)] // `catch`: see next_task
     pub(crate) fn start_worker(options: &JsValue) -> Result<JsValue, JsValue>;
+    /// The persistent queue `name` (`persist`): `add(file, options, done)` records an upload,
+    /// `restore(uploader)` gives the unfinished ones.
+    #[wasm_bindgen(catch, js_name = openQueue)]
+    pub(crate) fn open_queue(name: &str, copy_up_to: f64, copy_budget: f64) -> Result<JsValue, JsValue>;
+    /// Starts an upload for every file of `source` with `uploader` (`uploadAll`).
+    #[wasm_bindgen(catch, js_name = uploadAll)]
+    pub(crate) fn upload_all(uploader: &JsValue, source: &JsValue, options: &JsValue) -> Result<JsValue, JsValue>;
 }
 
 /// Resume records as JSON, in `localStorage` on a page and in IndexedDB in a worker
