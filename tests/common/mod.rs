@@ -58,8 +58,8 @@ export function sleep(ms) { return new Promise(resolve => setTimeout(resolve, ms
 export async function resume_records() {
   if (typeof localStorage === "object") return Object.keys(localStorage).filter(k => k.startsWith("s3-direct-upload:")).length;
   const done = r => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
-  const open = indexedDB.open("s3-direct-upload", 1);
-  open.onupgradeneeded = () => open.result.createObjectStore("resume");
+  const open = indexedDB.open("s3-direct-upload"); // whichever version the library made
+  open.onupgradeneeded = () => open.result.createObjectStore("resume"); // none yet: as version 1 had it
   const db = await done(open);
   const count = await done(db.transaction("resume").objectStore("resume").count());
   db.close();
