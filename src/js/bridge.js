@@ -140,11 +140,11 @@ function collect(source, prefix) {
   }
   if (isDropItem(source)) {
     if (source.kind !== "file") return [];
-    // A handle can be kept for restore(); an entry (Firefox, Safari) walks folders as well.
-    const handle = source.getAsFileSystemHandle?.();
-    if (handle) return [handle.then((h) => (h ? walkHandle(h, prefix) : []))];
-    const entry = source.webkitGetAsEntry?.();
-    return entry ? [walkEntry(entry, prefix)] : collect(source.getAsFile(), prefix);
+    // A handle can be kept for restore(); an entry (Firefox, Safari) walks folders as well;
+    // items a script made have neither, only their File. All three are taken now.
+    const [handle, entry, file] = [source.getAsFileSystemHandle?.(), source.webkitGetAsEntry?.(), source.getAsFile()];
+    const otherwise = () => (entry ? walkEntry(entry, prefix) : file ? Promise.all(collect(file, prefix)).then((l) => l.flat()) : []);
+    return [Promise.resolve(handle).then((h) => (h ? walkHandle(h, prefix) : otherwise()), otherwise)];
   }
   if (source.file instanceof Blob) return [Promise.resolve([{ ...source, path: source.path ?? source.file.name }])];
   if (typeof source.getFile === "function" || typeof source.values === "function" && source.kind === "directory") {
