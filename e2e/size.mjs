@@ -8,7 +8,7 @@ import { gzipSync } from "node:zlib";
 
 // The drop-in script carries <s3-upload> (about 3.5 KB of it); npm users pay for the element only
 // when they import s3-direct-upload/element.
-// The persistent queue and folder uploads (issue 18) cost 4.3 KB: 131,451 -> 135,790 and 137,472 -> 141,518.
+// The persistent queue and folder uploads (issue 18) cost 4.3 KB: 131,451 -> 135,813 and 137,472 -> 141,546.
 const BUDGETS = { "npm package (wasm + glue)": 136_000, "drop-in script": 141_700, "element (s3-direct-upload/element)": 4_300 };
 const gzipped = async (file) => gzipSync(await readFile(new URL(`../pkg/${file}`, import.meta.url)), { level: 9 }).length;
 const sizes = {
