@@ -27,7 +27,7 @@ async function session(command, capabilities) {
     async open(url, file) {
       await driver.open(url, "window.lib");
       const picker = await driver.call("POST", "/element", { using: "css selector", value: "#picker" });
-      await driver.call("POST", `/element/${picker[ELEMENT] ?? Object.values(picker)[0]}/value`, { text: resolve(file) });
+      await driver.call("POST", `/element/${picker[ELEMENT]}/value`, { text: resolve(file) });
     },
     run: (options) =>
       driver.run(`const [options] = args;

@@ -1,41 +1,90 @@
 // The persistent queue (`persist`, `restore()`) and folder uploads (`uploadAll`, `filesFrom`) in
-// headless Chromium against a reference server. A "reload" is the page closed mid-upload and a
-// fresh one opened in the same browser context (same origin and storage). Checked: a 200 MiB
-// upload from an OPFS file handle resumes without a new pick and sends only the missing parts; a
-// small file comes back from its OPFS copy, which is deleted once stored; an upload without a
-// handle or copy needs the file, refuses another one, and takes the same file picked again; a
-// picked folder of 3 levels and 50 files, and an OPFS folder handle, keep their paths as keys and
-// metadata; with IndexedDB and OPFS refused, uploads still work and restore() finds nothing.
-// Every stored object is compared with its file byte for byte.
+// headless Chromium (Playwright) and Firefox (geckodriver) against a reference server. A "reload"
+// is the page left mid-upload (closed in Chromium, navigated away from in Firefox) and a fresh one
+// opened with the same origin and storage. Checked in both engines: a 200 MiB upload from an OPFS
+// file handle resumes without a new pick and sends only the missing parts; a small file comes back
+// from its OPFS copy, which is deleted once stored; an upload without a handle or copy needs the
+// file, refuses another one, and takes the same file picked again; a folder of 3 levels and 50
+// files (picked with `webkitdirectory` in Chromium, where a driver can pick folders; an OPFS folder
+// handle in both) keeps its paths as keys and metadata; with IndexedDB and OPFS refused, uploads
+// still work and restore() finds nothing. Every stored object is compared with its file byte for
+// byte.
 //
 // Env: APP and STORE_DIR (a reference server with `--www e2e/pages`, and its bucket directory),
 // BIG_FILE (200 MiB), WORK (a scratch directory).
 import { chromium } from "playwright-core";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { aCopyIsRecorded, until } from "./queue-probe.mjs";
 import { sameBytes } from "./same-bytes.mjs";
+import { ELEMENT, webdriverSession } from "./webdriver.mjs";
 
 const { APP, STORE_DIR, BIG_FILE, WORK } = process.env;
 const root = new URL("..", import.meta.url);
+const webdriver = JSON.parse(await readFile(new URL("webdriver.json", root)));
 const results = [];
 const MiB = 1024 * 1024;
+let engine = "";
 
 function check(name, failure) {
-  results.push({ name, failure });
-  console.log(`persist: ${name}: ${failure ? `FAILED: ${failure}` : "ok"}`);
+  results.push({ name: `${engine}: ${name}`, failure });
+  console.log(`persist: ${engine}: ${name}: ${failure ? `FAILED: ${failure}` : "ok"}`);
 }
 
-/** A fresh page of `context` on e2e/pages/persist.html, the library ready. */
-async function open(context) {
-  const page = await context.newPage();
-  page.on("pageerror", (e) => console.log(`persist: pageerror: ${e.message}`));
-  await page.goto(`${APP}/persist.html`);
-  await page.waitForFunction(() => window.lib, null, { timeout: 30_000 });
-  return page;
+/**
+ * Chromium through Playwright. `open(query)` gives a new page of one context on
+ * e2e/pages/persist.html (+ `query`), the library ready; the page's `close()` closes it.
+ */
+async function chromiumPages() {
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: webdriver["goog:chromeOptions"].args.filter((a) => !a.startsWith("--headless")),
+    headless: true,
+  });
+  const context = await browser.newContext();
+  return {
+    name: "chromium",
+    picksFolders: true,
+    async open(query = "") {
+      const page = await context.newPage();
+      page.on("pageerror", (e) => console.log(`persist: pageerror: ${e.message}`));
+      await page.goto(`${APP}/persist.html${query}`);
+      await page.waitForFunction(() => window.lib, null, { timeout: 30_000 });
+      return page;
+    },
+    close: () => browser.close(),
+  };
 }
 
-/** Waits (at most `seconds`) until `test()` in the page is true. */
-const until = (page, test, arg, seconds = 60) => page.waitForFunction(test, arg, { timeout: seconds * 1000, polling: 50 });
+/**
+ * Firefox through geckodriver, one window: `open(query)` navigates it to the page (a reload when
+ * it is there already), and the page's `close()` navigates away, which ends what it was doing.
+ * Its pages answer `evaluate` and `setInputFiles` as Playwright's do.
+ */
+async function firefoxPages() {
+  const session = await webdriverSession("geckodriver", { browserName: "firefox", "moz:firefoxOptions": webdriver["moz:firefoxOptions"] });
+  const page = {
+    async evaluate(fn, arg) {
+      const value = await session.run(`return (${fn})(args[0]);`, [arg ?? null]);
+      if (value && typeof value.error === "string" && Object.keys(value).length === 1) throw new Error(value.error);
+      return value;
+    },
+    async setInputFiles(selector, path) {
+      const input = await session.call("POST", "/element", { using: "css selector", value: selector });
+      await session.call("POST", `/element/${input[ELEMENT]}/value`, { text: resolve(path) });
+    },
+    close: () => session.call("POST", "/url", { url: "about:blank" }),
+  };
+  return {
+    name: "firefox",
+    picksFolders: false,
+    async open(query = "") {
+      await session.open(`${APP}/persist.html${query}`, "window.lib");
+      return page;
+    },
+    close: () => session.close(),
+  };
+}
 
 const storedIs = (key, path) => sameBytes(join(STORE_DIR, key), path);
 
@@ -80,14 +129,14 @@ function restoreAndResume(page, persist, pick) {
   }, { persist, pick });
 }
 
-async function aLargeUploadFromAHandleResumesAfterAReload(context) {
-  const first = await open(context);
+async function aLargeUploadFromAHandleResumesAfterAReload(pages) {
+  const first = await pages.open();
   await first.setInputFiles("#picker", BIG_FILE);
   await startUpload(first, { viaHandle: true, persist: "handles", cap: 40 * MiB });
   await until(first, (least) => window.loaded >= least, 64 * MiB);
   const before = await first.evaluate(() => window.loaded);
   await first.close();
-  const second = await open(context);
+  const second = await pages.open();
   try {
     const seen = await restoreAndResume(second, "handles");
     const failures = [];
@@ -106,8 +155,8 @@ async function aLargeUploadFromAHandleResumesAfterAReload(context) {
   }
 }
 
-async function aSmallFileComesBackFromItsCopy(context, small) {
-  const first = await open(context);
+async function aSmallFileComesBackFromItsCopy(pages, small) {
+  const first = await pages.open();
   await first.setInputFiles("#picker", small);
   // A backend that never answers: the upload cannot end before the page goes.
   await first.evaluate(async () => {
@@ -118,19 +167,9 @@ async function aSmallFileComesBackFromItsCopy(context, small) {
   const copies = () => navigator.storage.getDirectory()
     .then((d) => d.getDirectoryHandle("s3-direct-upload")).then((d) => d.getDirectoryHandle("copies"))
     .then(async (d) => { const names = []; for await (const name of d.keys()) names.push(name); return names.length; }, () => 0);
-  // The copy is written, and named in the queue's entry.
-  const recorded = () => new Promise((resolve) => {
-    const opening = indexedDB.open("s3-direct-upload");
-    opening.onerror = () => resolve(false);
-    opening.onsuccess = () => {
-      const all = opening.result.transaction("queue").objectStore("queue").getAll();
-      all.onsuccess = () => resolve(all.result.some((entry) => entry.copy));
-      all.onerror = () => resolve(false);
-    };
-  });
-  for (let i = 0; i < 200 && !(await first.evaluate(`(${recorded})()`)); i++) await new Promise((r) => setTimeout(r, 100));
+  await until(first, aCopyIsRecorded, null, 20);
   await first.close();
-  const second = await open(context);
+  const second = await pages.open();
   try {
     const seen = await restoreAndResume(second, "copies");
     const failures = [];
@@ -138,7 +177,7 @@ async function aSmallFileComesBackFromItsCopy(context, small) {
     else {
       const bytes = await storedIs(seen.result.key, small);
       if (bytes) failures.push(bytes);
-      const left = await second.evaluate(`(${copies})()`);
+      const left = await second.evaluate(copies);
       if (left) failures.push(`${left} copies left in OPFS once stored`);
     }
     check("a small file picked, the page gone before it was sent: restored from its OPFS copy, the copy deleted once stored", failures.join("; ") || null);
@@ -147,14 +186,14 @@ async function aSmallFileComesBackFromItsCopy(context, small) {
   }
 }
 
-async function anUploadWithoutACopyNeedsTheFile(context, medium) {
-  const first = await open(context);
+async function anUploadWithoutACopyNeedsTheFile(pages, medium) {
+  const first = await pages.open();
   await first.setInputFiles("#picker", medium);
   await startUpload(first, { persist: { name: "picks", copyUpTo: 0 }, cap: 8 * MiB });
   await until(first, (least) => window.loaded >= least, 16 * MiB);
   const before = await first.evaluate(() => window.loaded);
   await first.close();
-  const second = await open(context);
+  const second = await pages.open();
   try {
     await second.setInputFiles("#picker", medium);
     const seen = await restoreAndResume(second, { name: "picks", copyUpTo: 0 }, true);
@@ -187,14 +226,14 @@ async function makeFolder(dir) {
   return files;
 }
 
-async function foldersKeepTheirPaths(context) {
-  const page = await open(context);
+async function foldersKeepTheirPaths(pages) {
+  const page = await pages.open();
   try {
     const files = await makeFolder(join(WORK, "picked"));
-    await page.setInputFiles("#folder", join(WORK, "picked", "album"));
+    if (pages.picksFolders) await page.setInputFiles("#folder", join(WORK, "picked", "album"));
     const failures = [];
-    for (const from of ["picked", "opfs"]) {
-      const seen = await page.evaluate(async ({ from, files }) => {
+    for (const from of pages.picksFolders ? ["picked", "opfs"] : ["opfs"]) {
+      const seen = await page.evaluate(async ({ from, files, engine }) => {
         let source = folder.files;
         if (from === "opfs") {
           const root = await navigator.storage.getDirectory();
@@ -211,40 +250,34 @@ async function foldersKeepTheirPaths(context) {
         }
         const reports = [];
         const uploader = new lib.Uploader({ backend: "/api/uploads" });
-        const batch = uploader.uploadAll(source, { prefix: `${from}/`, onProgress: (p) => reports.push(p) });
+        const batch = uploader.uploadAll(source, { prefix: `${engine}/${from}/`, onProgress: (p) => reports.push(p) });
         const { successful, failed } = await batch.done;
         return {
           stored: successful.map(({ path, result }) => ({ path, key: result.key })),
           failed: failed.map(({ path, error }) => `${path}: ${error.message}`),
           last: reports.at(-1),
         };
-      }, { from, files });
+      }, { from, files, engine });
       if (seen.failed.length) failures.push(`${from}: failed ${seen.failed.join("; ")}`);
       if (seen.stored.length !== 50) failures.push(`${from}: ${seen.stored.length} of 50 stored`);
       const total = files.reduce((sum, f) => sum + Buffer.byteLength(f.body), 0);
       const last = seen.last ?? {};
       if (last.files !== 50 || last.done !== 50 || last.loaded !== total || last.total !== total) failures.push(`${from}: last batch progress ${JSON.stringify(last)}`);
       for (const { path, key } of seen.stored) {
-        if (!key.endsWith(`${from}/${path}`)) failures.push(`${from}: ${path} stored as ${key}`);
+        if (!key.endsWith(`${engine}/${from}/${path}`)) failures.push(`${from}: ${path} stored as ${key}`);
         else if (await storedIs(key, join(WORK, "picked", path))) failures.push(`${from}: ${key} differs`);
       }
       const paths = new Set(seen.stored.map((s) => s.path));
       if (!files.every((f) => paths.has(f.path))) failures.push(`${from}: paths ${[...paths].slice(0, 3)}...`);
     }
-    check("a picked folder and an OPFS folder handle, 3 levels and 50 files: one uploadAll each, keys keep the paths, byte-identical", failures.join("; ") || null);
+    check(`${pages.picksFolders ? "a picked folder and an OPFS folder handle" : "an OPFS folder handle"}, 3 levels and 50 files: one uploadAll each, keys keep the paths, byte-identical`, failures.join("; ") || null);
   } finally {
     await page.close();
   }
 }
 
-async function refusedStorageLeavesUploadsWorking(browser, small) {
-  const context = await browser.newContext();
-  await context.addInitScript(() => {
-    const refuse = () => { throw new DOMException("storage is refused", "SecurityError"); };
-    Object.defineProperty(globalThis, "indexedDB", { get: refuse });
-    navigator.storage.getDirectory = () => Promise.reject(new DOMException("storage is refused", "SecurityError"));
-  });
-  const page = await open(context);
+async function refusedStorageLeavesUploadsWorking(pages, small) {
+  const page = await pages.open("?refused");
   try {
     await page.setInputFiles("#picker", small);
     const seen = await page.evaluate(async () => {
@@ -258,33 +291,30 @@ async function refusedStorageLeavesUploadsWorking(browser, small) {
     if (bytes) failures.push(bytes);
     check("IndexedDB and OPFS refused: the upload still works, restore() finds nothing", failures.join("; ") || null);
   } finally {
-    await context.close();
+    await page.close();
   }
 }
 
-const webdriver = JSON.parse(await readFile(new URL("webdriver.json", root)));
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: webdriver["goog:chromeOptions"].args.filter((a) => !a.startsWith("--headless")),
-  headless: true,
-});
-try {
-  await mkdir(WORK, { recursive: true });
-  const small = join(WORK, "small.bin");
-  await writeFile(small, (await readFile(BIG_FILE)).subarray(0, 3 * MiB + 5));
-  const medium = join(WORK, "medium.bin");
-  await writeFile(medium, (await readFile(BIG_FILE)).subarray(0, 48 * MiB));
-  const context = await browser.newContext();
-  await aLargeUploadFromAHandleResumesAfterAReload(context);
-  await aSmallFileComesBackFromItsCopy(context, small);
-  await anUploadWithoutACopyNeedsTheFile(context, medium);
-  await foldersKeepTheirPaths(context);
-  await context.close();
-  await refusedStorageLeavesUploadsWorking(browser, small);
-} catch (e) {
-  check("the run", e.stack);
-} finally {
-  await browser.close();
+await mkdir(WORK, { recursive: true });
+const small = join(WORK, "small.bin");
+await writeFile(small, (await readFile(BIG_FILE)).subarray(0, 3 * MiB + 5));
+const medium = join(WORK, "medium.bin");
+await writeFile(medium, (await readFile(BIG_FILE)).subarray(0, 48 * MiB));
+for (const start of [chromiumPages, firefoxPages]) {
+  let pages;
+  try {
+    pages = await start();
+    engine = pages.name;
+    await aLargeUploadFromAHandleResumesAfterAReload(pages);
+    await aSmallFileComesBackFromItsCopy(pages, small);
+    await anUploadWithoutACopyNeedsTheFile(pages, medium);
+    await foldersKeepTheirPaths(pages);
+    await refusedStorageLeavesUploadsWorking(pages, small);
+  } catch (e) {
+    check("the run", e.stack);
+  } finally {
+    await pages?.close();
+  }
 }
 const failed = results.filter((r) => r.failure).length;
 console.log(`persist: ${results.length - failed} passed, ${failed} failed`);

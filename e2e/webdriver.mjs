@@ -6,7 +6,7 @@ import http from "node:http";
 import { createServer } from "node:net";
 
 /** The key under which WebDriver names an element. */
-export const ELEMENT = "element-6066-11e4-a52f-4f0c7a5e3e66";
+export const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 
 const freePort = () =>
   new Promise((done) => {

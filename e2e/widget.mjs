@@ -1,8 +1,8 @@
 // The <s3-upload> widget (s3-direct-upload/element) as a user drives it, in headless Chromium
 // against a reference server whose policy refuses PDFs: files picked, a folder of three levels
-// picked, files dropped, a pause and resume from the keyboard, a cancel and a retry, a type the
-// server refuses, a file over `max-size`; every stored object compared with its file byte for
-// byte; the DOM events; axe-core (0 serious or critical violations, light and dark); no
+// picked (stored under its paths), files dropped, a pause and resume from the keyboard, a cancel
+// and a retry, a type the server refuses, a file over `max-size`; every stored object compared
+// with its file byte for byte; the DOM events; axe-core (0 serious or critical violations, light and dark); no
 // horizontal scrolling at 320 px; screenshots at 1280 and 390 px, light and dark, in ARTIFACTS.
 //
 // Env: APP and STORE_DIR (a reference server with `--www e2e/pages` and `--allowed-types`
@@ -97,8 +97,10 @@ try {
     for (const [path] of inFolder) {
       const wrong = await storedAs(page, path, join(work, path));
       if (wrong) failures.push(wrong);
+      const { key } = (await rows(page)).find((r) => r.name.startsWith(`${path} (`)) ?? {};
+      if (!key?.endsWith(`/${path}`)) failures.push(`${path} stored as ${key}, not under its path`);
     }
-    check("a folder of three levels is uploaded with each file's path shown, byte-identical", failures.join("; ") || null);
+    check("a folder of three levels is uploaded with each file's path shown and kept in its key, byte-identical", failures.join("; ") || null);
   }
 
   // Files dropped on the drop zone.

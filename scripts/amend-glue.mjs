@@ -155,7 +155,7 @@ export function amendGlue(glue, bridge) {
   return replaceExactly(
     out,
     "export { initSync, __wbg_init as default };",
-    "export { initSync, isUploadError, filesFrom, serveWorker, workerFrom, __wbg_init as default };",
+    "export { initSync, isUploadError, filesFrom, pathOptions, serveWorker, workerFrom, __wbg_init as default };",
     1,
   );
 }

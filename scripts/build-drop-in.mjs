@@ -17,7 +17,7 @@ const { version, license } = JSON.parse(await readFile(new URL("package.json", p
 // The script is wrapped in a function named s3DirectUpload (below), whose own text starts the
 // worker engine's worker (`worker: true`): no second file to serve. In that worker it serves.
 const entry = `
-import init, { Uploader, Upload, isUploadError, serveWorker, workerFrom } from "./s3_direct_upload.js";
+import init, { Uploader, Upload, isUploadError, filesFrom, pathOptions, serveWorker, workerFrom } from "./s3_direct_upload.js";
 import { S3UploadElement, whenLibraryReady } from "./element.js";
 const inflate = () => {
   if (typeof DecompressionStream !== "function") {
@@ -45,6 +45,8 @@ if (typeof WorkerGlobalScope === "function" && self instanceof WorkerGlobalScope
     Uploader,
     Upload,
     isUploadError,
+    filesFrom,
+    pathOptions,
     S3UploadElement,
   };
 }

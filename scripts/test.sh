@@ -62,7 +62,7 @@ start_server react --www target/react-app/dist
 start_server vue --www target/vue-app/dist
 start_server worker --www e2e/pages
 start_server widget --www e2e/pages --allowed-types 'image/*,video/*,text/plain,application/octet-stream'
-step "end-to-end: the demo page (drop-in script) uploads ${E2E_SIZE_MIB:=1024} MiB"
+step "end-to-end: the demo page (drop-in script) uploads ${E2E_SIZE_MIB:=1024} MiB, and lists and resumes two uploads a reload interrupted"
 head -c $((E2E_SIZE_MIB * 1024 * 1024)) /dev/urandom > .tmp/e2e-upload.bin
 APP=$(ready_field main app) STORE_DIR="$(ready_field main bucketDir)" \
 FILE=.tmp/e2e-upload.bin ARTIFACTS=e2e/artifacts SHOT=demo.png DROP_IN=1 \
@@ -87,7 +87,7 @@ head -c $((64 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-widget-big.bin
 APP=$(ready_field widget app) STORE_DIR="$(ready_field widget bucketDir)" BIG_FILE=.tmp/e2e-widget-big.bin \
 ARTIFACTS=e2e/artifacts timeout 300 node e2e/widget.mjs
 
-step "end-to-end: the persistent queue and folders: a reload mid-upload resumed from a handle, from an OPFS copy, from a new pick; 50 files in 3 levels; storage refused"
+step "end-to-end: the persistent queue and folders, in Chromium and Firefox: a reload mid-upload resumed from a handle, from an OPFS copy, from a new pick; 50 files in 3 levels; storage refused"
 start_server persist --www e2e/pages
 head -c $((200 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-persist.bin
 APP=$(ready_field persist app) STORE_DIR="$(ready_field persist bucketDir)" BIG_FILE=.tmp/e2e-persist.bin \

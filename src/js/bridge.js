@@ -192,8 +192,14 @@ export function filesFrom(source) {
   }
 }
 
-/** `path` as an S3 metadata value (printable ASCII): other characters, and `%`, percent-encoded. */
-const pathMetadata = (path) => path.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
+/**
+ * The upload options that keep a folder's shape: the key `prefix + path`, and the metadata
+ * `relative-path` (printable ASCII: other characters, and `%`, percent-encoded).
+ */
+export function pathOptions(path, prefix = "") {
+  const printable = path.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
+  return { key: prefix + path, metadata: { "relative-path": printable } };
+}
 
 /**
  * Starts an upload with `uploader` for every file in `source` (see `filesFrom`), each under the
@@ -221,6 +227,7 @@ export function uploadAll(uploader, source, options) {
     tell();
     return found.map(({ file, path, handle }) => {
       let loaded = 0;
+      const placed = pathOptions(path, prefix);
       const settle = (outcome) => {
         total[outcome.error ? "failed" : "done"]++;
         tell();
@@ -230,8 +237,8 @@ export function uploadAll(uploader, source, options) {
       try {
         upload = uploader.upload(file, {
           ...shared,
-          key: prefix + path,
-          metadata: { ...metadata, "relative-path": pathMetadata(path) },
+          ...placed,
+          metadata: { ...metadata, ...placed.metadata },
           ...(handle && { handle }),
           onProgress: (report) => {
             total.loaded += report.loaded - loaded;
@@ -279,6 +286,8 @@ export function uploadAll(uploader, source, options) {
 
 /** How long an unfinished upload is offered: as long as its resume record is trusted. */
 const QUEUE_TTL_MS = 7 * 86_400_000;
+/** How old an unnamed OPFS copy must be before restore() deletes it. */
+const COPY_SWEEP_AGE_MS = 3_600_000;
 /** Queue entries of uploads running on this page: restore() offers only the others. */
 const running = new Set();
 
@@ -325,21 +334,31 @@ export function openQueue(name, copyUpTo, copyBudget) {
     copied = Promise.resolve(used + size);
     return true;
   };
-  const writing = new Set(); // copies being written, not yet in their entry
   const writeCopy = async (file) => {
     const copy = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-    writing.add(copy);
-    const handle = await (await folder()).getFileHandle(copy, { create: true });
-    const writable = await handle.createWritable(); // missing in some browsers: then no copy
-    await writable.write(file);
-    await writable.close();
-    return copy;
+    const dir = await folder();
+    try {
+      const writable = await (await dir.getFileHandle(copy, { create: true })).createWritable(); // missing in some browsers
+      await writable.write(file);
+      await writable.close();
+      return copy;
+    } catch (e) {
+      await dir.removeEntry(copy).catch(() => {});
+      throw e;
+    }
   };
-  /** Deletes copies no entry names: a page that closed while writing one leaves it behind. */
+  /**
+   * Deletes copies no entry names that are older than an hour: a page that closed while writing
+   * one leaves it behind. (A younger one may be one that this or another page is writing now, or
+   * has just named in an entry that `all`, read before, does not show.)
+   */
   const sweep = async (all) => {
     const named = new Set(all.map((entry) => entry.copy));
     const dir = await folder();
-    for await (const copy of dir.keys()) if (!named.has(copy) && !writing.has(copy)) await dir.removeEntry(copy);
+    const old = Date.now() - COPY_SWEEP_AGE_MS;
+    for await (const copy of dir.keys()) {
+      if (!named.has(copy) && parseInt(copy, 36) < old) await dir.removeEntry(copy);
+    }
   };
   const readCopy = async (entry) => {
     const copy = await (await (await folder()).getFileHandle(entry.copy)).getFile();
@@ -388,7 +407,6 @@ export function openQueue(name, copyUpTo, copyBudget) {
             copied = copied.then((used) => used - file.size);
           });
           if (entry.copy) await save(entry);
-          writing.delete(entry.copy);
         }
       });
       done.then(
@@ -414,7 +432,7 @@ export function openQueue(name, copyUpTo, copyBudget) {
           key: options.key,
           options: { ...options },
           state: now instanceof File ? "ready" : now ?? "needs-file",
-          async resume(picked) {
+          async resume(picked, callbacks) {
             let file = picked;
             if (picked !== undefined && !(picked instanceof File && sameFile(picked, entry))) {
               const when = new Date(lastModified).toISOString();
@@ -425,7 +443,7 @@ export function openQueue(name, copyUpTo, copyBudget) {
               const why = file === "needs-permission" ? "the user did not allow reading it (call resume() from a click)" : "the page cannot read it again";
               throw uploadError({ code: "invalid_file", message: `${name}: ${why}; ask the user to pick it, and pass it to resume(file)` });
             }
-            return uploader.upload(file, { ...options, ...(entry.handle && { handle: entry.handle }) });
+            return uploader.upload(file, { ...callbacks, ...options, ...(entry.handle && { handle: entry.handle }) });
           },
           discard: () => end(entry.id).then(() => {}),
         };

@@ -3,7 +3,7 @@
 // Uploader. Shipped as the package's `s3-direct-upload/element` entry (importing it defines the
 // element) and inside the drop-in script. Themed with CSS custom properties (--s3u-*) and
 // ::part(); light and dark follow the page's colour scheme unless `theme` says which.
-import init, { Uploader, filesFrom } from "./s3_direct_upload.js";
+import init, { Uploader, filesFrom, pathOptions } from "./s3_direct_upload.js";
 
 let libraryReady = () => init();
 
@@ -47,6 +47,7 @@ img, video { display: block; max-width: 100%; max-height: 14rem; margin-top: .5r
 const STATE_TEXT = {
   queued: "Queued", uploading: "Uploading", paused: "Paused", waiting_for_network: "Waiting for the network",
   retrying: "Retrying", completing: "Completing", done: "Uploaded", failed: "Failed", aborted: "Cancelled",
+  interrupted: "Not finished",
 };
 
 /** `bytes` as people read it: 1.5 MiB. */
@@ -74,19 +75,20 @@ function refusal(message) {
   return Object.assign(new Error(message), { name: "S3DirectUploadError", code: "invalid_file" });
 }
 
-/** Every file under dropped items, folders walked (`webkitGetAsEntry`), each with its path. */
 let instances = 0;
 // (In a worker, where the drop-in script runs too, there is no HTMLElement and nothing is defined.)
 
 /**
  * `<s3-upload backend="/api/uploads">`. Attributes: `backend` (a URL; or the `backend` property,
  * a URL or callbacks), `mode`, `accept`, `max-size` (bytes), `multiple`, `directory` (offer a
- * folder picker), `worker`, `theme` (light or dark). The `options` property adds any other
+ * folder picker), `worker`, `persist` (keep a queue, or the queue named by its value, and list
+ * the uploads a reload interrupted, each with Resume), `theme` (light or dark). Files from a
+ * folder are stored under their relative paths. The `options` property adds any other
  * Uploader option. Events (bubbling, composed): `upload-progress` (detail: the progress report),
  * `upload-done` (detail: {file, result}), `upload-error` (detail: {file, error}).
  */
 export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
-  static observedAttributes = ["accept", "multiple", "directory", "backend", "mode", "worker"];
+  static observedAttributes = ["accept", "multiple", "directory", "backend", "mode", "worker", "persist"];
 
   constructor() {
     super();
@@ -101,6 +103,7 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
   <button type="button" class="folder hidden" part="button">Choose a folder</button>
   <input type="file" class="files" hidden>
   <input type="file" class="folders" webkitdirectory hidden>
+  <input type="file" class="again" hidden>
 </div>
 <ul part="list" aria-label="Uploads"></ul>
 <div class="sr" aria-live="polite" role="status"></div>`;
@@ -137,12 +140,18 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
 
   attributeChangedCallback(name) {
     // Files added from now on go through an Uploader made with the new settings.
-    if (["backend", "mode", "worker"].includes(name)) this.uploader = null;
+    if (["backend", "mode", "worker", "persist"].includes(name)) this.uploader = null;
     this._files.accept = this.getAttribute("accept") ?? "";
     this._files.multiple = this.hasAttribute("multiple");
     this.shadowRoot.querySelector(".folder").classList.toggle("hidden", !this.hasAttribute("directory"));
     const hint = this.shadowRoot.querySelector("p");
     hint.textContent = this.hasAttribute("multiple") ? "Drop files here, or" : "Drop a file here, or";
+  }
+
+  connectedCallback() {
+    // In a microtask: an element already in the page connects while this module is defining it,
+    // before the drop-in script has said how the library is made ready (whenLibraryReady).
+    if (this.hasAttribute("persist") && !this._restored) queueMicrotask(() => this._restore());
   }
 
   /** Any other Uploader option (e.g. `backendHeaders`, `checksum`), for files added from now on. */
@@ -165,19 +174,79 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
     this.uploader = null;
   }
 
-  /** Uploads `files` ({file, path, handle?} or File), each in its own row. */
+  /** Uploads `files` ({file, path, handle?} or File), each in its own row; a folder's under their paths. */
   add(files) {
     for (const item of files) {
       const { file, path, handle } = item instanceof Blob ? { file: item, path: item.name } : item;
-      this._start(this._row(file, path), file, handle);
+      const options = { ...(path !== file.name && pathOptions(path)), ...(handle && { handle }) };
+      this._start(this._row(file, path), file, options);
     }
+  }
+
+  /** Lists the uploads of the persistent queue a reload interrupted, each with Resume and Remove. */
+  async _restore() {
+    if (this._restored) return;
+    this._restored = true;
+    let restored = [];
+    try {
+      restored = await (await this._uploaderReady()).restore();
+    } catch (error) {
+      this._announce(error.message);
+    }
+    for (const item of restored) this._offer(item);
+  }
+
+  _offer(item) {
+    let path = item.options.metadata?.["relative-path"] ?? item.name;
+    try {
+      path = decodeURIComponent(path);
+    } catch {} // not percent-encoded by us: shown as it is
+    const row = this._row(item, path);
+    const $ = (s) => row.querySelector(s);
+    this._set(row, "interrupted");
+    const needsFile = item.state === "needs-file";
+    if (needsFile) $(".status").textContent = `Not finished: choose ${item.name} again to go on`;
+    $(".retry").textContent = needsFile ? "Choose file" : "Resume";
+    $(".retry").setAttribute("aria-label", `${needsFile ? "Choose the file to resume" : "Resume"} ${path}`);
+    const resume = async (file) => {
+      $(".error").classList.add("hidden");
+      let upload;
+      try {
+        upload = await item.resume(file, { onProgress: this._progress(row) });
+      } catch (error) {
+        $(".error").textContent = error.message;
+        $(".error").classList.remove("hidden");
+        return;
+      }
+      $(".retry").textContent = "Retry";
+      $(".retry").setAttribute("aria-label", `Retry ${path}`);
+      row.announced = false;
+      this._set(row, "queued");
+      this._follow(row, file ?? item, upload, () => resume(file));
+    };
+    $(".retry").onclick = () => {
+      if (!needsFile) return resume();
+      const again = this.shadowRoot.querySelector(".again");
+      again.onchange = () => {
+        const [file] = again.files;
+        again.value = "";
+        if (file) resume(file);
+      };
+      again.click();
+    };
+    $(".remove").onclick = () => {
+      item.discard();
+      row.remove();
+      this._announce(`${path}: removed`);
+    };
   }
 
   async _uploaderReady() {
     await libraryReady();
     if (!this.uploader) {
       const mode = this.getAttribute("mode") ?? undefined;
-      this.uploader = new Uploader({ backend: this.backend, mode, worker: this.hasAttribute("worker"), ...this._options });
+      const persist = this.hasAttribute("persist") ? this.getAttribute("persist") || true : undefined;
+      this.uploader = new Uploader({ backend: this.backend, mode, worker: this.hasAttribute("worker"), persist, ...this._options });
     }
     return this.uploader;
   }
@@ -212,11 +281,11 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
       row.announced = true;
       this._announce(`${row.path}: ${STATE_TEXT[state] ?? state}`);
     }
-    const ended = ["done", "failed", "aborted"].includes(state);
+    const ended = ["done", "failed", "aborted", "interrupted"].includes(state);
     const $ = (s) => row.querySelector(s);
     $(".pause").classList.toggle("hidden", ended);
     $(".cancel").classList.toggle("hidden", ended);
-    $(".retry").classList.toggle("hidden", !["failed", "aborted"].includes(state));
+    $(".retry").classList.toggle("hidden", !["failed", "aborted", "interrupted"].includes(state));
     $(".remove").classList.toggle("hidden", !ended);
   }
 
@@ -233,7 +302,7 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
     this._emit("upload-error", { file, error });
   }
 
-  async _start(row, file, handle) {
+  async _start(row, file, options) {
     const $ = (s) => row.querySelector(s);
     $(".error").classList.add("hidden");
     $("progress").value = 0;
@@ -248,20 +317,29 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
     }
     let upload;
     try {
-      upload = (await this._uploaderReady()).upload(file, {
-        ...(handle && { handle }),
-        onProgress: (report) => {
-          this._set(row, report.state);
-          $("progress").value = report.total ? report.loaded / report.total : 1;
-          $(".loaded").textContent = `${formatBytes(report.loaded)} of ${formatBytes(report.total)}`;
-          $(".speed").textContent = report.bytesPerSecond ? `${formatBytes(report.bytesPerSecond)}/s` : "";
-          $(".eta").textContent = report.etaSeconds != null && report.state === "uploading" ? `${Math.ceil(report.etaSeconds)} s left` : "";
-          this._emit("upload-progress", report);
-        },
-      });
+      upload = (await this._uploaderReady()).upload(file, { ...options, onProgress: this._progress(row) });
     } catch (error) {
       return this._fail(row, file, error);
     }
+    this._follow(row, file, upload, () => this._start(row, file, options));
+  }
+
+  /** What shows `row`'s progress reports. */
+  _progress(row) {
+    const $ = (s) => row.querySelector(s);
+    return (report) => {
+      this._set(row, report.state);
+      $("progress").value = report.total ? report.loaded / report.total : 1;
+      $(".loaded").textContent = `${formatBytes(report.loaded)} of ${formatBytes(report.total)}`;
+      $(".speed").textContent = report.bytesPerSecond ? `${formatBytes(report.bytesPerSecond)}/s` : "";
+      $(".eta").textContent = report.etaSeconds != null && report.state === "uploading" ? `${Math.ceil(report.etaSeconds)} s left` : "";
+      this._emit("upload-progress", report);
+    };
+  }
+
+  /** Gives `row`'s buttons to `upload` of `file` (`retry` starts it again), and shows how it ends. */
+  async _follow(row, file, upload, retry) {
+    const $ = (s) => row.querySelector(s);
     $(".pause").textContent = "Pause";
     $(".pause").onclick = () => {
       const paused = row.dataset.state === "paused";
@@ -272,7 +350,7 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
       this._set(row, paused ? "uploading" : "paused");
     };
     $(".cancel").onclick = () => upload.abort();
-    $(".retry").onclick = () => this._start(row, file, handle);
+    $(".retry").onclick = retry;
     $(".remove").onclick = () => {
       row.remove();
       this._announce(`${row.path}: removed`);
@@ -305,7 +383,7 @@ export class S3UploadElement extends (globalThis.HTMLElement ?? class {}) {
 
 // The attributes as properties: `mode`, `accept`, `maxSize` (a number), and the booleans.
 for (const [property, attribute, kind] of [["mode", "mode", String], ["accept", "accept", String], ["maxSize", "max-size", Number],
-  ["multiple", "multiple", Boolean], ["directory", "directory", Boolean], ["worker", "worker", Boolean]]) {
+  ["multiple", "multiple", Boolean], ["directory", "directory", Boolean], ["worker", "worker", Boolean], ["persist", "persist", Boolean]]) {
   Object.defineProperty(S3UploadElement.prototype, property, {
     get() {
       if (kind === Boolean) return this.hasAttribute(attribute);

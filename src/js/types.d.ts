@@ -371,6 +371,13 @@ export type FileSource =
  */
 export function filesFrom(source: FileSource): Promise<FoundFile[]>;
 
+/**
+ * The upload options `uploadAll` gives each file, to keep a folder's shape when an app uploads
+ * the files of `filesFrom` one by one: `key` is `prefix + path`, and `metadata` holds the path
+ * as `relative-path` (percent-encoded where it is not printable ASCII).
+ */
+export function pathOptions(path: string, prefix?: string): { key: string; metadata: Record<string, string> };
+
 /** The options of `uploader.uploadAll(source, ...)`: those of `upload()` shared by every file, and these. */
 export interface BatchOptions extends Omit<UploadOptions, "key" | "onProgress" | "handle"> {
   /** Put before each file's path to form the key the page asks for, e.g. "albums/2026/". Default "". */
@@ -430,10 +437,11 @@ export interface RestoredUpload {
    */
   state: "ready" | "needs-permission" | "needs-file";
   /**
-   * Goes on with the upload, sending only the parts not yet stored. Rejects with `invalid_file`
-   * when the file cannot be read, or `file` is not the same file (name, size and last change).
+   * Goes on with the upload, with the options it was started with and `callbacks`, sending only
+   * the parts not yet stored. Rejects with `invalid_file` when the file cannot be read, or `file`
+   * is not the same file (name, size and last change).
    */
-  resume(file?: File): Promise<Upload>;
+  resume(file?: File, callbacks?: Pick<UploadOptions, "onProgress">): Promise<Upload>;
   /** Forgets it: it is no longer offered, and its copy is deleted. */
   discard(): Promise<void>;
 }
