@@ -1,6 +1,7 @@
 //! Where a bucket's objects are: AWS regional, dual-stack and Transfer Acceleration endpoints,
 //! or a custom one (MinIO, R2, s3s), addressed virtual-hosted or path-style (pure).
 
+use crate::error::quoted;
 use crate::sigv4::uri_encode;
 
 /// How the bucket appears in URLs.
@@ -51,10 +52,13 @@ impl Endpoint {
             && !bucket.starts_with(['-', '.'])
             && !bucket.ends_with(['-', '.']);
         if !valid_bucket {
-            return Err(format!("{bucket:?} is not a bucket name (3 to 63 lower-case letters, digits, '-' or '.')"));
+            return Err(format!(
+                "{} is not a bucket name (3 to 63 lower-case letters, digits, '-' or '.')",
+                quoted(bucket)
+            ));
         }
         if options.region.is_empty() || !options.region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(format!("{:?} is not a region", options.region));
+            return Err(format!("{} is not a region", quoted(options.region)));
         }
         let region = options.region.to_owned();
         let (origin, style) = match options.endpoint {
@@ -68,7 +72,10 @@ impl Endpoint {
             }
             None if options.accelerate => {
                 if bucket.contains('.') {
-                    return Err(format!("Transfer Acceleration needs a bucket name without dots, not {bucket:?}"));
+                    return Err(format!(
+                        "Transfer Acceleration needs a bucket name without dots, not {}",
+                        quoted(bucket)
+                    ));
                 }
                 let host = if options.dualstack { "s3-accelerate.dualstack" } else { "s3-accelerate" };
                 (format!("https://{host}.amazonaws.com"), AddressingStyle::VirtualHosted)
@@ -119,7 +126,7 @@ pub fn object_url_in(bucket_url: &str, key: &str) -> String {
 /// `url` as `scheme://host[:port]`, or why it is not one.
 fn checked_origin(url: &str) -> Result<String, String> {
     let url = url.trim_end_matches('/');
-    let not_a_url = || format!("the endpoint {url:?} is not an http(s)://host[:port] URL");
+    let not_a_url = || format!("the endpoint {} is not an http(s)://host[:port] URL", quoted(url));
     let (scheme, authority) = url.split_once("://").ok_or_else(not_a_url)?;
     let host_ok = !authority.is_empty()
         && authority.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));

@@ -120,3 +120,47 @@ impl fmt::Display for UploadError {
 }
 
 impl std::error::Error for UploadError {}
+
+/// `text` in double quotes, as messages show a value someone gave: `"` and `\` escaped, and so
+/// are control characters and the invisible ones that could disguise it (zero-width, bidi
+/// overrides). Like `{:?}`, without the Unicode tables that brings into the `.wasm`.
+pub fn quoted(text: &str) -> String {
+    use fmt::Write;
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quoted;
+
+    #[test]
+    fn quoted_values_cannot_hide_or_break_out_of_their_quotes() {
+        assert_eq!(quoted("photo.png"), "\"photo.png\"");
+        assert_eq!(quoted("a \"b\" \\ c"), "\"a \\\"b\\\" \\\\ c\"");
+        assert_eq!(quoted("line\nnext\ttab\u{0}"), "\"line\\nnext\\ttab\\u{0}\"");
+        // A right-to-left override would show "gnp.exe" as "exe.png"; a zero-width space hides.
+        assert_eq!(quoted("gnp\u{202e}.exe\u{200b}"), "\"gnp\\u{202e}.exe\\u{200b}\"");
+        assert_eq!(quoted("café ünïcode"), "\"café ünïcode\"");
+    }
+}

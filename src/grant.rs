@@ -4,7 +4,7 @@
 //! come in as arguments (the caller's [`crate::upload::Runtime`]), so all of it is tested natively.
 
 use crate::endpoint::{Endpoint, EndpointOptions};
-use crate::error::{ErrorCode, UploadError};
+use crate::error::{ErrorCode, UploadError, quoted};
 use crate::object_rules::{check_key, check_prefix, safe_file_name};
 use crate::sigv4::{Credentials, iso_8601_ms};
 
@@ -80,7 +80,7 @@ impl Grant {
         // Credentials that look expired may only mean this device's clock is off: the store's
         // answer (RequestTimeTooSkewed, or ExpiredToken) tells.
         let expires_ms = iso_8601_ms(&answer.expiration)
-            .ok_or_else(|| format!("`expiration` {:?} is not an ISO 8601 time", answer.expiration))?;
+            .ok_or_else(|| format!("`expiration` {} is not an ISO 8601 time", quoted(&answer.expiration)))?;
         check_prefix(&answer.key_prefix).map_err(|e| format!("`keyPrefix`: {e}"))?;
         let endpoint = Endpoint::new(&EndpointOptions {
             bucket: &answer.bucket,

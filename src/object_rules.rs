@@ -6,6 +6,7 @@
 //! prefix check, in the download a user saves. These rules keep the subset that means the same
 //! everywhere (pure, no browser types).
 
+use crate::error::quoted;
 use crate::string_map::StringMap;
 use std::fmt;
 
@@ -27,7 +28,7 @@ impl fmt::Display for RuleRefusal {
 /// Checks an object key (already percent-decoded): 1 to 1024 bytes, a relative path with `/`
 /// separators and no empty, `.` or `..` segment, no backslash, no control character.
 pub fn check_key(key: &str) -> Result<(), RuleRefusal> {
-    let refuse = |why: &str| Err(RuleRefusal(format!("key {:?} is refused: {why}", shortened(key))));
+    let refuse = |why: &str| Err(RuleRefusal(format!("key {} is refused: {why}", quoted(&shortened(key)))));
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return refuse("it must be 1 to 1024 bytes long");
     }
@@ -49,9 +50,9 @@ pub fn check_prefix(prefix: &str) -> Result<(), RuleRefusal> {
         _ if prefix.is_empty() => Ok(()),
         Some(folder) if check_key(folder).is_ok() => Ok(()),
         _ => Err(RuleRefusal(format!(
-            "key prefix {:?} is refused: give a folder ending in '/' (e.g. uploads/) whose segments are \
+            "key prefix {} is refused: give a folder ending in '/' (e.g. uploads/) whose segments are \
              not empty, '.' or '..', or nothing",
-            shortened(prefix)
+            quoted(&shortened(prefix))
         ))),
     }
 }
@@ -83,14 +84,15 @@ pub fn check_metadata(metadata: &StringMap) -> Result<(), RuleRefusal> {
         let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
             return Err(RuleRefusal(format!(
-                "metadata {:?}: names may hold ASCII letters, digits, '-' and '_', and values printable ASCII \
+                "metadata {}: names may hold ASCII letters, digits, '-' and '_', and values printable ASCII \
                  only, as S3 sends them in x-amz-meta-* headers",
-                shortened(name)
+                quoted(&shortened(name))
             )));
         }
         if !seen.insert(name.to_ascii_lowercase()) {
             return Err(RuleRefusal(format!(
-                "metadata {name:?} is given twice: header names are case-insensitive, so give each name once"
+                "metadata {} is given twice: header names are case-insensitive, so give each name once",
+                quoted(name)
             )));
         }
     }

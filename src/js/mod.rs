@@ -4,7 +4,7 @@
 mod options;
 
 use crate::checksum::{ChecksumAlgorithm, Hasher, base64};
-use crate::error::{ErrorCode, UploadError};
+use crate::error::{ErrorCode, UploadError, quoted};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
 use crate::upload::{
@@ -318,7 +318,7 @@ fn progress_object(file: &Blob, key: Option<&str>, p: &ProgressSnapshot, budget:
 /// A short description of a wrong argument, for error messages.
 fn describe(value: &JsValue) -> String {
     match value.as_string() {
-        Some(s) => format!("the string {s:?}"),
+        Some(s) => format!("the string {}", quoted(&s)),
         None => kind(value),
     }
 }
@@ -400,7 +400,7 @@ impl Checksum {
         let algorithm = ChecksumAlgorithm::parse(algorithm).ok_or_else(|| {
             to_js_error(UploadError::new(
                 ErrorCode::InvalidOption,
-                format!("no checksum algorithm {algorithm:?}; use crc32c, crc32, sha256, sha1 or md5"),
+                format!("no checksum algorithm {}; use crc32c, crc32, sha256, sha1 or md5", quoted(algorithm)),
             ))
         })?;
         Ok(Checksum(Hasher::new(algorithm)))

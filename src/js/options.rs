@@ -1,7 +1,7 @@
 //! Parsing and checking the option objects given to `new Uploader(...)` and `upload(...)`.
 
 use crate::checksum::ChecksumAlgorithm;
-use crate::error::{ErrorCode, UploadError};
+use crate::error::{ErrorCode, UploadError, quoted};
 use crate::plan::PlanOptions;
 use crate::retry::RetryPolicy;
 use crate::string_map::StringMap;
@@ -150,9 +150,10 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
         "credentials" => Mode::Credentials,
         other => {
             return Err(invalid(format!(
-                "`mode` is {other:?}; use \"presigned\" (default: the backend presigns PUTs and parts), \
+                "`mode` is {}; use \"presigned\" (default: the backend presigns PUTs and parts), \
                  \"post\" (one HTML-form POST under a signed policy) or \"credentials\" (the page signs with \
-                 temporary credentials)"
+                 temporary credentials)",
+                quoted(other)
             )));
         }
     };
@@ -190,7 +191,8 @@ pub(crate) fn parse_uploader_options(options: JsValue) -> Result<UploaderOptions
             "xhr" => AnyTransport::Xhr(XhrTransport { stall_timeout_ms, store_clock, store_heard }),
             other => {
                 return Err(invalid(format!(
-                    "`transport` is {other:?}; use \"fetch\" (default) or \"xhr\" (per-byte progress)"
+                    "`transport` is {}; use \"fetch\" (default) or \"xhr\" (per-byte progress)",
+                    quoted(other)
                 )));
             }
         },

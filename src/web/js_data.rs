@@ -6,6 +6,7 @@
 //! names it; unknown fields are ignored, as in JSON APIs generally.
 
 use crate::checksum::{ChecksumAlgorithm, ObjectChecksum};
+use crate::error::quoted;
 use crate::grant::GrantAnswer;
 use crate::string_map::StringMap;
 use crate::upload::{
@@ -96,7 +97,8 @@ impl<'a> Fields<'a> {
     fn opt_algorithm(&self, name: &str) -> Result<Option<ChecksumAlgorithm>, String> {
         self.opt_string(name)?
             .map(|text| {
-                ChecksumAlgorithm::parse(&text).ok_or_else(|| format!("`{name}` {text:?} is no checksum algorithm"))
+                ChecksumAlgorithm::parse(&text)
+                    .ok_or_else(|| format!("`{name}` {} is no checksum algorithm", quoted(&text)))
             })
             .transpose()
     }
