@@ -93,6 +93,10 @@ head -c $((200 * 1024 * 1024)) .tmp/e2e-upload.bin > .tmp/e2e-persist.bin
 APP=$(ready_field persist app) STORE_DIR="$(ready_field persist bucketDir)" BIG_FILE=.tmp/e2e-persist.bin \
 WORK=.tmp/persist-work timeout 300 node e2e/persist.mjs
 
+step "end-to-end: many small files signed together (/files), as form POSTs, on the page and in a worker; a refused file alone; a backend without /files; signFiles callbacks"
+start_server batch --www e2e/pages
+APP=$(ready_field batch app) STORE_DIR="$(ready_field batch bucketDir)" timeout 300 node e2e/batch.mjs
+
 step "end-to-end: WebKit (Safari's engine, WebKitGTK under Xvfb): the npm module on the page and in a worker, every checksum, the drop-in script, <s3-upload>"
 APP=$(ready_field worker app) STORE_DIR="$(ready_field worker bucketDir)" timeout 600 node e2e/webkit.mjs
 

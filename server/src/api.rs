@@ -23,7 +23,8 @@ use s3_direct_upload::s3_xml::{all_listed_parts, complete_multipart_body, xml_te
 use s3_direct_upload::sigv4::{self, Scope};
 use s3_direct_upload::string_map::StringMap;
 use s3_direct_upload::upload::{
-    CompleteRequest, FileInfo, MultipartSession, SignPartsRequest, SignedPart, SignedRequest,
+    CompleteRequest, FileBatch, FileInfo, MOST_FILES_PER_BATCH, MultipartSession, SignPartsRequest, SignedPart,
+    SignedRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -189,6 +190,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/multipart/list", post(list_parts))
         .route("/put", post(sign_put))
         .route("/post", post(sign_post))
+        .route("/files", post(sign_files))
         .route("/credentials", post(credentials))
         .with_state(state)
 }
@@ -448,7 +450,33 @@ pub async fn sign_post(
     caller: Caller,
     JsonBody(req): JsonBody<FileInfo>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = caller.admit(&req)?;
+    post_form(&st, &caller, &req).await.map(Json)
+}
+
+/// `POST /files`: many files, each to go up in one request, signed in one call, in order: each
+/// answer is a form POST as `/post` gives (the browser sends it without a CORS preflight), or
+/// `{ error, status }`, that file's refusal alone.
+pub async fn sign_files(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    JsonBody(req): JsonBody<FileBatch>,
+) -> Result<Json<Value>, ApiError> {
+    if req.files.is_empty() || req.files.len() > MOST_FILES_PER_BATCH {
+        return Err(bad_request(format!("`files` must hold 1 to {MOST_FILES_PER_BATCH} files")));
+    }
+    let mut answers = Vec::with_capacity(req.files.len());
+    for file in &req.files {
+        answers.push(match post_form(&st, &caller, file).await {
+            Ok(signed) => signed,
+            Err(ApiError(status, message)) => json!({ "error": message, "status": status.as_u16() }),
+        });
+    }
+    Ok(Json(json!({ "files": answers })))
+}
+
+/// The POST policy form for `req`, once its key and size are admitted and charged.
+async fn post_form(st: &AppState, caller: &Caller, req: &FileInfo) -> Result<Value, ApiError> {
+    let key = caller.admit(req)?;
     st.quotas.charge(caller.name(), req.size).await?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64);
     let scope = Scope { region: st.s3.bucket.region(), service: "s3" };
@@ -458,7 +486,7 @@ pub async fn sign_post(
         ("success_action_status".into(), "201".into()),
     ];
     fields.extend(metadata_headers(&req.metadata));
-    fields.extend(file_checksum(&req)?);
+    fields.extend(file_checksum(req)?);
     let expires_ms = now_ms + URL_TTL.as_millis() as f64;
     let fields = sigv4::sign_post_form(
         fields,
@@ -470,12 +498,12 @@ pub async fn sign_post(
         expires_ms,
     );
     let fields: serde_json::Map<String, Value> = fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    Ok(Json(json!({
+    Ok(json!({
         "key": key,
         "url": st.s3.bucket.base_url().as_str(),
         "fields": fields,
         "displayUrl": st.display_url(&key),
-    })))
+    }))
 }
 
 /// `POST /credentials`: temporary credentials confined to the caller's key prefix, for pages that

@@ -188,6 +188,33 @@ async fn post_policies_hold_the_store_to_the_users_prefix_and_declared_size() {
     assert!(answer.contains("<Key>uploads/alice/"), "{answer}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_files_is_signed_in_one_call_each_file_held_to_the_rules_alone() {
+    let api = start(Some(3), None).await;
+    let batch = |files: Vec<Value>| json!({ "files": files });
+    assert_eq!(api.call(None, "/files", batch(vec![file(1)])).await.0, 401);
+    assert_eq!(api.call(Some(ALICE), "/files", batch(vec![])).await.0, 400, "no files");
+    let too_many = vec![file(1); s3_direct_upload::upload::MOST_FILES_PER_BATCH + 1];
+    assert_eq!(api.call(Some(ALICE), "/files", batch(too_many)).await.0, 400);
+
+    // One file climbs out of the prefix, one is past the quota of 3 uploads: refused alone.
+    let mut climbing = file(5);
+    climbing["key"] = json!("../bob/x");
+    let (status, answer) =
+        api.call(Some(ALICE), "/files", batch(vec![file(10), climbing, file(11), file(12), file(13)])).await;
+    assert_eq!(status, 200, "{answer}");
+    let answers = answer["files"].as_array().unwrap();
+    assert_eq!(answers.len(), 5);
+    assert_eq!(answers[1]["status"], 400, "{}", answers[1]);
+    assert_eq!(answers[4]["status"], 403, "the fourth upload of the day: {}", answers[4]);
+    for (i, size) in [(0, 10), (2, 11), (3, 12)] {
+        let fields = answers[i]["fields"].as_object().unwrap();
+        assert!(fields["key"].as_str().unwrap().starts_with("uploads/alice/"), "{}", answers[i]);
+        let (status, stored) = post_form(&answers[i], fields, vec![7; size]).await;
+        assert_eq!(status, 201, "file {i}: {stored}");
+    }
+}
+
 /// Sends `method` to `key` in the store with temporary credentials from a grant, as a page
 /// would; the status and the S3 answer.
 async fn with_grant(api: &Api, grant: &Value, method: &str, key: &str, token: Option<&str>) -> (u16, String) {

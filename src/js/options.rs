@@ -317,7 +317,7 @@ fn parse_backend(
         }
         ContractBackend::http(&base, headers.into_iter().collect())
     } else if backend.is_object() && !backend.is_function() {
-        let mut functions: [Option<Function>; 9] = Default::default();
+        let mut functions: [Option<Function>; 10] = Default::default();
         for (op, function) in Op::ALL.into_iter().zip(&mut functions) {
             let name = op.callback();
             let value = Reflect::get(&backend, &name.into()).unwrap_or(JsValue::UNDEFINED);
@@ -341,8 +341,8 @@ fn parse_backend(
     }
     if mode != Mode::Post && !contract.supports_multipart() && !contract.offers(Op::SignPut) {
         return Err(invalid(
-            "the backend callbacks must include signPut, or createMultipartUpload with signParts (or \
-             signPart) and completeMultipartUpload"
+            "the backend callbacks must include signPut (signFiles signs many at once, besides it), or \
+             createMultipartUpload with signParts (or signPart) and completeMultipartUpload"
                 .into(),
         ));
     }

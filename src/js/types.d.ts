@@ -172,6 +172,15 @@ export interface BackendCallbacks {
   signPut?: (file: FileDescription) => SignedPut | Promise<SignedPut>;
   /** `mode: "post"`: a POST policy for an HTML-form upload of the file. */
   signPost?: (file: FileDescription) => SignedPost | Promise<SignedPost>;
+  /**
+   * Signs many files, each to go up in one request, in one call (up to 100; files started
+   * together, or waiting for a call, are gathered). Answer each, in order, as `signPost` (a form,
+   * which needs no CORS preflight) or `signPut` would, or as `{ error, status }` to refuse that
+   * file alone. `signPut` is still needed beside it.
+   */
+  signFiles?: (request: { files: FileDescription[] }) =>
+    { files: (SignedPost | SignedPut | { error: string; status?: number })[] }
+    | Promise<{ files: (SignedPost | SignedPut | { error: string; status?: number })[] }>;
   /** `mode: "credentials"`: temporary credentials for the page to sign with. */
   getCredentials?: () => TemporaryCredentials | Promise<TemporaryCredentials>;
 }

@@ -33,8 +33,9 @@ pub use reporter::ProgressReporter;
 pub use resume::{RESUME_RECORD_MAX_AGE_MS, Resume, ResumeRecord, ResumeStore};
 pub use wait::{Count, Flag, UploadControl};
 pub use wire::{
-    CompleteRequest, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignPartsRequest,
-    SignReason, SignedPart, SignedPost, SignedPut, SignedRequest, StoredObject,
+    CompleteRequest, CompletedObject, CompletedPart, FileBatch, FileInfo, ListedPart, MOST_FILES_PER_BATCH,
+    MultipartSession, SignPartsRequest, SignReason, SignedPart, SignedPost, SignedPut, SignedRequest, SignedWhole,
+    StoredObject,
 };
 
 use crate::error::UploadError;

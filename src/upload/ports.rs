@@ -4,7 +4,7 @@
 
 use super::wire::{
     CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignReason, SignedPart, SignedPost,
-    SignedPut, SignedRequest,
+    SignedPut, SignedRequest, SignedWhole,
 };
 use crate::checksum::ObjectChecksum;
 use crate::error::UploadError;
@@ -40,6 +40,11 @@ pub trait Backend {
     async fn sign_put(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPut, UploadError>;
     /// Signs a POST policy for an HTML-form upload of `file`.
     async fn sign_post(&self, file: &FileInfo, reason: SignReason) -> Result<SignedPost, UploadError>;
+    /// Signs `file`'s one request in the presigned mode: a PUT, or a form POST where the
+    /// backend answers with one. By default a PUT ([`Backend::sign_put`]).
+    async fn sign_whole(&self, file: &FileInfo, reason: SignReason) -> Result<SignedWhole, UploadError> {
+        Ok(SignedWhole::Put(self.sign_put(file, reason).await?))
+    }
 }
 
 /// What the store answered to a PUT or a form POST.

@@ -5,7 +5,7 @@ use super::context::UploadContext;
 use super::hashing;
 use super::ports::{Backend, Payload, Runtime, Source, Transport};
 use super::reporter::ProgressReporter;
-use super::wire::{FileInfo, SignReason, SignedPost, SignedPut, SignedRequest, StoredObject};
+use super::wire::{FileInfo, SignReason, SignedPost, SignedRequest, SignedWhole, StoredObject};
 use crate::checksum::{ChecksumAlgorithm, PartDigest, object_checksum};
 use crate::endpoint::object_url_in;
 use crate::error::{ErrorCode, UploadError};
@@ -17,55 +17,48 @@ use std::cell::RefCell;
 /// How a file sent in one request goes up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum OneRequest {
-    /// A presigned `PutObject`.
+    /// A presigned `PutObject`, or the form POST a backend answers with instead.
     Put,
     /// An HTML-form POST under a policy the backend signs; the store checks the policy (key
     /// prefix, size, content type, expiry).
     Form,
 }
 
-/// What the backend signed for a file sent in one request.
-#[derive(Clone)]
-enum Signed {
-    Put(SignedPut),
-    Form(SignedPost),
-}
-
-impl Signed {
+impl SignedWhole {
     /// The object key, when known before the upload.
     fn key(&self) -> Option<&str> {
         match self {
-            Signed::Put(put) => Some(&put.key),
-            Signed::Form(post) => post.key.as_deref().or(form_field(post, "key").map(String::as_str)),
+            SignedWhole::Put(put) => Some(&put.key),
+            SignedWhole::Form(post) => post.key.as_deref().or(form_field(post, "key").map(String::as_str)),
         }
     }
 
     /// Whether the URL is expired or about to be (a policy's expiry is not in its URL).
     fn expiring(&self, now_ms: f64) -> bool {
-        matches!(self, Signed::Put(put) if is_expiring(&put.request.url, now_ms))
+        matches!(self, SignedWhole::Put(put) if is_expiring(&put.request.url, now_ms))
     }
 
     /// Whether the store is to check the bytes against `checksum`: only if the backend signed
     /// it in (else it was not sent).
     fn carries(&self, algorithm: ChecksumAlgorithm, checksum: &str) -> bool {
         match self {
-            Signed::Put(put) => hashing::signs_checksum(&put.request, algorithm, checksum),
-            Signed::Form(post) => form_field(post, algorithm.header()).is_some_and(|v| v == checksum),
+            SignedWhole::Put(put) => hashing::signs_checksum(&put.request, algorithm, checksum),
+            SignedWhole::Form(post) => form_field(post, algorithm.header()).is_some_and(|v| v == checksum),
         }
     }
 
     /// The stored object's URL, without any signature.
     fn location(&self) -> String {
         match self {
-            Signed::Put(put) => without_query(&put.request.url),
-            Signed::Form(post) => object_url_in(&post.url, self.key().unwrap_or_default()),
+            SignedWhole::Put(put) => without_query(&put.request.url),
+            SignedWhole::Form(post) => object_url_in(&post.url, self.key().unwrap_or_default()),
         }
     }
 
     fn display_url(self) -> Option<String> {
         match self {
-            Signed::Put(put) => put.display_url,
-            Signed::Form(post) => post.display_url,
+            SignedWhole::Put(put) => put.display_url,
+            SignedWhole::Form(post) => post.display_url,
         }
     }
 }
@@ -96,7 +89,7 @@ where
     }
     let (file, digest) = hash_whole_file(cx, source, file, progress).await?;
     let file = &file;
-    let signed: RefCell<Option<Signed>> = RefCell::new(None);
+    let signed: RefCell<Option<SignedWhole>> = RefCell::new(None);
     let (signed, outcome) = with_retries(cx, progress, Interrupt::OnPause, |resign| {
         let signed = &signed;
         async move {
@@ -107,8 +100,8 @@ where
                 None => {
                     let reason = if resign || expiring { SignReason::Expired } else { SignReason::First };
                     let fresh = match how {
-                        OneRequest::Put => Signed::Put(cx.backend.sign_put(file, reason).await?),
-                        OneRequest::Form => Signed::Form(cx.backend.sign_post(file, reason).await?),
+                        OneRequest::Put => cx.backend.sign_whole(file, reason).await?,
+                        OneRequest::Form => SignedWhole::Form(cx.backend.sign_post(file, reason).await?),
                     };
                     if let Some(key) = fresh.key() {
                         progress.set_key(key);
@@ -123,8 +116,8 @@ where
             progress.set_state(UploadState::Uploading);
             let body = source.slice(0..size);
             let (request, payload) = match &chosen {
-                Signed::Put(put) => (with_content_type(&put.request, &file.content_type), Payload::Put(body)),
-                Signed::Form(post) => (
+                SignedWhole::Put(put) => (with_content_type(&put.request, &file.content_type), Payload::Put(body)),
+                SignedWhole::Form(post) => (
                     SignedRequest { url: post.url.clone(), headers: StringMap::new() },
                     Payload::Form { fields: &post.fields, filename: &file.filename, file: body },
                 ),

@@ -98,6 +98,28 @@ pub struct SignedPost {
     pub display_url: Option<String>,
 }
 
+/// What the backend signed for a file sent in one request: a presigned PUT, or a form POST
+/// (which the browser sends without a CORS preflight).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignedWhole {
+    /// A presigned `PutObject`.
+    Put(SignedPut),
+    /// A POST policy and its form.
+    Form(SignedPost),
+}
+
+/// Most files one `POST {base}/files` (`signFiles`) signs: the library sends no more, and the
+/// reference server refuses more.
+pub const MOST_FILES_PER_BATCH: usize = 100;
+
+/// `POST {base}/files`: files to be signed together, each to go up in one request.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+pub struct FileBatch {
+    /// At most [`MOST_FILES_PER_BATCH`].
+    pub files: Vec<FileInfo>,
+}
+
 /// A part the store accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]

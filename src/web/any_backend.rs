@@ -7,7 +7,7 @@ use crate::checksum::ObjectChecksum;
 use crate::error::UploadError;
 use crate::upload::{
     Backend, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession, SignReason, SignedPart,
-    SignedPost, SignedPut,
+    SignedPost, SignedPut, SignedWhole,
 };
 
 /// The backend an `Uploader` was configured with.
@@ -74,6 +74,13 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Contract(b) => b.sign_post(file, reason).await,
             AnyBackend::Credentials(b) => b.sign_post(file, reason).await,
+        }
+    }
+
+    async fn sign_whole(&self, file: &FileInfo, reason: SignReason) -> Result<SignedWhole, UploadError> {
+        match self {
+            AnyBackend::Contract(b) => b.sign_whole(file, reason).await,
+            AnyBackend::Credentials(b) => b.sign_whole(file, reason).await,
         }
     }
 }

@@ -3,18 +3,22 @@
 //! (`POST {base}/multipart`, ...) or by the caller's functions (`createMultipartUpload`, ...).
 //! One carrier, compiled once: each operation only builds its request and reads its answer.
 
-use super::js_data::{FromJs, ToJs, parts_from_js, sign_part_to_js, sign_put_from_js};
+use super::js_data::{Fields, FromJs, ToJs, parts_from_js, sign_part_to_js, sign_put_from_js};
 use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
 use crate::checksum::ObjectChecksum;
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::Observed;
 use crate::upload::{
-    Backend, Budget, CompleteRequest, CompletedObject, CompletedPart, FileInfo, ListedPart, MultipartSession,
-    SignPartsRequest, SignReason, SignedPart, SignedPost, SignedPut, SignedRequest,
+    Backend, Budget, CompleteRequest, CompletedObject, CompletedPart, FileInfo, ListedPart, MOST_FILES_PER_BATCH,
+    MultipartSession, SignPartsRequest, SignReason, SignedPart, SignedPost, SignedPut, SignedRequest, SignedWhole,
 };
+use futures::channel::oneshot;
 use futures::future::try_join_all;
 use gloo_net::http::Request;
 use js_sys::{Function, Promise};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -30,6 +34,8 @@ pub(crate) enum Op {
     ListParts,
     SignPut,
     SignPost,
+    /// Many files, each to go up in one request, signed in one call.
+    SignFiles,
     Credentials,
 }
 
@@ -44,6 +50,7 @@ impl Op {
             Op::ListParts => "/multipart/list",
             Op::SignPut => "/put",
             Op::SignPost => "/post",
+            Op::SignFiles => "/files",
             Op::Credentials => "/credentials",
         }
     }
@@ -59,12 +66,13 @@ impl Op {
             Op::ListParts => "listParts",
             Op::SignPut => "signPut",
             Op::SignPost => "signPost",
+            Op::SignFiles => "signFiles",
             Op::Credentials => "getCredentials",
         }
     }
 
     /// Every operation, to look up callbacks by name.
-    pub(crate) const ALL: [Op; 9] = [
+    pub(crate) const ALL: [Op; 10] = [
         Op::CreateMultipart,
         Op::SignParts,
         Op::SignPart,
@@ -73,6 +81,7 @@ impl Op {
         Op::ListParts,
         Op::SignPut,
         Op::SignPost,
+        Op::SignFiles,
         Op::Credentials,
     ];
 }
@@ -95,10 +104,67 @@ fn signed_put(answer: &JsValue, file: &FileInfo) -> Result<SignedPut, String> {
 /// for seconds creating them.
 const CALLS_AT_ONCE: usize = 6;
 
-/// The contract, and how many of its calls are under way.
+/// The contract, how many of its calls are under way, and the files waiting to be signed
+/// together.
 pub(crate) struct ContractBackend {
     carrier: Carrier,
     calls: Budget,
+    batch: RefCell<FileBatching>,
+}
+
+/// Files whose one request waits to be signed ([`Op::SignFiles`]). Each file joins the queue,
+/// then waits for a call place; whoever gets one signs the files queued by then (its own among
+/// them), up to [`MOST_FILES_PER_BATCH`], in one call, and the others find theirs signed. Files
+/// started together are signed together, and while every place is busy the waiting files
+/// gather: no timer, no delay.
+#[derive(Default)]
+struct FileBatching {
+    waiting: Vec<WaitingFile>,
+    next: u64,
+    /// The HTTP backend answered `/files` with 404 or 405: it predates it, so `/put` serves.
+    unsupported: bool,
+}
+
+struct WaitingFile {
+    id: u64,
+    request: JsValue,
+    answer: oneshot::Sender<BatchAnswer>,
+}
+
+/// What a batch call gave one file.
+enum BatchAnswer {
+    /// The backend's answer for it: a PUT or a form.
+    Signed(JsValue),
+    Refused(UploadError),
+    /// The backend has no `/files`: sign it alone.
+    Unsupported,
+}
+
+impl FileBatching {
+    /// Queues `request`: its number, and where its answer comes.
+    fn join(&mut self, request: JsValue) -> (u64, oneshot::Receiver<BatchAnswer>) {
+        let (answer, receiver) = oneshot::channel();
+        let id = self.next;
+        self.next += 1;
+        self.waiting.push(WaitingFile { id, request, answer });
+        (id, receiver)
+    }
+
+    /// The files to sign with file `id`: the oldest queued, at most [`MOST_FILES_PER_BATCH`],
+    /// `id` always among them (files whose uploads ended meanwhile are dropped); nothing if
+    /// another call took `id` already.
+    fn take(&mut self, id: u64) -> Vec<WaitingFile> {
+        self.waiting.retain(|w| !w.answer.is_canceled());
+        let Some(at) = self.waiting.iter().position(|w| w.id == id) else { return Vec::new() };
+        if at < MOST_FILES_PER_BATCH {
+            let count = self.waiting.len().min(MOST_FILES_PER_BATCH);
+            return self.waiting.drain(..count).collect();
+        }
+        let own = self.waiting.remove(at);
+        let mut taken: Vec<WaitingFile> = self.waiting.drain(..MOST_FILES_PER_BATCH - 1).collect();
+        taken.push(own);
+        taken
+    }
 }
 
 /// Who carries the contract: HTTP, or the caller's functions.
@@ -108,19 +174,23 @@ enum Carrier {
     /// The caller's functions, by operation ([`Op::ALL`] order), each taking one object and
     /// returning a value or a Promise of one; called as methods of `owner`, the object they were
     /// given on (a class instance's methods may use `this`).
-    Callbacks { owner: JsValue, functions: [Option<Function>; 9] },
+    Callbacks { owner: JsValue, functions: [Option<Function>; 10] },
 }
 
 impl ContractBackend {
     /// The contract over HTTP at `base` (no trailing slash needed).
     pub(crate) fn http(base: &str, headers: Vec<(String, String)>) -> Self {
         let base = super::resolve_url(base).trim_end_matches('/').to_owned();
-        ContractBackend { carrier: Carrier::Http { base, headers }, calls: Budget::new(CALLS_AT_ONCE) }
+        ContractBackend::new(Carrier::Http { base, headers })
     }
 
     /// The contract carried by `functions` ([`Op::ALL`] order), methods of `owner`.
-    pub(crate) fn callbacks(owner: JsValue, functions: [Option<Function>; 9]) -> Self {
-        ContractBackend { carrier: Carrier::Callbacks { owner, functions }, calls: Budget::new(CALLS_AT_ONCE) }
+    pub(crate) fn callbacks(owner: JsValue, functions: [Option<Function>; 10]) -> Self {
+        ContractBackend::new(Carrier::Callbacks { owner, functions })
+    }
+
+    fn new(carrier: Carrier) -> Self {
+        ContractBackend { carrier, calls: Budget::new(CALLS_AT_ONCE), batch: RefCell::default() }
     }
 
     /// The callback for `op`, if given.
@@ -159,15 +229,26 @@ impl ContractBackend {
         read: impl FnOnce(&JsValue) -> Result<A, String>,
     ) -> Result<A, UploadError> {
         let answer = self.carry(op, request).await?;
-        read(&answer).map_err(|e| {
-            backend_error(match &self.carrier {
-                Carrier::Http { base, .. } => {
-                    format!("the backend's answer to POST {base}{} is not as expected: {e}", op.path())
-                }
-                Carrier::Callbacks { .. } => {
-                    format!("the `{}` callback returned something unexpected: {e}", op.callback())
-                }
-            })
+        self.read(op, &answer, read)
+    }
+
+    /// `answer` to `op`, read with `read`; what is wrong with it, said as the backend's error.
+    fn read<A>(
+        &self,
+        op: Op,
+        answer: &JsValue,
+        read: impl FnOnce(&JsValue) -> Result<A, String>,
+    ) -> Result<A, UploadError> {
+        read(answer).map_err(|e| self.unexpected(op, e))
+    }
+
+    /// The error for an answer to `op` that is not as the contract says (`e`: how).
+    fn unexpected(&self, op: Op, e: String) -> UploadError {
+        backend_error(match &self.carrier {
+            Carrier::Http { base, .. } => {
+                format!("the backend's answer to POST {base}{} is not as expected: {e}", op.path())
+            }
+            Carrier::Callbacks { .. } => format!("the `{}` callback returned something unexpected: {e}", op.callback()),
         })
     }
 
@@ -175,6 +256,11 @@ impl ContractBackend {
     /// answer, parsed or settled. Not generic, so its future is compiled once.
     async fn carry(&self, op: Op, request: JsValue) -> Result<JsValue, UploadError> {
         let _place = self.calls.acquire(if matches!(op, Op::Abort) { 1 } else { 0 }).await;
+        self.carry_now(op, request).await
+    }
+
+    /// Carries `request` for `op` at once (the caller holds a call place).
+    async fn carry_now(&self, op: Op, request: JsValue) -> Result<JsValue, UploadError> {
         match &self.carrier {
             Carrier::Http { base, headers } => Self::post_json(base, headers, op.path(), request).await,
             Carrier::Callbacks { owner, .. } => Self::call_js(op.callback(), owner, self.callback(op), request).await,
@@ -268,6 +354,104 @@ impl ContractBackend {
     }
 }
 
+impl ContractBackend {
+    /// Whether single-request files are signed together: the backend offers [`Op::SignFiles`]
+    /// (HTTP: until it answers 404).
+    fn batches(&self) -> bool {
+        self.offers(Op::SignFiles) && !self.batch.borrow().unsupported
+    }
+
+    /// `file` signed with the files queued with it, or alone as a PUT where the backend turns
+    /// out to have no `/files`.
+    async fn sign_batched(&self, file: &FileInfo, reason: SignReason) -> Result<SignedWhole, UploadError> {
+        // A file whose batch call was dropped (its caller's upload ended) queues again.
+        for _ in 0..3 {
+            if !self.batches() {
+                break;
+            }
+            let (id, receiver) = self.batch.borrow_mut().join(file.to_js());
+            let place = self.calls.acquire(0).await;
+            let taken = self.batch.borrow_mut().take(id);
+            if !taken.is_empty() {
+                self.sign_batch(taken).await;
+            }
+            drop(place);
+            match receiver.await {
+                Ok(BatchAnswer::Signed(answer)) => return self.read(Op::SignFiles, &answer, |a| signed_whole(a, file)),
+                Ok(BatchAnswer::Refused(error)) => return Err(error),
+                Ok(BatchAnswer::Unsupported) => break,
+                Err(oneshot::Canceled) => continue,
+            }
+        }
+        Ok(SignedWhole::Put(self.sign_put(file, reason).await?))
+    }
+
+    /// Signs the files of `taken` in one call, and gives each its answer.
+    async fn sign_batch(&self, taken: Vec<WaitingFile>) {
+        let answers = if self.batches() {
+            self.call_batch(&taken).await
+        } else {
+            // A call under way before this one found that the backend has no `/files`.
+            Ok(taken.iter().map(|_| BatchAnswer::Unsupported).collect())
+        };
+        let answers = answers.unwrap_or_else(|e| taken.iter().map(|_| BatchAnswer::Refused(e.clone())).collect());
+        for (waiting, answer) in taken.into_iter().zip(answers) {
+            let _ = waiting.answer.send(answer); // its upload may have ended meanwhile
+        }
+    }
+
+    /// `POST {base}/files` (or `signFiles`) for the files of `taken`: an answer for each. A 404
+    /// or 405 over HTTP marks `/files` missing, and answers every file [`BatchAnswer::Unsupported`].
+    async fn call_batch(&self, taken: &[WaitingFile]) -> Result<Vec<BatchAnswer>, UploadError> {
+        let files = taken.iter().map(|w| w.request.clone()).collect::<js_sys::Array>();
+        let request = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&request, &"files".into(), &files);
+        match self.carry_now(Op::SignFiles, request.into()).await {
+            Err(e) if matches!(self.carrier, Carrier::Http { .. }) && matches!(e.status, Some(404 | 405)) => {
+                self.batch.borrow_mut().unsupported = true;
+                Ok(taken.iter().map(|_| BatchAnswer::Unsupported).collect())
+            }
+            Err(e) => Err(e),
+            Ok(answer) => self.read(Op::SignFiles, &answer, |answer| batch_answers(answer, taken.len())),
+        }
+    }
+}
+
+/// The answers of `POST {base}/files` (`{ files: [...] }`) to `count` files: each a PUT or a
+/// form, or `{ error, status? }`, a refusal of that file alone.
+fn batch_answers(answer: &JsValue, count: usize) -> Result<Vec<BatchAnswer>, String> {
+    let files = Fields::of(answer)?.value("files");
+    if !js_sys::Array::is_array(&files) {
+        return Err("`files` must be an array of answers, one per file, in order".into());
+    }
+    let files = js_sys::Array::from(&files);
+    if files.length() as usize != count {
+        return Err(format!("`files` has {} answers for {count} files", files.length()));
+    }
+    let mut answers = Vec::with_capacity(count);
+    for each in files.iter() {
+        let f = Fields::of(&each)?;
+        answers.push(match f.opt_string("error")? {
+            None => BatchAnswer::Signed(each),
+            Some(message) => {
+                let status = f.opt_whole("status", 599)?.map_or(400, |s| s as u16);
+                let error = backend_error(format!("the backend refused the file: {message}")).with_status(status);
+                BatchAnswer::Refused(error.with_observed(Observed::status(status)))
+            }
+        });
+    }
+    Ok(answers)
+}
+
+/// A single-request file's answer: a form when it has `fields`, else a PUT.
+fn signed_whole(answer: &JsValue, file: &FileInfo) -> Result<SignedWhole, String> {
+    if Fields::of(answer)?.value("fields").is_undefined() {
+        Ok(SignedWhole::Put(signed_put(answer, file)?))
+    } else {
+        Ok(SignedWhole::Form(SignedPost::from_js(answer)?))
+    }
+}
+
 impl Backend for ContractBackend {
     async fn create_multipart(&self, file: &FileInfo) -> Result<MultipartSession, UploadError> {
         self.ask(Op::CreateMultipart, file.to_js(), MultipartSession::from_js).await
@@ -323,6 +507,15 @@ impl Backend for ContractBackend {
 
     async fn sign_post(&self, file: &FileInfo, _: SignReason) -> Result<SignedPost, UploadError> {
         self.ask(Op::SignPost, file.to_js(), SignedPost::from_js).await
+    }
+
+    /// Signs `file` with the files queued with it (see [`FileBatching`]), where the backend
+    /// offers `/files` (`signFiles`); else alone, as a PUT. Boxed, so that its state machine is
+    /// compiled once, not into each caller's.
+    async fn sign_whole(&self, file: &FileInfo, reason: SignReason) -> Result<SignedWhole, UploadError> {
+        let batched: Pin<Box<dyn Future<Output = Result<SignedWhole, UploadError>> + '_>> =
+            Box::pin(self.sign_batched(file, reason));
+        batched.await
     }
 }
 
