@@ -8,7 +8,8 @@ use crate::error::{ErrorCode, UploadError, quoted};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
 use crate::upload::{
-    Budget, FileInfo, Pacer, PostForms, ProgressReporter, Resume, UploadContext, UploadControl, upload_file,
+    Budget, FILES_HASHED_AT_ONCE, FileInfo, Pacer, PostForms, ProgressReporter, Resume, UploadContext, UploadControl,
+    upload_file,
 };
 use crate::web::{
     AnyBackend, AnyTransport, BlobSource, BrowserResumeStore, BrowserRuntime, Builder, NetworkWatch, ToJs, kind,
@@ -51,6 +52,8 @@ struct UploaderInner {
     backend: AnyBackend,
     transport: AnyTransport,
     budget: Budget,
+    /// Files hashed at once before their one request.
+    hashing: Budget,
     pacer: Pacer,
     concurrency: usize,
     plan_options: crate::plan::PlanOptions,
@@ -103,6 +106,7 @@ impl Uploader {
                 backend: parsed.backend,
                 transport: parsed.transport,
                 budget: Budget::new(parsed.concurrency),
+                hashing: Budget::new(FILES_HASHED_AT_ONCE),
                 pacer: Pacer::new(parsed.max_bytes_per_second),
                 concurrency: parsed.concurrency,
                 plan_options: parsed.plan_options,
@@ -256,6 +260,7 @@ async fn run_upload(
         backend: &inner.backend,
         transport: &inner.transport,
         budget: &inner.budget,
+        hashing: &inner.hashing,
         priority,
         pacer: &inner.pacer,
         concurrency: inner.concurrency,

@@ -16,6 +16,10 @@ pub struct UploadContext<'a, B, T, C> {
     pub transport: &'a T,
     /// The uploader-wide request budget, shared by all files, adapted to the store.
     pub budget: &'a Budget,
+    /// The uploader-wide budget of files hashed at once before their one request
+    /// ([`FILES_HASHED_AT_ONCE`](super::FILES_HASHED_AT_ONCE)): each holds up to two chunks of
+    /// the file in memory, so many small files added at once do not all sit in memory together.
+    pub hashing: &'a Budget,
     /// This upload's place in the budget's queue: higher goes first.
     pub priority: i32,
     /// The uploader-wide bandwidth cap.

@@ -18,6 +18,11 @@ use std::ops::Range;
 /// one being hashed and the next, read meanwhile.
 pub(super) const HASH_CHUNK: u64 = 8 << 20;
 
+/// Files an uploader hashes at once before sending each in one request (what
+/// [`UploadContext::hashing`] allows): 4 × up to two 8 MiB chunks, at most 64 MiB, whatever
+/// the number of files added together; more would not hash faster on a few cores.
+pub const FILES_HASHED_AT_ONCE: usize = 4;
+
 /// Bytes hashed in one task: about 1 ms of CRC32C, 3 ms of SHA-256. Between them the page's
 /// main thread runs whatever else is queued (input, rendering, the upload's own requests).
 const HASH_SLICE: usize = 1 << 20;

@@ -28,6 +28,7 @@ mod wire;
 
 pub use budget::{Budget, Pacer, Slot};
 pub use context::{PostForms, UploadContext};
+pub use hashing::FILES_HASHED_AT_ONCE;
 pub use ports::{Backend, Payload, PutOutcome, Runtime, Source, Transport};
 pub use reporter::ProgressReporter;
 pub use resume::{RESUME_RECORD_MAX_AGE_MS, Resume, ResumeRecord, ResumeStore};

@@ -369,6 +369,7 @@ struct Harness {
     backend: FakeBackend,
     transport: FakeTransport,
     budget: Budget,
+    hashing: Budget,
     pacer: Pacer,
     runtime: FakeRuntime,
     control: UploadControl,
@@ -384,6 +385,7 @@ impl Harness {
             backend: FakeBackend::default(),
             transport: FakeTransport::new(behaviour),
             budget: Budget::new(budget),
+            hashing: Budget::new(FILES_HASHED_AT_ONCE),
             pacer: Pacer::default(),
             runtime: FakeRuntime { now: Cell::new(0.0), slept_ms: Cell::new(0.0), tasks: Cell::new(0) },
             control: UploadControl::default(),
@@ -399,6 +401,7 @@ impl Harness {
             backend: &self.backend,
             transport: &self.transport,
             budget: &self.budget,
+            hashing: &self.hashing,
             priority: 0,
             pacer: &self.pacer,
             concurrency,
@@ -492,6 +495,49 @@ fn one_budget_bounds_requests_across_files() {
         block_on(join(upload_file(&cx, &a, &file("a", a.0), &pa), upload_file(&cx, &b, &file("b", b.0), &pb)));
     assert!(ra.is_ok() && rb.is_ok());
     assert_eq!(h.transport.max_in_flight.get(), 3, "parallel, but never more than the budget");
+}
+
+/// A fake file that counts how many of its kind are being read at once.
+struct CountedSource<'a> {
+    size: u64,
+    reading: &'a Cell<usize>,
+    most: &'a Cell<usize>,
+}
+
+impl Source for CountedSource<'_> {
+    type Body = Range<u64>;
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn slice(&self, range: Range<u64>) -> Range<u64> {
+        range
+    }
+    async fn read(&self, range: Range<u64>, into: &mut Vec<u8>) -> Result<(), UploadError> {
+        self.reading.set(self.reading.get() + 1);
+        self.most.set(self.most.get().max(self.reading.get()));
+        let fake = FakeSource(self.size);
+        let read = fake.read(range, into).await;
+        yield_now().await;
+        self.reading.set(self.reading.get() - 1);
+        read
+    }
+}
+
+#[test]
+fn many_small_files_added_at_once_are_hashed_a_few_at_a_time() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    h.checksum = Some(ChecksumAlgorithm::Crc32c);
+    let sink = |_: &ProgressSnapshot, _: Option<&str>| {};
+    let (reading, most) = (Cell::new(0), Cell::new(0));
+    let sources: Vec<_> =
+        (0..40).map(|i| CountedSource { size: 100_000 + i, reading: &reading, most: &most }).collect();
+    let reporters: Vec<_> = sources.iter().map(|s| ProgressReporter::new(s.size, &h.runtime, &sink)).collect();
+    let files: Vec<_> = sources.iter().map(|s| file("small", s.size)).collect();
+    let cx = h.cx(6);
+    let uploads = sources.iter().zip(&reporters).zip(&files).map(|((s, p), f)| upload_file(&cx, s, f, p));
+    let stored = block_on(futures::future::join_all(uploads));
+    assert!(stored.iter().all(Result::is_ok), "every file stored");
+    assert_eq!(most.get(), FILES_HASHED_AT_ONCE, "40 files read for hashing, never more than a few at once");
 }
 
 #[test]

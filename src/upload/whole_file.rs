@@ -171,6 +171,7 @@ where
 {
     let mut digest = None;
     if let Some(algorithm) = cx.checksum {
+        let _place = cx.hashing.acquire(cx.priority).await;
         let whole = [(1, 0..source.size())];
         hashing::hash_parts(cx, source, &whole, algorithm, progress, |_, d| digest = Some(d)).await?;
     }
