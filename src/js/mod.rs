@@ -8,8 +8,8 @@ use crate::error::{ErrorCode, UploadError, quoted};
 use crate::progress::{ProgressSnapshot, UploadState};
 use crate::retry::RetryPolicy;
 use crate::upload::{
-    Budget, FILES_HASHED_AT_ONCE, FileInfo, Pacer, PostForms, ProgressReporter, Resume, UploadContext, UploadControl,
-    upload_file,
+    Budget, FILES_HASHED_AT_ONCE, FileInfo, Pacer, PostForms, ProgressReporter, Resume, Runtime, UploadContext,
+    UploadControl, upload_file,
 };
 use crate::web::{
     AnyBackend, AnyTransport, BlobSource, BrowserResumeStore, BrowserRuntime, Builder, NetworkWatch, ToJs, kind,
@@ -248,6 +248,9 @@ async fn run_upload(
         }
     };
     let runtime = BrowserRuntime;
+    // Each upload starts in a task of its own: thousands started in one loop (a folder) would
+    // otherwise all take their first steps in the task that started them, for seconds.
+    runtime.next_task().await;
     let progress = ProgressReporter::new(info.size, &runtime, &sink);
     let resume = match resume_fingerprint(&inner, &blob, &info) {
         Some(fingerprint) => {
