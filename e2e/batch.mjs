@@ -1,5 +1,7 @@
 // Many small files signed together (issue 16), in headless Chromium against a reference server:
-// files started at once are signed in a few `POST /api/uploads/files` calls, not one call each,
+// files started at once are signed in a few `POST /api/uploads/files` calls, not one call each
+// (the backend answers after 300 ms here, so that files wait for calls as on a real network;
+// on loopback, calls are free again before the next file is hashed, and each goes alone),
 // and go up as form POSTs (which need no CORS preflight), on the page and in the worker engine;
 // a file the backend refuses fails alone, with its reason; a backend without `/files` (an older
 // one: answered 404 here) gets each file's `/put` instead, after one try; callbacks with
@@ -38,8 +40,9 @@ const uploadAll = (page, options, badKey) =>
         .then(async (r) => (r.ok ? r.json() : Promise.reject(Object.assign(new Error((await r.json()).error), { status: r.status }))));
     const callbacks = {
       signPut: (file) => http("/put", file),
-      signFiles: ({ files }) => {
+      signFiles: async ({ files }) => {
         window.signFilesCalls.push(files.length);
+        await new Promise((r) => setTimeout(r, 300)); // a backend far away
         return http("/files", { files });
       },
     };
@@ -91,6 +94,8 @@ try {
   const context = await browser.newContext();
   for (const worker of [false, true]) {
     const { page, seen } = await open(context);
+    // A backend far away (the page's calls; the worker's are not routed through the page).
+    await page.route("**/api/uploads/files", (route) => new Promise((r) => setTimeout(r, 300)).then(() => route.continue()));
     const { outcomes } = await uploadAll(page, { backend: "/api/uploads", worker }, "../../escape");
     const failures = await storedWrong(outcomes, 7);
     const refused = outcomes[7].error;
