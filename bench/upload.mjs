@@ -243,6 +243,7 @@ try {
     const speeds = Object.fromEntries(uploaders.map((u) => [u, []]));
     const memory = Object.fromEntries(uploaders.map((u) => [u, []]));
     const longTasks = Object.fromEntries(uploaders.map((u) => [u, []]));
+    const storeRequests = Object.fromEntries(uploaders.map((u) => [u, []]));
     // An uploader that fails a run is out of the scenario, with its reason in the table.
     const failed = {};
     for (let round = 0; round < rounds; round++) {
@@ -266,6 +267,7 @@ try {
         const after = { rss: await rendererRss(), wasm: await page.evaluate(() => window.wasmMemoryBytes()) };
         memory[uploader].push({ before, peak, after });
         longTasks[uploader].push({ count: run.longTasks, longestMs: run.longestTaskMs });
+        if (run.requests) storeRequests[uploader].push(run.requests);
         const { ms, keys } = run;
         if (keys.length !== paths.length) throw new Error(`${name} ${uploader}: ${keys.length} objects for ${paths.length} files`);
         // Keys are given in file order by every uploader; check sizes always, bytes once.
@@ -277,10 +279,12 @@ try {
         }
         speeds[uploader].push(scenario.unit === "files/s" ? paths.length / (ms / 1000) : bytes / MIB / (ms / 1000));
         const mib = (b) => (b / MIB).toFixed(0);
+        const r = run.requests;
+        const requests = r ? `; ${r.count} store requests, median ${r.medianMs.toFixed(0)} ms, ${r.meanInFlight.toFixed(2)} in flight` : "";
         console.log(
           `${name} round ${round + 1} ${uploader}: ${(ms / 1000).toFixed(2)} s, ${(bytes / MIB / (ms / 1000)).toFixed(1)} MiB/s; ` +
             `renderer ${mib(before.rss)} → peak ${mib(peak.rss)} → ${mib(after.rss)} MiB; wasm ${mib(before.wasm)} → ` +
-            `${mib(peak.wasm)} → ${mib(after.wasm)} MiB; long tasks ${run.longTasks} (longest ${run.longestTaskMs.toFixed(0)} ms)`,
+            `${mib(peak.wasm)} → ${mib(after.wasm)} MiB; long tasks ${run.longTasks} (longest ${run.longestTaskMs.toFixed(0)} ms)${requests}`,
         );
         await rm(join(store, "uploads"), { recursive: true, force: true });
       }
@@ -291,7 +295,7 @@ try {
     const peakGrowth = Object.fromEntries(measured.map((u) => [u, Math.max(...memory[u].map((m) => m.peak.rss - m.before.rss))]));
     results.scenarios[name] = {
       about: scenario.about, bytes, unit: scenario.unit ?? "MiB/s", [scenario.unit === "files/s" ? "filesPerSecond" : "mibPerSecond"]: medians,
-      peakRendererGrowthBytes: peakGrowth, runs: speeds, memory, longTasks, failed,
+      peakRendererGrowthBytes: peakGrowth, runs: speeds, memory, longTasks, storeRequests, failed,
     };
     } finally {
       stop();
@@ -357,6 +361,21 @@ for (const u of UPLOADERS) {
   // The page's instance only: the worker's runs in its own memory (counted in the renderer's).
   const wasm = u.startsWith("ours") && u !== "oursWorker" && s4 ? `${(s4.peak.wasm / MIB).toFixed(0)} → ${(s4.after.wasm / MIB).toFixed(0)}` : "–";
   console.log(`| ${names[u]} | ${cells.join(" | ")} | ${wasm} |`);
+}
+
+// Where small files' time goes: the browser keeps 6 connections to the store, so a file costs
+// about (its requests' time) / 6 at best; a preflight shows up as a longer request.
+console.log("\nStore requests (page engines; Resource Timing): count, median time to the answer's end, mean in flight (of 6):\n");
+console.log(`| uploader | ${scenarioNames.map((s) => `${s} requests | ${s} median ms | ${s} in flight`).join(" | ")} |`);
+console.log(`|---|${scenarioNames.map(() => "---|---|---").join("|")}|`);
+for (const u of UPLOADERS) {
+  const cells = Object.values(results.scenarios).map((s) => {
+    const rounds = s.storeRequests?.[u] ?? [];
+    if (rounds.length === 0) return "– | – | –";
+    const r = [...rounds].sort((a, b) => a.meanInFlight - b.meanInFlight)[Math.floor(rounds.length / 2)];
+    return `${r.count} | ${r.medianMs.toFixed(0)} | ${r.meanInFlight.toFixed(2)}`;
+  });
+  console.log(`| ${names[u]} | ${cells.join(" | ")} |`);
 }
 
 if (results.driverCheck) {

@@ -276,7 +276,7 @@ async fn run_upload(
         checksum: inner.checksum,
         post_forms: inner.post_forms,
     };
-    let result = upload_file(&cx, &BlobSource::new(blob.clone()), &info, &progress).await;
+    let result = upload_file(&cx, &BlobSource::new(blob.clone(), info.size), &info, &progress).await;
     progress.set_state(match &result {
         Ok(_) => UploadState::Done,
         Err(e) if e.code == ErrorCode::Aborted => UploadState::Aborted,
