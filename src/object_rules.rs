@@ -79,7 +79,8 @@ pub fn safe_file_name(filename: &str) -> String {
 /// Checks user metadata as S3 sends it in `x-amz-meta-*` headers: names of ASCII letters,
 /// digits, `-` and `_`, each once whatever its case; printable ASCII values; 2 KB in all.
 pub fn check_metadata(metadata: &StringMap) -> Result<(), RuleRefusal> {
-    let mut seen = std::collections::BTreeSet::new();
+    // A handful of names: a list serves (a set type would add its code to the `.wasm`).
+    let mut seen: Vec<String> = Vec::new();
     for (name, value) in metadata {
         let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
@@ -89,12 +90,14 @@ pub fn check_metadata(metadata: &StringMap) -> Result<(), RuleRefusal> {
                 quoted(&shortened(name))
             )));
         }
-        if !seen.insert(name.to_ascii_lowercase()) {
+        let lower = name.to_ascii_lowercase();
+        if seen.contains(&lower) {
             return Err(RuleRefusal(format!(
                 "metadata {} is given twice: header names are case-insensitive, so give each name once",
                 quoted(name)
             )));
         }
+        seen.push(lower);
     }
     let bytes: usize = metadata.iter().map(|(name, value)| name.len() + value.len()).sum();
     if bytes > MAX_METADATA_BYTES {

@@ -2,8 +2,6 @@
 //!
 //! Pure: the caller passes the current time in milliseconds, so tests drive the clock.
 
-use std::collections::VecDeque;
-
 /// Least time between two progress reports; the last report is never held back.
 pub const MIN_REPORT_INTERVAL_MS: f64 = 100.0;
 /// Speed is measured over this much recent history, so it follows changes in the link.
@@ -86,7 +84,7 @@ pub struct ProgressTracker {
     hashed: u64,
     state: UploadState,
     /// `(time_ms, transferred)` samples within the speed window, oldest first.
-    samples: VecDeque<(f64, u64)>,
+    samples: Vec<(f64, u64)>,
     last_report_ms: Option<f64>,
     last_reported_state: Option<UploadState>,
 }
@@ -102,7 +100,7 @@ impl ProgressTracker {
             restarted: false,
             hashed: 0,
             state: UploadState::Queued,
-            samples: VecDeque::from([(now_ms, 0)]),
+            samples: vec![(now_ms, 0)],
             last_report_ms: None,
             last_reported_state: None,
         }
@@ -150,10 +148,10 @@ impl ProgressTracker {
 
     fn count_transfer(&mut self, bytes: u64, now_ms: f64) {
         self.transferred += bytes;
-        self.samples.push_back((now_ms, self.transferred));
-        while self.samples.len() > 2 && now_ms - self.samples[1].0 >= SPEED_WINDOW_MS {
-            self.samples.pop_front();
-        }
+        self.samples.push((now_ms, self.transferred));
+        // Drop the oldest while the next one still starts a full window (at least 2 kept).
+        let stale = self.samples[1..].iter().take_while(|(t, _)| now_ms - t >= SPEED_WINDOW_MS).count();
+        self.samples.drain(..stale.min(self.samples.len() - 2));
     }
 
     /// Stored plus in-flight bytes, never past `total`.
@@ -183,7 +181,7 @@ impl ProgressTracker {
 
     /// The current figures, whether or not a report is due.
     pub fn snapshot(&self, now_ms: f64) -> ProgressSnapshot {
-        let (t0, sent0) = self.samples.front().copied().unwrap_or((now_ms, 0));
+        let (t0, sent0) = self.samples.first().copied().unwrap_or((now_ms, 0));
         let elapsed_s = (now_ms - t0) / 1000.0;
         let bytes_per_second = if elapsed_s > 0.0 { (self.transferred - sent0) as f64 / elapsed_s } else { 0.0 };
         let loaded = self.loaded();

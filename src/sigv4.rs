@@ -218,9 +218,9 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The canonical request, and the signed-headers list, of `request` with `host` added.
-fn canonical_request(request: &Request<'_>, query: &str, payload_hash: &str) -> Option<(String, String)> {
-    let (host, path, _) = split_url(request.url)?;
+/// The request's headers as SigV4 signs them: names in lower case with `host` added, runs of
+/// spaces in values folded to one, sorted by name.
+fn signed_headers(request: &Request<'_>, host: &str) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = request
         .headers
         .iter()
@@ -228,7 +228,19 @@ fn canonical_request(request: &Request<'_>, query: &str, payload_hash: &str) -> 
         .chain(std::iter::once(("host".to_owned(), host.to_owned())))
         .collect();
     headers.sort_unstable();
-    let signed_headers = headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(";");
+    headers
+}
+
+/// The `SignedHeaders` value: the names of `headers`, joined by `;`.
+fn header_names(headers: &[(String, String)]) -> String {
+    headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(";")
+}
+
+/// The canonical request, and the signed-headers list, of `request` with `host` added.
+fn canonical_request(request: &Request<'_>, query: &str, payload_hash: &str) -> Option<(String, String)> {
+    let (host, path, _) = split_url(request.url)?;
+    let headers = signed_headers(request, host);
+    let signed_headers = header_names(&headers);
     let canonical_headers: String = headers.iter().map(|(name, value)| format!("{name}:{value}\n")).collect();
     let path = uri_encode(&percent_decode(path), false);
     let canonical = format!(
@@ -288,11 +300,8 @@ pub fn presign(
     expires_s: u32,
 ) -> Option<String> {
     let datetime = amz_date(now_ms);
-    let (_, _, query) = split_url(request.url)?;
+    let (host, _, query) = split_url(request.url)?;
     let credential = format!("{}/{}", credentials.access_key_id, credential_scope(&datetime[..8], scope));
-    let mut names: Vec<String> = request.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
-    names.push("host".to_owned());
-    names.sort_unstable();
     let mut auth = vec![
         ("X-Amz-Algorithm", "AWS4-HMAC-SHA256".to_owned()),
         ("X-Amz-Credential", credential),
@@ -302,7 +311,7 @@ pub fn presign(
     if let Some(token) = &credentials.session_token {
         auth.push(("X-Amz-Security-Token", token.clone()));
     }
-    auth.push(("X-Amz-SignedHeaders", names.join(";")));
+    auth.push(("X-Amz-SignedHeaders", header_names(&signed_headers(request, host))));
     let auth_query: Vec<String> =
         auth.iter().map(|(name, value)| format!("{name}={}", uri_encode(value, true))).collect();
     let full_query =

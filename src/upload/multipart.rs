@@ -104,18 +104,21 @@ where
         resume.store.remove(&resume.fingerprint);
         return Ok(None);
     };
-    let mut stored: Vec<CompletedPart> = listed
-        .into_iter()
-        .filter(|p| {
-            (1..=plan.count).contains(&p.part_number) && {
-                let range = plan.range(p.part_number);
-                p.size == range.end - range.start && !p.etag.is_empty()
-            }
-        })
-        .map(|p| CompletedPart { part_number: p.part_number, etag: p.etag, checksum: None })
-        .collect();
-    stored.sort_unstable_by_key(|p| p.part_number);
-    stored.dedup_by_key(|p| p.part_number);
+    // In number order, each number once (the first listed). Stores list in order, so each part
+    // goes at the end; a binary search keeps any order right without a sort in the `.wasm`.
+    let mut stored: Vec<CompletedPart> = Vec::new();
+    for p in listed {
+        let whole = (1..=plan.count).contains(&p.part_number) && {
+            let range = plan.range(p.part_number);
+            p.size == range.end - range.start
+        };
+        if !whole || p.etag.is_empty() {
+            continue;
+        }
+        if let Err(at) = stored.binary_search_by_key(&p.part_number, |s| s.part_number) {
+            stored.insert(at, CompletedPart { part_number: p.part_number, etag: p.etag, checksum: None });
+        }
+    }
     Ok(Some((session, stored)))
 }
 

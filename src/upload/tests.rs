@@ -795,6 +795,24 @@ fn a_recorded_upload_resumes_and_sends_only_the_missing_parts() {
 }
 
 #[test]
+fn parts_listed_out_of_order_and_twice_are_completed_in_order_once_each() {
+    let mut h = Harness::new(StoreBehaviour::Accept, 6);
+    let mut repeated = listed(3, 5 * MIB);
+    repeated.etag = "\"listed-again\"".into();
+    h.backend.listed = vec![listed(3, 5 * MIB), listed(1, 5 * MIB), repeated, listed(9, 5 * MIB)];
+    let store = MemoryResumeStore::default();
+    store.save("a.bin", &record(5 * MIB));
+    let (result, _) = run_resumable(&h, &store);
+    result.unwrap();
+    let mut sent: Vec<u64> = h.transport.bodies.borrow().iter().map(|r| r.start / (5 * MIB) + 1).collect();
+    sent.sort();
+    assert_eq!(sent, vec![2, 4, 5], "parts 1 and 3 were stored; part 9 is not in the plan");
+    let completed = h.backend.completed.borrow().clone().unwrap();
+    assert_eq!(completed.iter().map(|p| p.part_number).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(completed[2].etag, "\"stored-3\"", "the first listing of a part counts");
+}
+
+#[test]
 fn a_record_from_another_plan_is_dropped_and_the_upload_starts_afresh() {
     let mut h = Harness::new(StoreBehaviour::Accept, 6);
     h.backend.listed = vec![listed(1, 8 * MIB)];

@@ -13,7 +13,7 @@ use crate::upload::{
     MultipartSession, SignPartsRequest, SignReason, SignedPart, SignedPost, SignedPut, SignedRequest, SignedWhole,
 };
 use futures::channel::oneshot;
-use futures::future::try_join_all;
+use futures::stream::{FuturesUnordered, TryStreamExt};
 use gloo_net::http::Request;
 use js_sys::{Function, Promise};
 use std::cell::RefCell;
@@ -468,12 +468,14 @@ impl Backend for ContractBackend {
             let request = SignPartsRequest::new(session, numbers, checksums, reason).to_js();
             return self.ask(Op::SignParts, request, parts_from_js).await;
         }
-        try_join_all(numbers.iter().enumerate().map(|(i, &part_number)| async move {
+        // In the order they are signed (the caller matches them by number): `try_join_all`
+        // would keep the order at the cost of a second kind of future set in the `.wasm`.
+        let signing = numbers.iter().enumerate().map(|(i, &part_number)| async move {
             let request = sign_part_to_js(session, part_number, checksums.map(|c| c[i].as_str()), reason);
             let signed = self.ask(Op::SignPart, request, SignedRequest::from_js).await?;
             Ok(SignedPart { part_number, request: signed })
-        }))
-        .await
+        });
+        signing.collect::<FuturesUnordered<_>>().try_collect().await
     }
 
     async fn complete_multipart(
