@@ -4,9 +4,7 @@
 use super::{StoreClock, StoreHeard, clear_timeout, outcome, request_body, set_timeout};
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::Observed;
-use crate::upload::{Payload, PutOutcome, SignedRequest, Transport};
-use futures::StreamExt;
-use futures::channel::mpsc::{UnboundedSender, unbounded};
+use crate::upload::{Count, Payload, PutOutcome, SignedRequest, Transport};
 use std::cell::Cell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -21,16 +19,35 @@ pub(crate) struct XhrTransport {
     pub(crate) store_heard: Rc<StoreHeard>,
 }
 
-/// What the request's handlers tell the sending task.
-enum XhrEvent {
+/// What the request's handlers have seen, shared with the sending task.
+#[derive(Default)]
+struct XhrSeen {
     /// Bytes of the body sent so far.
-    Progress(f64),
+    sent: Cell<f64>,
+    /// How the request ended, once it has (the first end counts).
+    end: Cell<Option<XhrEnd>>,
+    /// Counts the handlers' calls: the sending task looks again after each.
+    events: Count,
+}
+
+/// How a request ended.
+#[derive(Clone, Copy)]
+enum XhrEnd {
     /// An HTTP answer arrived (any status).
     Answered,
     /// The request failed without an answer: network, CORS.
     Failed,
     /// No progress and no answer for the stall time.
     Stalled,
+}
+
+impl XhrSeen {
+    fn ended(&self, end: XhrEnd) {
+        if self.end.get().is_none() {
+            self.end.set(Some(end));
+        }
+        self.events.increment();
+    }
 }
 
 /// Owns the request and its handlers; dropping it unhooks them and aborts an unfinished request.
@@ -69,11 +86,10 @@ impl Drop for XhrGuard {
     }
 }
 
-fn on(tx: &UnboundedSender<XhrEvent>, event: fn(&ProgressEvent) -> XhrEvent) -> Closure<dyn FnMut(ProgressEvent)> {
-    let tx = tx.clone();
-    Closure::new(move |e: ProgressEvent| {
-        let _ = tx.unbounded_send(event(&e));
-    })
+/// A handler of the request's events that records `end`.
+fn on_end(seen: &Rc<XhrSeen>, end: XhrEnd) -> Closure<dyn FnMut(ProgressEvent)> {
+    let seen = seen.clone();
+    Closure::new(move |_: ProgressEvent| seen.ended(end))
 }
 
 impl Transport for XhrTransport {
@@ -95,19 +111,20 @@ impl Transport for XhrTransport {
         for (name, value) in &request.headers {
             xhr.set_request_header(name, value).map_err(build)?;
         }
-        let (tx, mut events) = unbounded();
+        let seen = Rc::new(XhrSeen::default());
         let stall = {
-            let tx = tx.clone();
-            Closure::<dyn FnMut()>::new(move || {
-                let _ = tx.unbounded_send(XhrEvent::Stalled);
+            let seen = seen.clone();
+            Closure::<dyn FnMut()>::new(move || seen.ended(XhrEnd::Stalled))
+        };
+        let progress = {
+            let seen = seen.clone();
+            Closure::new(move |e: ProgressEvent| {
+                seen.sent.set(e.loaded());
+                seen.events.increment();
             })
         };
         let guard = XhrGuard {
-            handlers: vec![
-                on(&tx, |e| XhrEvent::Progress(e.loaded())),
-                on(&tx, |_| XhrEvent::Answered),
-                on(&tx, |_| XhrEvent::Failed),
-            ],
+            handlers: vec![progress, on_end(&seen, XhrEnd::Answered), on_end(&seen, XhrEnd::Failed)],
             xhr,
             stall,
             stall_timer: Cell::new(None),
@@ -124,15 +141,20 @@ impl Transport for XhrTransport {
         }
         .map_err(build)?;
 
+        let mut reported = 0.0;
         loop {
-            match events.next().await {
-                Some(XhrEvent::Progress(bytes)) => {
-                    sent(bytes as u64);
-                    guard.arm_stall_timer();
-                }
-                Some(XhrEvent::Answered) => break,
-                Some(XhrEvent::Failed) | None => return Err(self.store_heard.unreachable(what, method)),
-                Some(XhrEvent::Stalled) => {
+            seen.events.at_least(seen.events.get() + 1).await;
+            // Bytes first: they may have left just before the answer came.
+            if seen.sent.get() > reported {
+                reported = seen.sent.get();
+                sent(reported as u64);
+                guard.arm_stall_timer();
+            }
+            match seen.end.get() {
+                None => {}
+                Some(XhrEnd::Answered) => break,
+                Some(XhrEnd::Failed) => return Err(self.store_heard.unreachable(what, method)),
+                Some(XhrEnd::Stalled) => {
                     let seconds = self.stall_timeout_ms / 1000;
                     return Err(
                         failed(format!("{what} made no progress for {seconds} s")).with_observed(Observed::TimedOut)
