@@ -8,10 +8,11 @@ build_pkg() {
   test -f pkg/s3_direct_upload_bg.wasm
   # The same optimisation with the function names kept, for e2e/size.mjs's list of the largest.
   tools/node_modules/.bin/wasm-opt pkg/s3_direct_upload_bg.wasm $WASM_OPT_PASSES -g -o target/s3_direct_upload_named.wasm
-  optimize_wasm pkg/s3_direct_upload_bg.wasm
-  # One- and two-letter import and export names; the map is applied to the glue.
+  # One- and two-letter import and export names (the map is applied to the glue), then the
+  # optimisation: in this order the .wasm is 270 B gzip smaller than the other way round.
   tools/node_modules/.bin/wasm-opt pkg/s3_direct_upload_bg.wasm --minify-imports-and-exports-and-modules \
     -o pkg/s3_direct_upload_bg.wasm > target/wasm-names.json
+  optimize_wasm pkg/s3_direct_upload_bg.wasm
   node scripts/finish-package.mjs
   node scripts/build-drop-in.mjs
 }

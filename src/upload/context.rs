@@ -1,11 +1,15 @@
 //! What one upload needs from the uploader that runs it.
 
 use super::budget::{Budget, Pacer};
-use super::ports::Runtime;
+use super::ports::{Payload, PutOutcome, Runtime, Transport};
+use super::reporter::ProgressReporter;
 use super::resume::Resume;
 use super::wait::{Flag, UploadControl};
+use super::wire::SignedRequest;
 use crate::checksum::ChecksumAlgorithm;
+use crate::error::UploadError;
 use crate::plan::PlanOptions;
+use crate::progress::UploadState;
 use crate::retry::RetryPolicy;
 
 /// What one upload needs from the uploader that runs it.
@@ -44,13 +48,32 @@ pub struct UploadContext<'a, B, T, C> {
     pub post_forms: PostForms,
 }
 
-impl<B, T, C: Runtime> UploadContext<'_, B, T, C> {
-    /// Waits until `bytes` may be sent under the bandwidth cap (at once without one).
-    pub(super) async fn pace(&self, bytes: u64) {
+impl<B, T: Transport, C: Runtime> UploadContext<'_, B, T, C> {
+    /// Sends `payload` (`bytes` of the file, part `number`; 1 for a file in one request) to the
+    /// store: under the bandwidth cap and the request budget, which learns from how it went. Its
+    /// bytes count as they leave, and are taken back if it fails.
+    pub(super) async fn send_to_store(
+        &self,
+        request: &SignedRequest,
+        payload: Payload<'_, T::Body>,
+        number: u32,
+        bytes: u64,
+        what: &str,
+        progress: &ProgressReporter<'_, C>,
+    ) -> Result<PutOutcome, UploadError> {
         let wait_ms = self.pacer.book(bytes, self.runtime.now_ms());
         if wait_ms > 0.0 {
             self.runtime.sleep(wait_ms).await;
         }
+        let slot = self.budget.acquire(self.priority).await;
+        progress.set_state(UploadState::Uploading);
+        let sent = |sent| progress.sending(number, sent);
+        let outcome = self.transport.send(request, payload, what, &sent).await;
+        slot.learn(&outcome);
+        if outcome.is_err() {
+            progress.restart(number);
+        }
+        outcome
     }
 }
 

@@ -205,16 +205,8 @@ where
             // A pause may have cut the last attempt short: take back what it had counted.
             progress.restart(number);
             let request = signer.request_for(number, resign).await?;
-            cx.pace(range.end - range.start).await;
-            let slot = cx.budget.acquire(cx.priority).await;
-            progress.set_state(UploadState::Uploading);
-            let sent = |bytes| progress.sending(number, bytes);
-            let outcome = cx.transport.send(&request, Payload::Put(source.slice(range)), what, &sent).await;
-            slot.learn(&outcome);
-            if outcome.is_err() {
-                progress.restart(number);
-            }
-            outcome
+            let bytes = range.end - range.start;
+            cx.send_to_store(&request, Payload::Put(source.slice(range)), number, bytes, what, progress).await
         }
     })
     .await?;

@@ -9,7 +9,6 @@ use super::wire::{FileInfo, SignReason, SignedPost, SignedRequest, SignedWhole, 
 use crate::checksum::{ChecksumAlgorithm, PartDigest, object_checksum};
 use crate::endpoint::object_url_in;
 use crate::error::{ErrorCode, UploadError};
-use crate::progress::UploadState;
 use crate::sigv4::is_expiring;
 use crate::string_map::StringMap;
 use std::cell::RefCell;
@@ -111,9 +110,6 @@ where
                 }
             };
             progress.restart(1);
-            cx.pace(size).await;
-            let slot = cx.budget.acquire(cx.priority).await;
-            progress.set_state(UploadState::Uploading);
             let body = source.slice(0..size);
             let (request, payload) = match &chosen {
                 SignedWhole::Put(put) => (with_content_type(&put.request, &file.content_type), Payload::Put(body)),
@@ -122,13 +118,8 @@ where
                     Payload::Form { fields: &post.fields, filename: &file.filename, file: body },
                 ),
             };
-            let sent = |bytes| progress.sending(1, bytes);
-            let outcome = cx.transport.send(&request, payload, "the file", &sent).await;
-            slot.learn(&outcome);
-            if outcome.is_err() {
-                progress.restart(1);
-            }
-            Ok((chosen, outcome?))
+            let outcome = cx.send_to_store(&request, payload, 1, size, "the file", progress).await?;
+            Ok((chosen, outcome))
         }
     })
     .await?;
