@@ -83,8 +83,10 @@ function renameExport(wasm, from, to) {
 export function renameWasmNames({ glue, dts, wasmDts, wasm }, map) {
   const module = importModule(wasm);
   let out = replaceExactly(glue, `"./s3_direct_upload_bg.js": import0`, `${JSON.stringify(module)}: import0`, 1);
+  // Each import becomes a method (`to(…) {`): under `minify`'s keepNames, a function
+  // expression under a key gets a wrapper naming it, 0.7 KB gzip for 130 shims.
   for (const [, from, to] of map.imports) {
-    out = replaceExactly(out, `\n        ${from}: function(`, `\n        ${to}: function(`, 1);
+    out = replaceExactly(out, `\n        ${from}: function(`, `\n        ${to}(`, 1);
   }
   for (const [from, to] of map.exports) {
     if (from === "memory") {
