@@ -104,6 +104,10 @@ fn signed_put(answer: &JsValue, file: &FileInfo) -> Result<SignedPut, String> {
 /// for seconds creating them.
 const CALLS_AT_ONCE: usize = 6;
 
+/// Most times a file joins the batch queue: each time the upload that took it into a call may
+/// end before the call does (dropping it), and then the file is signed alone with `/put`.
+const TIMES_QUEUED: usize = 3;
+
 /// The contract, how many of its calls are under way, and the files waiting to be signed
 /// together.
 pub(crate) struct ContractBackend {
@@ -365,7 +369,7 @@ impl ContractBackend {
     /// out to have no `/files`.
     async fn sign_batched(&self, file: &FileInfo, reason: SignReason) -> Result<SignedWhole, UploadError> {
         // A file whose batch call was dropped (its caller's upload ended) queues again.
-        for _ in 0..3 {
+        for _ in 0..TIMES_QUEUED {
             if !self.batches() {
                 break;
             }
