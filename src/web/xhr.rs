@@ -42,6 +42,7 @@ enum XhrEnd {
 }
 
 impl XhrSeen {
+    /// Records how the request ended (unless it already had) and wakes the sending task.
     fn ended(&self, end: XhrEnd) {
         if self.end.get().is_none() {
             self.end.set(Some(end));
