@@ -16,6 +16,7 @@ use crate::web::{
     open_queue, start_worker, upload_all,
 };
 use js_sys::{Function, Promise, Reflect};
+use options::UploadOptions;
 pub use options::{UploadOptionsJs, UploaderOptionsJs};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -137,24 +138,6 @@ impl Uploader {
         })?;
         let given: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
         let options = options::parse_upload_options(Some(given.clone())).map_err(to_js_error)?;
-        let info = FileInfo {
-            filename: blob.dyn_ref::<File>().map_or_else(|| "blob".to_owned(), File::name),
-            // Read in the upload's own task (run_upload): the first `size` of a picked file asks
-            // Chromium's browser process (0.2 ms), which a loop starting 2,000 uploads paid
-            // before any of them could start.
-            size: 0,
-            // `file.type` is "" for types the browser does not know: passed on, it means "not given".
-            content_type: options
-                .content_type
-                .filter(|t| !t.is_empty())
-                .or_else(|| Some(blob.type_()).filter(|t| !t.is_empty()))
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
-            key: options.key,
-            metadata: options.metadata,
-            checksum_algorithm: None,
-            checksum: None,
-            part_size: None,
-        };
         if let AnyBackend::Contract(contract) = &self.inner.backend
             && !contract.supports_multipart()
         {
@@ -177,14 +160,7 @@ impl Uploader {
             }
             None => {
                 let control = Rc::new(UploadControl::default());
-                let run = run_upload(
-                    self.inner.clone(),
-                    blob.clone(),
-                    info,
-                    options.on_progress,
-                    options.priority,
-                    control.clone(),
-                );
+                let run = run_upload(self.inner.clone(), blob.clone(), options, control.clone());
                 (future_to_promise(run), Control::Page(control))
             }
         };
@@ -224,14 +200,34 @@ impl Uploader {
     }
 }
 
+/// `blob` described for the backend with `options`. Read in the upload's own task: the first
+/// `size` of a picked file asks Chromium's browser process (0.2 ms), which a loop starting
+/// 2,000 uploads paid before any of them could start.
+fn file_info(blob: &Blob, options: UploadOptions) -> FileInfo {
+    FileInfo {
+        filename: blob.dyn_ref::<File>().map_or_else(|| "blob".to_owned(), File::name),
+        size: blob.size() as u64,
+        // `file.type` is "" for types the browser does not know: passed on, it means "not given".
+        content_type: options
+            .content_type
+            .filter(|t| !t.is_empty())
+            .or_else(|| Some(blob.type_()).filter(|t| !t.is_empty()))
+            .unwrap_or_else(|| "application/octet-stream".to_owned()),
+        key: options.key,
+        metadata: options.metadata,
+        checksum_algorithm: None,
+        checksum: None,
+        part_size: None,
+    }
+}
+
 async fn run_upload(
     inner: Rc<UploaderInner>,
     blob: Blob,
-    info: FileInfo,
-    on_progress: Option<Function>,
-    priority: i32,
+    mut options: UploadOptions,
     control: Rc<UploadControl>,
 ) -> Result<JsValue, JsValue> {
+    let (on_progress, priority) = (options.on_progress.take(), options.priority);
     let listeners: Vec<Function> = inner.on_progress.iter().chain(on_progress.iter()).cloned().collect();
     let told = std::cell::Cell::new(false);
     let sink = |snapshot: &ProgressSnapshot, key: Option<&str>| {
@@ -253,7 +249,7 @@ async fn run_upload(
     // Each upload starts in a task of its own: thousands started in one loop (a folder) would
     // otherwise all take their first steps in the task that started them, for seconds.
     runtime.next_task().await;
-    let info = FileInfo { size: blob.size() as u64, ..info };
+    let info = file_info(&blob, options);
     let progress = ProgressReporter::new(info.size, &runtime, &sink);
     let resume = match resume_fingerprint(&inner, &blob, &info) {
         Some(fingerprint) => {

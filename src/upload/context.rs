@@ -67,7 +67,7 @@ impl<B, T: Transport, C: Runtime> UploadContext<'_, B, T, C> {
         }
         let slot = self.budget.acquire(self.priority).await;
         progress.set_state(UploadState::Uploading);
-        let sent = |sent| progress.sending(number, sent);
+        let sent = |so_far| progress.sending(number, so_far);
         let outcome = self.transport.send(request, payload, what, &sent).await;
         slot.learn(&outcome);
         if outcome.is_err() {
