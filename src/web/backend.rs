@@ -4,7 +4,7 @@
 //! One carrier, compiled once: each operation only builds its request and reads its answer.
 
 use super::js_data::{Fields, FromJs, ToJs, parts_from_js, sign_part_to_js, sign_put_from_js};
-use super::{BACKEND_TIMEOUT_MS, RequestGuard, js_message, within};
+use super::{BACKEND_TIMEOUT_MS, COMPLETE_TIMEOUT_MS, RequestGuard, js_message, within};
 use crate::checksum::ObjectChecksum;
 use crate::error::{ErrorCode, UploadError};
 use crate::retry::Observed;
@@ -53,6 +53,11 @@ impl Op {
             Op::SignFiles => "/files",
             Op::Credentials => "/credentials",
         }
+    }
+
+    /// How long the backend has to answer it.
+    fn timeout_ms(self) -> u32 {
+        if matches!(self, Op::Complete) { COMPLETE_TIMEOUT_MS } else { BACKEND_TIMEOUT_MS }
     }
 
     /// The callback's name (Uppy's names, so that existing code ports easily).
@@ -266,20 +271,21 @@ impl ContractBackend {
     /// Carries `request` for `op` at once (the caller holds a call place).
     async fn carry_now(&self, op: Op, request: JsValue) -> Result<JsValue, UploadError> {
         match &self.carrier {
-            Carrier::Http { base, headers } => Self::post_json(base, headers, op.path(), request).await,
-            Carrier::Callbacks { owner, .. } => Self::call_js(op.callback(), owner, self.callback(op), request).await,
+            Carrier::Http { base, headers } => Self::post_json(base, headers, op, request).await,
+            Carrier::Callbacks { owner, .. } => Self::call_js(op, owner, self.callback(op), request).await,
         }
     }
 
     async fn post_json(
         base: &str,
         headers: &[(String, String)],
-        path: &str,
+        op: Op,
         body: JsValue,
     ) -> Result<JsValue, UploadError> {
-        let url = format!("{base}{path}");
+        let url = format!("{base}{}", op.path());
         let what = format!("POST {url}");
-        let guard = RequestGuard::new(BACKEND_TIMEOUT_MS);
+        let timeout_ms = op.timeout_ms();
+        let guard = RequestGuard::new(timeout_ms);
         let body = js_sys::JSON::stringify(&body).expect("plain data stringifies");
         let mut builder =
             Request::post(&url).abort_signal(Some(&guard.signal())).header("Content-Type", "application/json");
@@ -289,7 +295,7 @@ impl ContractBackend {
         let request = builder.body(body).map_err(|e| backend_error(format!("could not build {what}: {e}")))?;
         let response = request.send().await.map_err(|_| {
             let (why, observed) = if guard.timed_out() {
-                (format!("no answer within {} s", BACKEND_TIMEOUT_MS / 1000), Observed::TimedOut)
+                (format!("no answer within {} s", timeout_ms / 1000), Observed::TimedOut)
             } else {
                 let why = "the network failed, the server is down, or its CORS rules do not allow this page";
                 (why.to_owned(), Observed::Network)
@@ -327,11 +333,12 @@ impl ContractBackend {
     /// Calls the callback `name`; what it returned, settled. Not generic, so its future is
     /// compiled once.
     async fn call_js(
-        name: &str,
+        op: Op,
         owner: &JsValue,
         function: Option<&Function>,
         argument: JsValue,
     ) -> Result<JsValue, UploadError> {
+        let (name, timeout_ms) = (op.callback(), op.timeout_ms());
         let function = function.ok_or_else(|| {
             UploadError::new(
                 ErrorCode::InvalidOption,
@@ -341,11 +348,11 @@ impl ContractBackend {
         let returned = function.call1(owner, &argument).map_err(|thrown| {
             backend_error(format!("the `{name}` callback threw: {}", js_message(&thrown))).with_cause(thrown)
         })?;
-        let settled = within(BACKEND_TIMEOUT_MS, JsFuture::from(Promise::resolve(&returned))).await;
+        let settled = within(timeout_ms, JsFuture::from(Promise::resolve(&returned))).await;
         match settled {
             None => Err(UploadError::new(
                 ErrorCode::BackendUnreachable,
-                format!("the `{name}` callback did not settle within {} s", BACKEND_TIMEOUT_MS / 1000),
+                format!("the `{name}` callback did not settle within {} s", timeout_ms / 1000),
             )
             .with_observed(Observed::TimedOut)),
             Some(Err(rejected)) => {

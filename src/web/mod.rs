@@ -43,6 +43,10 @@ extern "C" {
 
 /// Time given to every backend request or callback before it counts as unreachable.
 pub(crate) const BACKEND_TIMEOUT_MS: u32 = 30_000;
+/// Time given to completing a multipart upload: the store assembles the object before it
+/// answers, which S3 says may take several minutes (the embedded store took over 30 s for 4 GiB
+/// on a busy disk). Cut short, the completion would be retried after it had succeeded.
+pub(crate) const COMPLETE_TIMEOUT_MS: u32 = 600_000;
 /// Default `stallTimeoutMs`: how long a PUT may go without an answer beyond the time its body
 /// needs at the slowest acceptable rate.
 pub(crate) const DEFAULT_STALL_TIMEOUT_MS: u32 = 30_000;
