@@ -330,7 +330,7 @@ impl ContractBackend {
         Ok(parsed)
     }
 
-    /// Calls the callback `name`; what it returned, settled. Not generic, so its future is
+    /// Calls `op`'s callback; what it returned, settled within `op`'s time. Not generic, so its future is
     /// compiled once.
     async fn call_js(
         op: Op,

@@ -41,7 +41,8 @@ extern "C" {
     fn clear_timeout(id: &JsValue);
 }
 
-/// Time given to every backend request or callback before it counts as unreachable.
+/// Time given to every backend request or callback but completion (`COMPLETE_TIMEOUT_MS`) before
+/// it counts as unreachable.
 pub(crate) const BACKEND_TIMEOUT_MS: u32 = 30_000;
 /// Time given to completing a multipart upload: the store assembles the object before it
 /// answers, which S3 says may take several minutes (the embedded store took over 30 s for 4 GiB
